@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine (see README):
+#   make demo   create .venv, install, run the end-to-end DSID demo on the synthetic set
+#   make test   create .venv, install, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO_OUT ?= runs/demo
+
+.PHONY: demo test install clean
+
+$(BIN)/unmask: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all]"
+	@touch $@
+
+install: $(BIN)/unmask
+
+demo: install
+	$(BIN)/unmask demo --out $(DEMO_OUT)
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,1 @@
+"""One module per CLI command (discovered by :func:`unmask.cli.build_parser`)."""

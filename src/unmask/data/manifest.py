@@ -1,0 +1,265 @@
+"""The manifest: one validated row per clip; the only thing the pipeline knows about a dataset.
+
+CSV columns (``REQUIRED`` first, the rest optional)::
+
+    clip_id, subject, video, true_emotion, disguised_emotion, onset, apex, offset,
+    face_box, annotations, congruent
+
+- ``video`` is a path relative to the manifest's folder (absolute paths are kept as they are).
+- ``onset``, ``apex``, ``offset`` are 0-based frame indices with onset <= apex <= offset.
+- ``face_box`` (optional) is one box for the whole clip, ``"x y w h"`` in pixels.
+- ``annotations`` (optional) is a per-frame CSV relative to the manifest, with a ``frame`` column, optional
+  ``x, y, w, h`` face-box columns and optional action-unit columns named ``AU01``, ``AU12``, ...
+- ``congruent`` is written for information; it is derived from ``true_emotion == disguised_emotion``.
+
+Validation collects every problem at once, each naming the file, the row (the CSV line number, header = 1)
+and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unmask.emotions import EMOTIONS, normalize_emotion
+from unmask.errors import UnmaskError
+
+REQUIRED = ("clip_id", "subject", "video", "true_emotion", "disguised_emotion", "onset", "apex", "offset")
+OPTIONAL = ("face_box", "annotations", "congruent")
+AU_COLUMN = re.compile(r"^AU\d+$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Clip:
+    clip_id: str
+    subject: str
+    video: Path  # resolved (absolute or relative to the working directory)
+    true_emotion: str
+    disguised_emotion: str
+    onset: int
+    apex: int
+    offset: int
+    face_box: tuple[int, int, int, int] | None = None
+    annotations: Path | None = None
+    row: int = 0  # CSV line number, for messages
+
+    @property
+    def congruent(self) -> bool:
+        return self.true_emotion == self.disguised_emotion
+
+    @property
+    def true_label(self) -> int:
+        return EMOTIONS.index(self.true_emotion)
+
+    @property
+    def disguised_label(self) -> int:
+        return EMOTIONS.index(self.disguised_emotion)
+
+    def frame_of(self, role: str) -> int:
+        if role not in ("onset", "apex", "offset"):
+            raise UnmaskError(f"unknown frame role {role!r}; expected onset, apex or offset")
+        return getattr(self, role)
+
+
+@dataclass
+class Manifest:
+    path: Path
+    clips: list[Clip] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __iter__(self):
+        return iter(self.clips)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({c.subject for c in self.clips})
+
+    def masked(self) -> "Manifest":
+        """Only the masked clips (true != disguised), as the DSID paradigms use."""
+        return Manifest(self.path, [c for c in self.clips if not c.congruent])
+
+    def by_id(self) -> dict[str, Clip]:
+        return {c.clip_id: c for c in self.clips}
+
+
+def _parse_box(text: str) -> tuple[int, int, int, int]:
+    parts = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
+    if len(parts) != 4:
+        raise ValueError("expected four numbers 'x y w h'")
+    x, y, w, h = (int(round(float(p))) for p in parts)
+    if w <= 0 or h <= 0:
+        raise ValueError("width and height must be positive")
+    return x, y, w, h
+
+
+def read_manifest(path: str | Path, *, check_videos: bool = False) -> Manifest:
+    """Read and validate a manifest; raise :class:`UnmaskError` listing every problem found."""
+    manifest, problems = validate_manifest(path, check_videos=check_videos)
+    if problems:
+        raise UnmaskError(f"{len(problems)} problem(s) in manifest {path}", problems)
+    return manifest
+
+
+def validate_manifest(path: str | Path, *, check_videos: bool = True) -> tuple[Manifest, list[str]]:
+    """Parse ``path`` and return the valid clips and the list of problems (empty when all is well).
+
+    With ``check_videos`` each video is opened to check that it exists, decodes, and is long enough for the
+    clip's offset frame.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UnmaskError(f"manifest not found: {path}")
+    problems: list[str] = []
+    clips: list[Clip] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED if c not in header]
+            if missing:
+                raise UnmaskError(f"{path}: missing column(s) {', '.join(missing)}; header is {', '.join(header)}")
+            rows = list(reader)
+    except UnicodeDecodeError as e:
+        raise UnmaskError(f"{path}: not a UTF-8 CSV file ({e})") from None
+    except csv.Error as e:
+        raise UnmaskError(f"{path}: malformed CSV ({e})") from None
+
+    seen: dict[str, int] = {}
+    video_lengths: dict[Path, int | str] = {}
+    for i, raw in enumerate(rows):
+        line = i + 2
+        row = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in raw.items()}
+
+        def bad(column: str, message: str) -> None:
+            problems.append(f"{path}:{line}: column '{column}': {message}")
+
+        n_before = len(problems)
+        clip_id = row.get("clip_id", "")
+        if not clip_id:
+            bad("clip_id", "empty clip id")
+        elif clip_id in seen:
+            bad("clip_id", f"duplicate clip id {clip_id!r} (first on line {seen[clip_id]})")
+        else:
+            seen[clip_id] = line
+        subject = row.get("subject", "")
+        if not subject:
+            bad("subject", "empty subject")
+        emotions = {}
+        for col in ("true_emotion", "disguised_emotion"):
+            try:
+                emotions[col] = normalize_emotion(row.get(col, ""))
+            except UnmaskError:
+                bad(col, f"unknown emotion {row.get(col, '')!r}; expected one of {', '.join(EMOTIONS)}")
+        frames = {}
+        for col in ("onset", "apex", "offset"):
+            text = row.get(col, "")
+            try:
+                value = int(text)
+                if value < 0:
+                    raise ValueError
+                frames[col] = value
+            except ValueError:
+                bad(col, f"expected a non-negative integer frame index, got {text!r}")
+        if len(frames) == 3 and not frames["onset"] <= frames["apex"] <= frames["offset"]:
+            bad("apex", f"onset <= apex <= offset violated ({frames['onset']}, {frames['apex']}, {frames['offset']})")
+        box = None
+        if row.get("face_box"):
+            try:
+                box = _parse_box(row["face_box"])
+            except ValueError as e:
+                bad("face_box", f"{e} (got {row['face_box']!r})")
+        annotations = None
+        if row.get("annotations"):
+            annotations = _resolve(path, row["annotations"])
+            if not annotations.is_file():
+                bad("annotations", f"file not found: {annotations}")
+        video_text = row.get("video", "")
+        video = _resolve(path, video_text) if video_text else None
+        if video is None:
+            bad("video", "empty video path")
+        elif not video.is_file():
+            bad("video", f"video file not found: {video}")
+        elif check_videos and "offset" in frames:
+            if video not in video_lengths:
+                video_lengths[video] = _video_length(video)
+            n = video_lengths[video]
+            if isinstance(n, str):
+                bad("video", f"cannot read video {video}: {n}")
+            elif frames["offset"] >= n:
+                bad("offset", f"frame {frames['offset']} is beyond the video's length ({n} frames, last index {n - 1})")
+        if len(problems) == n_before:
+            clips.append(Clip(
+                clip_id=clip_id, subject=subject, video=video,
+                true_emotion=emotions["true_emotion"], disguised_emotion=emotions["disguised_emotion"],
+                onset=frames["onset"], apex=frames["apex"], offset=frames["offset"],
+                face_box=box, annotations=annotations, row=line,
+            ))
+    if not rows:
+        problems.append(f"{path}: the manifest has no rows")
+    return Manifest(path, clips), problems
+
+
+def _resolve(manifest_path: Path, text: str) -> Path:
+    p = Path(text)
+    return p if p.is_absolute() else manifest_path.parent / p
+
+
+def _video_length(video: Path) -> int | str:
+    from unmask.data.video import VideoError, probe
+
+    try:
+        return probe(video).num_frames
+    except VideoError as e:
+        return str(e)
+
+
+def write_manifest(clips, path: str | Path) -> Path:
+    """Write clips as a manifest CSV; paths are written relative to the manifest's folder when possible."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def rel(p: Path | None) -> str:
+        if p is None:
+            return ""
+        try:
+            return Path(p).resolve().relative_to(path.parent.resolve()).as_posix()
+        except ValueError:
+            return str(Path(p).resolve())
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(REQUIRED + OPTIONAL)
+        for c in clips:
+            w.writerow([
+                c.clip_id, c.subject, rel(c.video), c.true_emotion, c.disguised_emotion, c.onset, c.apex, c.offset,
+                " ".join(map(str, c.face_box)) if c.face_box else "", rel(c.annotations), int(c.congruent),
+            ])
+    return path
+
+
+def read_annotations(path: str | Path) -> dict[str, dict[int, tuple]]:
+    """Read a per-frame annotation CSV: ``{"boxes": {frame: (x, y, w, h)}, "aus": {frame: {AU: value}}}``."""
+    path = Path(path)
+    boxes: dict[int, tuple] = {}
+    aus: dict[int, dict[str, float]] = {}
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        for i, row in enumerate(reader):
+            try:
+                frame = int(row["frame"])
+                if all(row.get(k) not in (None, "") for k in "xywh"):
+                    boxes[frame] = tuple(int(round(float(row[k]))) for k in "xywh")
+                au = {k.upper(): float(v) for k, v in row.items() if k and AU_COLUMN.match(k) and v not in ("", None)}
+                if au:
+                    aus[frame] = au
+            except (KeyError, ValueError) as e:
+                raise UnmaskError(f"{path}:{i + 2}: malformed annotation row ({e})") from None
+    return {"boxes": boxes, "aus": aus}

@@ -1,0 +1,38 @@
+"""The six basic emotions, their canonical names and label indices."""
+
+from __future__ import annotations
+
+from unmask.errors import UnmaskError
+
+#: Canonical names, in label-index order (the order of the DSID paper).
+EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
+
+_ALIASES = {
+    "anger": "anger", "angry": "anger", "ang": "anger", "an": "anger", "rage": "anger",
+    "disgust": "disgust", "disgusted": "disgust", "disgusting": "disgust", "dis": "disgust", "di": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear", "fea": "fear", "fe": "fear",
+    "happiness": "happiness", "happy": "happiness", "happ": "happiness", "hap": "happiness", "ha": "happiness",
+    "joy": "happiness", "smile": "happiness",
+    "sadness": "sadness", "sad": "sadness", "sa": "sadness",
+    "surprise": "surprise", "surprised": "surprise", "surprising": "surprise", "sur": "surprise", "su": "surprise",
+}
+
+
+def normalize_emotion(name: object) -> str:
+    """Map a spelling such as ``"Happy"``, ``"happiness"`` or ``" HAPPINESS "`` to its canonical name.
+
+    Raises :class:`UnmaskError` listing the canonical names when the spelling is unknown.
+    """
+    key = str(name).strip().lower().replace("_", " ").replace("-", " ")
+    if key in _ALIASES:
+        return _ALIASES[key]
+    raise UnmaskError(f"unknown emotion {name!r}; expected one of: {', '.join(EMOTIONS)}")
+
+
+def emotion_index(name: str) -> int:
+    return EMOTIONS.index(normalize_emotion(name))
+
+
+def masked_pairs() -> list[tuple[str, str]]:
+    """The 30 ordered (true, disguised) pairs with true != disguised."""
+    return [(t, d) for t in EMOTIONS for d in EMOTIONS if t != d]
