@@ -1,0 +1,90 @@
+"""Self-describing checkpoints: the file alone rebuilds the model and its preprocessing.
+
+A checkpoint is a ``torch.save`` dict::
+
+    format: "unmask.checkpoint", version: 1, unmask_version
+    model_args      create_model(**model_args) rebuilds the architecture (no weights touched)
+    state_dict      the weights; without the backbone's when it was frozen with weights from a file or tag
+    backbone        None, or {"weights": spec, "sha256": digest} when the frozen backbone is left out: it is
+                    reloaded from the spec and verified against the digest
+    labels          emotion names in logit order
+    preprocess      input_size, mean, std, paradigm, and the prepare settings (detector, margin, crop size)
+    config          the resolved run configuration
+    fold, epoch     where it comes from
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+import unmask
+from unmask.emotions import EMOTIONS
+from unmask.errors import UnmaskError
+
+FORMAT = "unmask.checkpoint"
+
+
+def backbone_frozen(model) -> bool:
+    return not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def save_checkpoint(path: str | Path, model, *, config: dict, preprocess: dict, include_backbone: bool,
+                    extra: dict | None = None) -> Path:
+    from unmask.train.features import state_digest
+
+    state = model.state_dict()
+    backbone = None
+    if not include_backbone:
+        state = {k: v for k, v in state.items() if not k.startswith("backbone.")}
+        backbone = {"weights": config["model"]["weights"], "sha256": state_digest(model.backbone)}
+    ckpt = {
+        "format": FORMAT, "version": 1, "unmask_version": unmask.__version__,
+        "model_args": dict(model.model_args), "state_dict": state, "backbone": backbone,
+        "labels": list(EMOTIONS), "preprocess": preprocess, "config": config, **(extra or {}),
+    }
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint(path: str | Path, device="cpu"):
+    """Return ``(model, checkpoint_dict)``; the model is in eval mode on ``device``."""
+    from unmask.models import create_model
+    from unmask.train.features import state_digest
+
+    path = Path(path)
+    if path.is_dir() and (path / "checkpoint.pt").is_file():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise UnmaskError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for foreign/corrupt files
+        raise UnmaskError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UnmaskError(f"{path} is not an unmask checkpoint (no '{FORMAT}' format tag)")
+    args = dict(ckpt["model_args"])
+    if ckpt.get("backbone"):
+        args["weights"] = ckpt["backbone"]["weights"]
+    model = create_model(**args)
+    if ckpt.get("backbone"):
+        digest = state_digest(model.backbone)
+        if digest != ckpt["backbone"]["sha256"]:
+            raise UnmaskError(
+                f"{path}: the backbone weights {args['weights']!r} differ from those the model was trained with "
+                f"(sha256 {digest[:12]} != {ckpt['backbone']['sha256'][:12]})")
+    state = ckpt["state_dict"]
+    expected = model.state_dict().keys()
+    if ckpt.get("backbone"):
+        expected = [k for k in expected if not k.startswith("backbone.")]
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(model.state_dict()))
+    if missing or unexpected:
+        raise UnmaskError(f"{path}: checkpoint does not fit the model", [f"missing: {k}" for k in missing]
+                          + [f"unexpected: {k}" for k in unexpected])
+    model.load_state_dict(state, strict=not ckpt.get("backbone"))
+    return model.to(device).eval(), ckpt

@@ -1,0 +1,272 @@
+"""Typed experiment configuration: dataclass defaults <- YAML file <- ``key=value`` overrides.
+
+Every value has a type; unknown keys and values of the wrong type are errors naming the key. The resolved
+configuration is written into every run directory (``config.yaml``) and into every checkpoint.
+
+Example::
+
+    cfg = load_config("configs/dsid_paper.yaml", ["loss.alpha=0.3", "optim.epochs=50"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from unmask.errors import UnmaskError
+
+
+@dataclass
+class DataConfig:
+    manifest: str = ""  # manifest CSV (ignored when `prepared` holds its own copy)
+    prepared: str = ""  # folder written by `unmask prepare`; empty: <run>/prepared is made from `manifest`
+    detector: str = "auto"  # used only when the run prepares the manifest itself
+    paradigm: str = "apex"  # apex | onset | clip (k frames between onset and offset)
+    masked_only: bool = True  # DSID uses masked clips only (true != disguised)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "dsid"  # dsid | single_stream | clip_linear_probe | clip_zero_shot
+    backbone: str = "clip_vit_b16"
+    weights: str | None = None  # local file, a library tag (online only), or null for random init
+    mode: str = "frozen"  # frozen | finetune | last_n_blocks:N
+    adapter_dim: int = 512
+    branch_dim: int = 256
+    dropout: float = 0.5
+    task: str = "true"  # single_stream only: true | disguised
+    img_size: int | None = None  # tiny backbones only
+
+
+@dataclass
+class LossConfig:
+    alpha: float = 0.5  # weight of the HSIC independence term
+    beta: float = 1.0  # weight of the disguised-emotion cross-entropy
+    estimator: str = "biased"  # biased | unbiased | paper (eq. 2-4 as printed; see README)
+    kernel: str = "rbf"  # rbf | linear
+    sigma: float | None = None  # RBF bandwidth; null: median heuristic per batch
+    normalize: bool = True  # L2-normalise features before HSIC, as the paper does
+
+
+@dataclass
+class AugmentConfig:
+    hflip: bool = True
+    rotation: float = 10.0  # degrees
+    color_jitter: float = 0.2  # brightness/contrast/saturation strength; 0 disables
+    normalization: str = "imagenet"  # imagenet (paper) | backbone (the backbone's own mean/std)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-4
+    weight_decay: float = 5e-4
+    batch_size: int = 32
+    epochs: int = 200
+    patience: int = 50  # early stopping on validation accuracy
+    monitor: str = "auto"  # auto (true-emotion accuracy if the model predicts it) | true_acc | disguised_acc
+
+
+@dataclass
+class ProtocolConfig:
+    name: str = "loso"  # loso | kfold | split
+    k: int = 5  # kfold: number of subject folds
+    split_file: str = ""  # split: CSV with columns subject,split (train | val | test)
+    validation: str = "subjects"  # subjects (drawn from training subjects) | test_subject (optimistic!)
+    val_subjects: int = 1  # how many training subjects validate each fold
+    folds: list[str] | None = None  # run only these folds (test subject names), e.g. [s01, s03]
+
+
+@dataclass
+class FeaturesConfig:
+    cache: str = "auto"  # auto (cache when the backbone is frozen) | on | off
+    views: int = 4  # augmented views per image; view 0 is unaugmented
+    cache_dir: str = ""  # empty: <prepared>/features
+    batch_size: int = 64
+    precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
+
+
+@dataclass
+class RuntimeConfig:
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # mixed precision on CUDA
+    threads: int = 0  # torch threads per process; 0: torch's default
+    tensorboard: bool = False
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def copy(self) -> "Config":
+        return from_dict(self.to_dict())
+
+
+# ---------------------------------------------------------------------------------------------- merging
+def _check_value(key: str, value, tp):
+    """Return ``value`` converted to type ``tp`` or raise UnmaskError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_value(key, value, a)
+            except UnmaskError as e:
+                errors.append(str(e))
+        raise UnmaskError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise UnmaskError(f"config key '{key}': expected a list, got {value!r}")
+        return [_check_value(key, v, item) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise UnmaskError(f"config key '{key}': expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise UnmaskError(f"config key '{key}': expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise UnmaskError(f"config key '{key}': expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise UnmaskError(f"config key '{key}': expected a string, got {value!r}")
+    raise TypeError(f"unsupported config type {tp}")
+
+
+def _type_name(tp) -> str:
+    return " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(tp)) or str(tp)
+
+
+def _merge(obj, data: dict, prefix: str = "") -> None:
+    if not isinstance(data, dict):
+        raise UnmaskError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise UnmaskError(f"unknown config key '{full}'; valid keys here: {', '.join(names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, full + ".")
+        else:
+            setattr(obj, key, _check_value(full, value, hints[key]))
+
+
+def from_dict(data: dict) -> Config:
+    cfg = Config()
+    _merge(cfg, data or {})
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["loss.alpha=0.3", "protocol.folds=[s01,s02]"]`` -> nested dict (values parsed as YAML scalars)."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise UnmaskError(f"override {item!r} is not of the form key=value (e.g. loss.alpha=0.3)")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError:
+            value = text
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def packaged_configs() -> dict[str, Path]:
+    """Configs shipped with the package (``configs/`` in the repository), by name."""
+    return {p.stem: p for p in sorted((Path(__file__).parent / "configs").glob("*.yaml"))}
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file() and str(path) in packaged_configs():
+        path = packaged_configs()[str(path)]  # a bare name such as "dsid_paper"
+    if not path.is_file():
+        raise UnmaskError(f"config file not found: {path}; packaged configs: {', '.join(packaged_configs())}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UnmaskError(f"config file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise UnmaskError(f"config file {path} must hold a mapping of sections")
+    data.pop("description", None)  # free text for people
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    cfg = Config()
+    if path:
+        _merge(cfg, load_yaml(path))
+    if overrides:
+        _merge(cfg, parse_overrides(overrides))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Checks of values (types are checked while merging)."""
+    choices = {
+        "data.paradigm": (cfg.data.paradigm, ("apex", "onset", "clip")),
+        "loss.estimator": (cfg.loss.estimator, ("biased", "unbiased", "paper")),
+        "loss.kernel": (cfg.loss.kernel, ("rbf", "linear")),
+        "augment.normalization": (cfg.augment.normalization, ("imagenet", "backbone")),
+        "optim.monitor": (cfg.optim.monitor, ("auto", "true_acc", "disguised_acc")),
+        "protocol.name": (cfg.protocol.name, ("loso", "kfold", "split")),
+        "protocol.validation": (cfg.protocol.validation, ("subjects", "test_subject")),
+        "features.cache": (cfg.features.cache, ("auto", "on", "off")),
+        "features.precision": (cfg.features.precision, ("auto", "bf16", "fp32")),
+        "runtime.device": (cfg.runtime.device, ("auto", "cpu", "cuda")),
+        "model.task": (cfg.model.task, ("true", "disguised")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise UnmaskError(f"config key '{key}': {value!r} is not one of {', '.join(allowed)}")
+    positive = {"optim.batch_size": cfg.optim.batch_size, "optim.epochs": cfg.optim.epochs,
+                "features.views": cfg.features.views, "optim.patience": cfg.optim.patience}
+    for key, value in positive.items():
+        if value < 1:
+            raise UnmaskError(f"config key '{key}' must be >= 1, got {value}")
+    if cfg.protocol.val_subjects < 1 and cfg.protocol.validation == "subjects":
+        raise UnmaskError("config key 'protocol.val_subjects' must be >= 1 when protocol.validation=subjects")
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,89 @@
+"""Frames for training: a paradigm picks frames from a prepared set, loaded once into memory.
+
+``apex`` and ``onset`` give one frame per clip (``images``: uint8 ``[N, 3, H, W]``); ``clip`` gives the K
+frames sampled between onset and offset (``[N, K, 3, H, W]``). Labels are indices into ``EMOTIONS``.
+Crops are decoded from PNG once and resized once to the backbone's input size, so no epoch, fold or sweep
+point pays for decoding or resizing again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from unmask.errors import UnmaskError
+
+PARADIGMS = ("apex", "onset", "clip")
+
+
+@dataclass
+class FrameData:
+    clip_ids: list[str]
+    subjects: list[str]
+    images: torch.Tensor  # uint8 [N, 3, H, W] or [N, K, 3, H, W]
+    true: torch.Tensor  # int64 [N]
+    disguised: torch.Tensor  # int64 [N]
+    paradigm: str
+    source: dict  # what the frames were made from (for cache keys)
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def subset(self, subjects) -> np.ndarray:
+        """Indices of the clips of ``subjects``."""
+        wanted = set(subjects)
+        return np.array([i for i, s in enumerate(self.subjects) if s in wanted], dtype=np.int64)
+
+    @property
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(json.dumps(self.source, sort_keys=True).encode())
+        h.update("\n".join(self.clip_ids).encode())
+        h.update(self.true.numpy().tobytes() + self.disguised.numpy().tobytes())
+        h.update(str(tuple(self.images.shape)).encode())
+        return h.hexdigest()[:16]
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a uint8 ``[..., 3, H, W]`` stack to ``size`` x ``size`` (antialiased bilinear), once."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    lead = images.shape[:-3]
+    flat = images.reshape(-1, *images.shape[-3:]).float()
+    out = []
+    for chunk in flat.split(256):  # bounded memory
+        out.append(F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
+    return torch.cat(out).round_().clamp_(0, 255).to(torch.uint8).reshape(*lead, 3, size, size)
+
+
+def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, size: int | None = None) -> FrameData:
+    """Load the frames of every finished clip of a :class:`~unmask.data.prepare.PreparedSet`."""
+    if paradigm not in PARADIGMS:
+        raise UnmaskError(f"unknown paradigm {paradigm!r}; expected one of {', '.join(PARADIGMS)}")
+    clips = prepared.manifest.by_id()
+    ids = [c for c in prepared.clip_ids() if not (masked_only and clips[c].congruent)]
+    if not ids:
+        raise UnmaskError(f"no prepared clips to train on in {prepared.root}"
+                          + (" (masked_only=true and every clip is congruent)" if masked_only else ""))
+    arrays = []
+    for cid in ids:
+        a = prepared.load_clip(cid) if paradigm == "clip" else prepared.load(cid, paradigm)[None]
+        arrays.append(a)
+    stack = torch.from_numpy(np.stack(arrays)).permute(0, 1, 4, 2, 3).contiguous()  # [N, K, 3, H, W]
+    if paradigm != "clip":
+        stack = stack[:, 0]
+    if size is not None:
+        stack = resize_uint8(stack, size)
+    return FrameData(
+        clip_ids=ids,
+        subjects=[clips[c].subject for c in ids],
+        images=stack,
+        true=torch.tensor([clips[c].true_label for c in ids]),
+        disguised=torch.tensor([clips[c].disguised_label for c in ids]),
+        paradigm=paradigm,
+        source={"prepared": prepared.config, "paradigm": paradigm, "masked_only": masked_only, "size": size},
+    )

@@ -1,0 +1,136 @@
+"""Backbone features computed once: with a frozen backbone the same input always gives the same output.
+
+For a frozen backbone, :func:`cached_features` extracts features for V views of every image (view 0
+unaugmented, views 1..V-1 augmented with seeded randomness) and stores them on disk under a key that changes
+whenever anything that determines them changes (the frames, the backbone and its weights, the paradigm, the
+preprocessing, the views, the seed, the precision). Training then samples one view per image per epoch and
+runs only the heads; evaluation uses view 0. The stored key is compared field by field on load, never trusted
+from the file name alone.
+
+Extraction runs batched under ``torch.inference_mode``, in bf16 autocast where the hardware supports it
+(CUDA, or CPUs with AVX512-BF16/AMX) and channels-last memory for convolutional backbones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+import unmask
+from unmask.train.transforms import Preprocess, build_augment, is_augmenting, normalization
+
+log = logging.getLogger("unmask")
+
+
+def cpu_supports_bf16() -> bool:
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool((probe and probe()) or (amx and amx()))
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" or cpu_supports_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def state_digest(module: torch.nn.Module) -> str:
+    """sha256 over a module's parameters and buffers (names, shapes, values)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+@torch.inference_mode()
+def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: int = 1, seed: int = 0,
+            batch_size: int = 64, dtype: torch.dtype = torch.float32, device="cpu", progress: bool = True) -> torch.Tensor:
+    """Features ``[V, N, D]`` (or ``[V, N, K, D]`` for clips) of uint8 ``images`` through ``backbone``."""
+    device = torch.device(device)
+    backbone.eval().to(device)
+    channels_last = any(isinstance(m, torch.nn.Conv2d) and m.kernel_size != m.stride for m in backbone.modules())
+    if channels_last:
+        backbone.to(memory_format=torch.channels_last)
+    n, clip = images.shape[0], images.dim() == 5
+    out = None
+    bar = tqdm(total=views * n, desc="extracting features", unit="img", disable=not progress, leave=False)
+    for v in range(views):
+        torch.manual_seed(seed * 1000 + v)  # each view's augmentation is reproducible on its own
+        for start in range(0, n, batch_size):
+            batch = images[start:start + batch_size]
+            x = preprocess(batch, train=v > 0)
+            if clip:
+                x = x.flatten(0, 1)  # [B*K, 3, H, W]
+            x = x.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                f = backbone.forward_features(x)
+            f = f.float().cpu()
+            if clip:
+                f = f.view(batch.shape[0], batch.shape[1], -1)
+            if out is None:
+                out = torch.empty(views, n, *f.shape[1:])
+            out[v, start:start + batch.shape[0]] = f
+            bar.update(batch.shape[0])
+    bar.close()
+    return out
+
+
+def cache_key(cfg, data, backbone) -> dict:
+    """Everything that determines the cached features."""
+    return {
+        "unmask": unmask.__version__,
+        "frames": data.fingerprint,
+        "paradigm": data.paradigm,
+        "backbone": cfg.model.backbone,
+        "img_size": cfg.model.img_size,
+        "weights": cfg.model.weights,
+        "backbone_state": state_digest(backbone),
+        "input_size": list(backbone.data_config["input_size"]),
+        "normalization": list(map(list, normalization(cfg.augment, backbone.data_config))),
+        "augment": {"hflip": cfg.augment.hflip, "rotation": cfg.augment.rotation,
+                    "color_jitter": cfg.augment.color_jitter},
+        "views": cfg.features.views,
+        "seed": cfg.runtime.seed,
+        "precision": cfg.features.precision,
+    }
+
+
+def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu", progress: bool = True) -> torch.Tensor:
+    """Load the features for ``data`` from ``cache_dir`` if the stored key matches, else extract and store."""
+    key = cache_key(cfg, data, backbone)
+    if not is_augmenting(cfg.augment) and cfg.features.views > 1:
+        log.warning("features.views=%d but augmentation is off: every view would be identical; using 1 view",
+                    cfg.features.views)
+        key["views"] = 1
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    path = Path(cache_dir) / f"{cfg.model.backbone}-{data.paradigm}-{digest}.pt"
+    if path.is_file():
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        if stored.get("key") == key and stored["features"].shape[1] == len(data):
+            log.info("features from cache %s", path)
+            return stored["features"]
+        log.warning("feature cache %s does not match this configuration; extracting again", path)
+    dtype = resolve_precision(cfg.features.precision, torch.device(device))
+    mean, std = normalization(cfg.augment, backbone.data_config)
+    feats = extract(backbone, data.images, Preprocess(mean, std, build_augment(cfg.augment)), views=key["views"],
+                    seed=cfg.runtime.seed, batch_size=cfg.features.batch_size, dtype=dtype, device=device,
+                    progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"key": key, "features": feats, "dtype": str(dtype)}, tmp)
+    os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache
+    return feats

@@ -1,0 +1,161 @@
+"""A training run: prepared frames -> folds of a protocol -> fit each fold -> summary and report.
+
+Run directory::
+
+    config.yaml          the resolved configuration (written before training)
+    run.json             unmask version, git commit, command line, start time
+    folds/<fold>/        see unmask.train.engine (metrics.json marks a finished fold)
+    summary.json         pooled and per-fold metrics per task (machine-readable)
+    report.md            tables and figures (unmask.eval.report)
+
+Finished folds are never recomputed; an unfinished fold resumes from its last epoch with ``resume=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import torch
+import yaml
+
+import unmask
+from unmask.config import Config, from_dict, save_config
+from unmask.errors import UnmaskError
+from unmask.train.protocols import make_folds
+
+log = logging.getLogger("unmask")
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _check_run_dir(cfg: Config, out: Path, resume: bool) -> None:
+    cfg_path = out / "config.yaml"
+    if not cfg_path.is_file():
+        if out.exists() and any(out.iterdir()) and not resume:
+            raise UnmaskError(f"{out} exists and is not an unmask run; choose another --out")
+        return
+    previous = from_dict(yaml.safe_load(cfg_path.read_text()))
+    if previous.to_dict() != cfg.to_dict():
+        old, new = _flatten(previous.to_dict()), _flatten(cfg.to_dict())
+        diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if not (resume and set(d.split(":")[0] for d in diff) <= {"protocol.folds"}):
+            raise UnmaskError(f"{out} holds a run with another configuration; choose another --out", diff)
+    elif not resume:
+        raise UnmaskError(f"{out} already holds this run; pass --resume to continue it (finished folds are kept)")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def load_data(cfg: Config, out: Path, *, progress: bool = True, size: int | None = None):
+    """The prepared set for this run (preparing the manifest into <out>/prepared if needed) and its frames."""
+    from unmask.data.prepare import PreparedSet, prepare
+    from unmask.train.data import load_frames
+
+    if cfg.data.prepared:
+        prepared_dir = Path(cfg.data.prepared)
+    elif cfg.data.manifest:
+        prepared_dir = out / "prepared"
+        result = prepare(cfg.data.manifest, prepared_dir, detector=cfg.data.detector, progress=progress,
+                         masked_only=cfg.data.masked_only)
+        if result.failed:
+            log.warning("%d clip(s) failed to prepare; see %s", result.failed, prepared_dir / "failures.csv")
+    else:
+        raise UnmaskError("no data: set data.prepared=DIR (from `unmask prepare`) or data.manifest=CSV")
+    prepared = PreparedSet(prepared_dir)
+    return prepared, load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size)
+
+
+def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int = 1, progress: bool = True,
+              argv: list[str] | None = None) -> Path:
+    from unmask.eval.report import write_report, write_summary
+    from unmask.train.engine import build_model, fit_fold, resolve_device
+    from unmask.train.features import cached_features
+
+    out = Path(out)
+    _check_run_dir(cfg, out, resume)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    if not (out / "run.json").is_file():
+        (out / "run.json").write_text(json.dumps({
+            "unmask_version": unmask.__version__, "git_commit": _git_commit(), "argv": argv or sys.argv,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__}, indent=2))
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    device = resolve_device(cfg.runtime.device)
+
+    # one model up front: its preprocessing sizes the frames; with a frozen backbone it extracts the features
+    torch.manual_seed(cfg.runtime.seed)
+    model = build_model(cfg)
+    size = model.data_config["input_size"][-1]
+    prepared, data = load_data(cfg, out, progress=progress, size=size)
+    folds = make_folds(data.subjects, name=cfg.protocol.name, k=cfg.protocol.k, split_file=cfg.protocol.split_file,
+                       validation=cfg.protocol.validation, val_subjects=cfg.protocol.val_subjects,
+                       seed=cfg.runtime.seed, only=cfg.protocol.folds)
+    frozen = not any(p.requires_grad for p in model.backbone.parameters())
+    use_cache = cfg.features.cache == "on" or (cfg.features.cache == "auto" and frozen)
+    if use_cache and not frozen:
+        raise UnmaskError(f"features.cache=on needs a frozen backbone (model.mode={cfg.model.mode})")
+    features = None
+    todo = [f for f in folds if not (out / "folds" / f.name / "metrics.json").is_file()]
+    if use_cache and todo:
+        cache_dir = Path(cfg.features.cache_dir) if cfg.features.cache_dir else prepared.root / "features"
+        features = cached_features(cfg, data, model.backbone, cache_dir, device=device, progress=progress)
+    log.info("%d fold(s), %d to train, %d clips, paradigm %s, %s", len(folds), len(todo), len(data),
+             data.paradigm, "cached features" if features is not None else "image path")
+
+    if jobs > 1 and len(todo) > 1:
+        _run_parallel(cfg, todo, data, features, out, jobs)
+    else:
+        for fold in tqdm_folds(todo, progress):
+            fit_fold(cfg, fold, data, out / "folds" / fold.name, features=features, device=device, progress=progress)
+    summary = write_summary(out, folds)
+    write_report(out, summary)
+    return out
+
+
+def tqdm_folds(folds, progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(folds, desc="folds", unit="fold", disable=not progress or len(folds) < 2)
+
+
+def _fold_worker(cfg_dict, fold, data, features, out, threads):
+    from unmask.train.engine import fit_fold
+
+    torch.set_num_threads(threads)
+    return fit_fold(from_dict(cfg_dict), fold, data, Path(out) / "folds" / fold.name, features=features,
+                    progress=False)["fold"]
+
+
+def _run_parallel(cfg, folds, data, features, out: Path, jobs: int) -> None:
+    import multiprocessing as mp
+
+    from tqdm.auto import tqdm
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        futures = [pool.submit(_fold_worker, cfg.to_dict(), f, data, features, str(out), threads) for f in folds]
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="folds", unit="fold"):
+            fut.result()

@@ -1,0 +1,53 @@
+"""Augmentation and normalisation with torchvision transforms v2, on uint8 tensors already at input size."""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalization(augment_cfg, data_config: dict) -> tuple[tuple, tuple]:
+    """(mean, std): ImageNet's (the paper's choice) or the backbone's own (e.g. CLIP's)."""
+    if augment_cfg.normalization == "backbone":
+        return tuple(data_config["mean"]), tuple(data_config["std"])
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def is_augmenting(augment_cfg) -> bool:
+    return bool(augment_cfg.hflip or augment_cfg.rotation > 0 or augment_cfg.color_jitter > 0)
+
+
+def build_augment(augment_cfg) -> v2.Compose | None:
+    """Random flip, rotation and colour jitter for one uint8 image ``[3, H, W]`` (None when all are off)."""
+    ops = []
+    if augment_cfg.hflip:
+        ops.append(v2.RandomHorizontalFlip(0.5))
+    if augment_cfg.rotation > 0:
+        ops.append(v2.RandomRotation(augment_cfg.rotation))
+    if augment_cfg.color_jitter > 0:
+        j = augment_cfg.color_jitter
+        ops.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j))
+    return v2.Compose(ops) if ops else None
+
+
+class Preprocess:
+    """uint8 ``[B, 3, H, W]`` (or ``[B, K, 3, H, W]``) -> normalised float, optionally augmenting per sample.
+
+    Each sample gets its own random parameters (v2 transforms draw once per call); the frames of one clip
+    share them, so a clip stays temporally consistent. Randomness comes from torch's global RNG, which the
+    engine seeds.
+    """
+
+    def __init__(self, mean, std, augment: v2.Compose | None = None):
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+        self.augment = augment
+
+    def __call__(self, images: torch.Tensor, *, train: bool) -> torch.Tensor:
+        if train and self.augment is not None:
+            images = torch.stack([self.augment(img) for img in images])
+        x = images.float().div_(255)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
