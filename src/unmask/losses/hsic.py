@@ -45,8 +45,9 @@ def median_sigma(u: torch.Tensor) -> float:
     n = u.shape[0]
     iu = torch.triu_indices(n, n, offset=1, device=u.device)
     dist = torch.cdist(u, u)[iu[0], iu[1]]  # [n (n - 1) / 2]
-    dist = dist[dist > 1e-12]
-    return float(dist.median()) if dist.numel() else 1.0
+    dist = dist[dist > 1e-12].sort().values
+    m = dist.numel()
+    return float(dist[(m - 1) // 2] + dist[m // 2]) / 2 if m else 1.0  # midpoint median for even m
 
 
 def _gram(u: torch.Tensor, kernel: str, sigma: float | None) -> torch.Tensor:  # [n, d] -> [n, n]

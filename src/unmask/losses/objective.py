@@ -13,8 +13,8 @@ its O(1/n) bias advantage matters for testing independence, not for a penalty at
 ``estimator="paper"`` reproduces eq. 2-4 as printed (see :mod:`unmask.losses.hsic` for why it pulls the
 branches together).
 
-Returned dict: ``loss`` (tensor with graph), ``true_ce``, ``disguised_ce``, ``hsic`` (tensors, 0.0 when not
-computed) and ``hsic_sigma``: the RBF bandwidth used (float; the mean of sigma_x and sigma_y when the median
+Returned dict: ``loss`` (tensor with graph: call ``backward`` on it), ``true_ce``, ``disguised_ce``, ``hsic``
+(detached scalar tensors for logging, 0.0 when not computed) and ``hsic_sigma``: the RBF bandwidth used (float; the mean of sigma_x and sigma_y when the median
 heuristic gives each feature set its own), ``None`` for the linear kernel or when HSIC was not computed.
 """
 
@@ -69,8 +69,8 @@ class DSIDObjective(nn.Module):
                 estimator=self.estimator, sigma=self.sigma, normalize=self.normalize, return_sigma=True)
             loss = loss + self.alpha * hsic_value
             sigma = None if sigmas is None else sum(sigmas) / 2  # one number to log: mean of sigma_x, sigma_y
-        return {"loss": loss, "true_ce": true_ce, "disguised_ce": disguised_ce, "hsic": hsic_value,
-                "hsic_sigma": sigma}
+        return {"loss": loss, "true_ce": true_ce.detach(), "disguised_ce": disguised_ce.detach(),
+                "hsic": hsic_value.detach(), "hsic_sigma": sigma}
 
 
 def _labels(labels: torch.Tensor | None, name: str) -> torch.Tensor:
