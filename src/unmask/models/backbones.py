@@ -1,0 +1,312 @@
+"""Image backbones: ``forward_features(x) -> [B, D]`` plus the preprocessing they expect.
+
+Registered (``list_backbones()``): ``clip_vit_b16`` (open_clip ``ViT-B-16`` image tower), ``vit_b16``
+(timm ``vit_base_patch16_224``), ``resnet18`` (timm), and CPU-sized twins ``tiny_clip_vit``, ``tiny_vit``,
+``tiny_resnet`` built by the same code paths.
+
+Feature definitions (``num_features`` = D):
+
+* timm ViT: the CLS token after the final norm (timm ``forward_head(pre_logits=True)``), D = embed dim;
+* ResNet: global average pool of the last stage, D = its channels;
+* CLIP: the **projected** image embedding (CLS token after ``ln_post``, times ``proj``; not L2-normalised),
+  D = CLIP's ``embed_dim`` (512 for ViT-B/16). Chosen so that zero-shot, linear-probe and DSID heads all read
+  the same vector, the one CLIP aligned with text.
+
+Training modes: ``"frozen"`` (no gradients, kept in eval mode even when the model trains), ``"finetune"``,
+``"last_n_blocks=N"`` (also ``"last_n_blocks:N"`` or the int N): the last N transformer blocks (ResNet: stages)
+plus what follows them (final norm; CLIP's ``proj``) train, the rest is frozen and kept in eval mode.
+A CLIP text tower, when built (zero-shot), is always frozen.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from unmask.errors import UnmaskError
+from unmask.models import weights as W
+from unmask.models._registry import BACKBONES, register_backbone
+
+logger = logging.getLogger("unmask")
+
+_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # open_clip OPENAI_DATASET_MEAN / STD
+_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def parse_mode(mode: str | int) -> tuple[str, int]:
+    """``"frozen"`` | ``"finetune"`` | ``"last_n_blocks=N"`` | ``"last_n_blocks:N"`` | N -> (kind, N)."""
+    if isinstance(mode, bool):
+        raise UnmaskError(f"invalid backbone mode {mode!r}")
+    if isinstance(mode, int):
+        kind, n_text = "last_n_blocks", str(mode)
+    elif mode in ("frozen", "finetune"):
+        return mode, 0
+    else:
+        kind, sep, n_text = str(mode).replace(":", "=").partition("=")
+        if kind != "last_n_blocks" or not sep:
+            kind = ""
+    if kind == "last_n_blocks" and n_text.strip().isdigit() and int(n_text) >= 1:
+        return kind, int(n_text)
+    raise UnmaskError(f"invalid backbone mode {mode!r}; expected 'frozen', 'finetune', 'last_n_blocks=N' "
+                      f"(or 'last_n_blocks:N' or an int N >= 1)")
+
+
+class Backbone(nn.Module):
+    """Base class: wraps a library model, owns the freezing policy and the preprocessing config.
+
+    ``blocks`` are the model's sequential stages (transformer blocks, ResNet stages) in order, ``tail`` the
+    modules/parameters after the last block (final norm, projection) that train with ``last_n_blocks``.
+    """
+
+    def __init__(self, name: str, model: nn.Module, *, num_features: int, data_config: dict[str, Any],
+                 build_args: dict[str, Any], mode: str | int, blocks: Sequence[nn.Module],
+                 tail: Sequence[nn.Module | nn.Parameter] = ()):
+        super().__init__()
+        self.name = name
+        self.model = model
+        self.num_features = int(num_features)
+        self.data_config = dict(data_config)
+        self.build_args = dict(build_args)  # architecture kwargs (resolved), excluding weights/mode
+        self._blocks = list(blocks)
+        self._tail = list(tail)
+        self.mode = mode
+        self.set_mode(mode)
+
+    # -- features ----------------------------------------------------------------------------------
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> [B, D]
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)
+
+    @property
+    def image_tower(self) -> nn.Module:
+        return self.model
+
+    # -- freezing ----------------------------------------------------------------------------------
+    def set_mode(self, mode: str | int) -> None:
+        kind, n = parse_mode(mode)
+        if kind == "last_n_blocks" and n > len(self._blocks):
+            raise UnmaskError(f"mode {mode!r}: backbone {self.name} has only {len(self._blocks)} blocks")
+        self.mode = mode
+        for p in self.parameters():
+            p.requires_grad_(False)
+        if kind == "finetune":
+            for p in self.image_tower.parameters():
+                p.requires_grad_(True)
+        elif kind == "last_n_blocks":
+            for item in self._blocks[len(self._blocks) - n:] + self._tail:
+                params = [item] if isinstance(item, nn.Parameter) else list(item.parameters())
+                for p in params:
+                    p.requires_grad_(True)
+        self.train(self.training)
+        counts = self.param_counts()
+        logger.info("backbone %s mode=%s: %d trainable, %d frozen parameters",
+                    self.name, mode, counts["trainable"], counts["frozen"])
+
+    def train(self, mode: bool = True) -> "Backbone":
+        """Frozen sub-modules (every parameter frozen) stay in eval mode, so BatchNorm/dropout do not move."""
+        super().train(mode)
+        if mode:
+            for module in self.modules():
+                params = list(module.parameters())
+                if params and not any(p.requires_grad for p in params):
+                    module.training = False
+        return self
+
+    def param_counts(self) -> dict[str, int]:
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
+        return {"trainable": trainable, "frozen": frozen}
+
+
+class TimmBackbone(Backbone):
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.model.forward_features(x)  # ViT [B, N, D]; ResNet [B, C, h, w]
+        return self.model.forward_head(tokens, pre_logits=True)  # [B, D]
+
+
+class ClipBackbone(Backbone):
+    """open_clip CLIP image tower; with ``text_tower=True`` the whole CLIP model (for zero-shot)."""
+
+    @property
+    def has_text_tower(self) -> bool:
+        return hasattr(self.model, "encode_text")
+
+    @property
+    def image_tower(self) -> nn.Module:
+        return self.model.visual if self.has_text_tower else self.model
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.image_tower(x)  # [B, embed_dim], projected, not normalised
+
+    def tokenizer(self):
+        """open_clip's BPE tokenizer (its vocabulary ships inside the package: works offline)."""
+        from open_clip.tokenizer import SimpleTokenizer
+
+        return SimpleTokenizer(context_length=self.model.context_length)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:  # [C, L] -> [C, embed_dim]
+        return self.model.encode_text(tokens)
+
+    def logit_scale(self) -> torch.Tensor:
+        return self.model.logit_scale.exp()
+
+
+# -- builders ---------------------------------------------------------------------------------------
+def _build_timm(name: str, weights, mode, *, arch: str | None, make, classifier: str, file_hint: str,
+                data_config: dict[str, Any] | None, build_args: dict[str, Any], blocks_of, tail_of):
+    """Shared path of timm backbones. ``make()`` builds the randomly initialised model (num_classes=0)."""
+    import timm.data
+
+    spec = W.parse_weights(weights)
+    if spec.kind == "tag":
+        if arch is None:
+            raise UnmaskError(f"backbone {name} has no pretrained tags; pass a local file or weights=None")
+        model = W.timm_pretrained_model(arch, spec.value, name, file_hint, **build_args)
+    else:
+        model = make()
+        if spec.kind == "file":
+            state_dict, _ = W.read_checkpoint(spec.path)
+            state_dict = W.drop_keys(state_dict, (f"{classifier}.weight", f"{classifier}.bias"))
+            W.load_strict(model, state_dict, what=f"{spec.path} -> {name}")
+        else:
+            W.announce_random_init(name)
+    if data_config is None:
+        data_config = timm.data.resolve_model_data_config(model)
+    cfg = {k: data_config[k] for k in ("input_size", "mean", "std", "interpolation")}
+    return TimmBackbone(name, model, num_features=model.num_features, data_config=cfg, build_args=build_args,
+                        mode=mode, blocks=blocks_of(model), tail=tail_of(model))
+
+
+def _vit_parts(model):
+    return list(model.blocks), [model.norm, model.fc_norm]
+
+
+@register_backbone
+def vit_b16(weights=None, mode="frozen", img_size: int = 224) -> Backbone:
+    """ImageNet ViT-B/16 (timm ``vit_base_patch16_224``), D=768."""
+    import timm
+
+    build_args = {"img_size": img_size}
+    return _build_timm("vit_b16", weights, mode, arch="vit_base_patch16_224", classifier="head",
+                       make=lambda: timm.create_model("vit_base_patch16_224", num_classes=0, **build_args),
+                       file_hint="vit_base_patch16_224.safetensors", data_config=None, build_args=build_args,
+                       blocks_of=lambda m: _vit_parts(m)[0], tail_of=lambda m: _vit_parts(m)[1])
+
+
+@register_backbone
+def resnet18(weights=None, mode="frozen") -> Backbone:
+    """ImageNet ResNet-18 (timm ``resnet18``), D=512."""
+    import timm
+
+    return _build_timm("resnet18", weights, mode, arch="resnet18", classifier="fc",
+                       make=lambda: timm.create_model("resnet18", num_classes=0),
+                       file_hint="resnet18.safetensors", data_config=None, build_args={},
+                       blocks_of=lambda m: [m.layer1, m.layer2, m.layer3, m.layer4], tail_of=lambda m: [])
+
+
+@register_backbone
+def tiny_vit(weights=None, mode="frozen", img_size: int = 64) -> Backbone:
+    """timm VisionTransformer, patch 8, width 64, depth 2, 2 heads, D=64 (tests, CPU demo)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    build_args = {"img_size": img_size}
+    make = lambda: VisionTransformer(img_size=img_size, patch_size=8, embed_dim=64, depth=2, num_heads=2,  # noqa: E731
+                                     mlp_ratio=2.0, num_classes=0)
+    data_config = {"input_size": (3, img_size, img_size), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+                   "interpolation": "bicubic"}  # as vit_b16's default timm weights
+    return _build_timm("tiny_vit", weights, mode, arch=None, classifier="head", make=make,
+                       file_hint="tiny_vit.safetensors", data_config=data_config, build_args=build_args,
+                       blocks_of=lambda m: _vit_parts(m)[0], tail_of=lambda m: _vit_parts(m)[1])
+
+
+@register_backbone
+def tiny_resnet(weights=None, mode="frozen", img_size: int = 64) -> Backbone:
+    """timm ResNet(BasicBlock, [1, 1, 1, 1]) with channels 16-128, D=128 (tests, CPU demo)."""
+    from timm.models.resnet import BasicBlock, ResNet
+
+    make = lambda: ResNet(BasicBlock, [1, 1, 1, 1], channels=(16, 32, 64, 128), stem_width=16,  # noqa: E731
+                          num_classes=0)
+    data_config = {"input_size": (3, img_size, img_size), "mean": _IMAGENET_MEAN, "std": _IMAGENET_STD,
+                   "interpolation": "bicubic"}  # as resnet18's default timm weights
+    return _build_timm("tiny_resnet", weights, mode, arch=None, classifier="fc", make=make,
+                       file_hint="tiny_resnet.safetensors", data_config=data_config,
+                       build_args={"img_size": img_size},
+                       blocks_of=lambda m: [m.layer1, m.layer2, m.layer3, m.layer4], tail_of=lambda m: [])
+
+
+def _build_clip(name: str, weights, mode, *, arch: str | None, config: dict[str, Any], quick_gelu: bool | None,
+                text_tower: bool, file_hint: str, build_args: dict[str, Any]) -> Backbone:
+    """Build an open_clip ``CLIP`` from ``config``, load weights strictly into the whole model, keep the image
+    tower (and the text tower when asked). ``quick_gelu=None`` resolves to True for OpenAI weights."""
+    from open_clip.model import CLIP
+
+    spec = W.parse_weights(weights)
+    state_dict, is_openai = None, False
+    if spec.kind == "tag":
+        if arch is None:
+            raise UnmaskError(f"backbone {name} has no pretrained tags; pass a local file or weights=None")
+        import open_clip
+
+        path = W.download_open_clip(arch, spec.value, name, file_hint)
+        tag_quick_gelu = bool(open_clip.pretrained.get_pretrained_cfg(arch, spec.value).get("quick_gelu"))
+        state_dict, is_openai = W.read_clip_checkpoint(path)
+        is_openai = is_openai or tag_quick_gelu
+    elif spec.kind == "file":
+        state_dict, is_openai = W.read_clip_checkpoint(spec.path)
+    if quick_gelu is None:
+        quick_gelu = is_openai
+    clip = CLIP(**config, quick_gelu=quick_gelu)
+    if state_dict is not None:
+        scale = state_dict.get("logit_scale")
+        if scale is not None and scale.numel() == 1 and scale.shape != clip.logit_scale.shape:
+            state_dict["logit_scale"] = scale.reshape(clip.logit_scale.shape)  # 0-d vs [1] across versions
+        W.load_strict(clip, state_dict, what=f"{spec.value} -> {name}")
+    else:
+        W.announce_random_init(name)
+    model = clip if text_tower else clip.visual
+    visual = clip.visual
+    vision_cfg = config["vision_cfg"]
+    size = int(vision_cfg["image_size"])
+    data_config = {"input_size": (3, size, size), "mean": _CLIP_MEAN, "std": _CLIP_STD, "interpolation": "bicubic"}
+    return ClipBackbone(name, model, num_features=config["embed_dim"], data_config=data_config,
+                        build_args={**build_args, "quick_gelu": quick_gelu}, mode=mode,
+                        blocks=list(visual.transformer.resblocks), tail=[visual.ln_post, visual.proj])
+
+
+@register_backbone
+def clip_vit_b16(weights=None, mode="frozen", quick_gelu: bool | None = None, text_tower: bool = False) -> Backbone:
+    """CLIP ViT-B/16 image encoder (open_clip ``ViT-B-16``), D=512 (projected embedding)."""
+    import open_clip
+
+    return _build_clip("clip_vit_b16", weights, mode, arch="ViT-B-16", config=open_clip.get_model_config("ViT-B-16"),
+                       quick_gelu=quick_gelu, text_tower=text_tower, file_hint="ViT-B-16.pt", build_args={})
+
+
+@register_backbone
+def tiny_clip_vit(weights=None, mode="frozen", img_size: int = 64, quick_gelu: bool | None = None,
+                  text_tower: bool = False) -> Backbone:
+    """open_clip CLIP from a small config: vision patch 8 / width 64 / 2 layers / 2 heads, text width 64 /
+    2 layers / 2 heads / context 32, embed 32 (tests, CPU demo). Full BPE vocabulary so the real tokenizer works."""
+    config = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": img_size, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    }
+    return _build_clip("tiny_clip_vit", weights, mode, arch=None, config=config, quick_gelu=quick_gelu,
+                       text_tower=text_tower, file_hint="tiny_clip_vit.pt", build_args={"img_size": img_size})
+
+
+def create_backbone(name: str, weights=None, mode: str | int = "frozen", **kwargs: Any) -> Backbone:
+    """Create a registered backbone; unknown names/arguments raise UnmaskError listing the known ones."""
+    return BACKBONES.call(name, weights=weights, mode=mode, **kwargs)
+
+
+def list_backbones() -> list[str]:
+    return BACKBONES.names()
