@@ -261,17 +261,23 @@ def write_video(frames, path: Path, fps: float, crf: int = 18) -> int:
     n = 0
     with av.open(str(path), "w", format="mp4") as container:
         codec = _codec()
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        rate = Fraction(fps).limit_denominator(1001)
+        stream = container.add_stream(codec, rate=rate)
+        stream.codec_context.time_base = 1 / rate
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1
         if codec == "libx264":
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            # mbtree=0: with macroblock-tree rate control this x264 build is not bit-reproducible from run to
+            # run (measured), and identical seeds must give identical videos
+            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
         else:
             stream.codec_context.qscale = 2
         for img in frames:
             if n == 0:
                 stream.width, stream.height = img.shape[1], img.shape[0]
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = n  # explicit timestamps: without them the encoder's output is not reproducible
+            container.mux(stream.encode(frame))
             n += 1
         container.mux(stream.encode())
     return n
@@ -410,22 +416,28 @@ def write_preview(manifest_path: str | Path, path: str | Path, n: int = 12) -> P
 
     from unmask.data.manifest import read_manifest
 
-    clips = read_manifest(manifest_path).clips
-    chosen, seen = [], set()
-    for k, c in enumerate(clips):  # walk the pairs diagonally so both labels vary
-        key = (c.subject, c.true_emotion)
-        if c.true_emotion != c.disguised_emotion and key not in seen and (k + len(seen)) % 3 == 0:
-            seen.add(key)
-            chosen.append(c)
-        if len(chosen) == n:
-            break
+    by_key = {(c.subject, c.true_emotion, c.disguised_emotion): c for c in read_manifest(manifest_path).clips}
+    subjects = sorted({k[0] for k in by_key})
+    chosen = []
+    for i in range(n):  # every true emotion in turn, the disguise and subject rotating so both labels vary
+        true = EMOTIONS[i % len(EMOTIONS)]
+        others = [e for e in EMOTIONS if e != true]
+        key = (subjects[(i // len(EMOTIONS)) % len(subjects)], true, others[(i * 2 + i // len(EMOTIONS)) % len(others)])
+        if key in by_key:
+            chosen.append(by_key[key])
     cols = 4
     rows = math.ceil(len(chosen) / cols)
-    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2.2 * 2 * cols, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(1.7 * 2 * cols, 2.2 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, clip in enumerate(chosen):
         frames = _decode(clip.video, [clip.onset, clip.apex])
+        if clip.face_box:  # zoom on the face, with a margin for hair and chin
+            x, y, w, h = clip.face_box
+            H, W = frames[0].shape[:2]
+            x0, y0 = max(0, int(x - 0.25 * w)), max(0, int(y - 0.2 * h))
+            x1, y1 = min(W, int(x + 1.25 * w)), min(H, int(y + 1.15 * h))
+            frames = [f[y0:y1, x0:x1] for f in frames]
         for j, (role, img) in enumerate(zip(("onset", "apex"), frames)):
             ax = axes[i // cols, 2 * (i % cols) + j]
             ax.imshow(img)

@@ -291,15 +291,11 @@ def render_face(img: np.ndarray, ident: Identity, aus: dict, pose=(0.0, 0.0, 0.0
         yc = my + 0.18 + opening
         cv.line(_ellipse(0, yc, 0.12, 0.03, math.pi * 1.15, math.pi * 1.85, 12), crease(0.4 * min(1, a["AU15"] + a["AU16"])), 0.009)
 
-    # -- hair in front: a cap over the top of the head down to the hairline (a fringe for style 3)
-    if ident.hair_style != 2:
-        hl = -0.74 if ident.hair_style != 3 else -0.64
-        top = _ellipse(0, 0, 1.04, 1.04, math.pi * 1.02, math.pi * 1.98, 30)
-        xs = np.linspace(0.9, -0.9, 15)
-        line = np.stack([xs, hl + 0.18 * (np.abs(xs) / 0.9) ** 3], 1)
-        if ident.hair_style == 3:
-            line[1::2, 1] += 0.06
-        cv.fill(np.concatenate([top, line]), hair)
-    else:
-        for s in (-1, 1):
-            cv.fill(_ellipse(s * 0.95, -0.35, 0.13, 0.3), hair)
+    # -- hair in front: a cap over the top of the head down to the hairline (receding for style 2, a fringe for 3)
+    hl = (-0.74, -0.74, -0.9, -0.64)[ident.hair_style]
+    top = _ellipse(0, 0, 1.04, 1.04, math.pi * 1.02, math.pi * 1.98, 30)
+    xs = np.linspace(0.9, -0.9, 15)
+    line = np.stack([xs, hl + (0.18 if ident.hair_style != 2 else 0.45) * (np.abs(xs) / 0.9) ** 3], 1)
+    if ident.hair_style == 3:
+        line[1::2, 1] += 0.06
+    cv.fill(np.concatenate([top, line]), hair)
