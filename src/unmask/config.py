@@ -159,7 +159,9 @@ def _check_value(key: str, value, tp):
             return float(value)
         raise UnmaskError(f"config key '{key}': expected a number, got {value!r}")
     if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no as booleans
+            return "on" if value else "off"
+        if isinstance(value, (str, int, float)):
             return str(value)
         raise UnmaskError(f"config key '{key}': expected a string, got {value!r}")
     raise TypeError(f"unsupported config type {tp}")

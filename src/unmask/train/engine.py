@@ -194,7 +194,7 @@ def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | N
             optimizer.step()
             for k, v in terms.items():
                 if v is not None:
-                    sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+                    sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) * len(idx)
             n_seen += len(idx)
         state["epoch"] += 1
         row = {"epoch": state["epoch"], **{k: v / max(n_seen, 1) for k, v in sums.items()}}

@@ -1,0 +1,149 @@
+"""Engine contracts: cached features == image path, kill-and-resume == uninterrupted, determinism, learning."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from unmask.config import load_config
+from unmask.train.data import FrameData
+from unmask.train.engine import build_model, fit_fold
+from unmask.train.features import cached_features
+from unmask.train.protocols import make_folds
+
+
+def toy_data(n_subjects=4, per_subject=18, size=32, seed=0) -> FrameData:
+    """Noisy images whose red level encodes the true label and blue level the disguised label."""
+    g = torch.Generator().manual_seed(seed)
+    n = n_subjects * per_subject
+    true = torch.arange(n) % 6
+    disguised = (true + 1 + torch.arange(n) // 6 % 5) % 6
+    img = torch.rand(n, 3, size, size, generator=g) * 60 + 20
+    img[:, 0] += (true * 30).float()[:, None, None]  # red level: the true label
+    img[:, 2] += (disguised * 30).float()[:, None, None]  # blue level: the disguised label
+    return FrameData(clip_ids=[f"c{i:03d}" for i in range(n)], subjects=[f"s{i // per_subject}" for i in range(n)],
+                     images=img.clamp(0, 255).to(torch.uint8), true=true, disguised=disguised, paradigm="apex",
+                     source={"toy": seed})
+
+
+def toy_cfg(*overrides):
+    return load_config(None, ["model.backbone=tiny_vit", "model.weights=null", "model.img_size=32",
+                              "model.adapter_dim=32", "model.branch_dim=16", "optim.epochs=6", "optim.patience=6",
+                              "optim.batch_size=16", "optim.lr=3e-3", "augment.hflip=false", "augment.rotation=0",
+                              "augment.color_jitter=0", "features.views=1", *overrides])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return toy_data()
+
+
+@pytest.fixture(scope="module")
+def fold(data):
+    return make_folds(data.subjects)[0]
+
+
+def _features(cfg, data, tmp_path):
+    torch.manual_seed(cfg.runtime.seed)
+    model = build_model(cfg)
+    return model, cached_features(cfg, data, model.backbone, tmp_path / "cache", progress=False)
+
+
+def test_cached_features_give_the_same_predictions_as_the_image_path(data, fold, tmp_path):
+    cfg = toy_cfg("model.mode=frozen", "features.precision=fp32")  # bf16 extraction differs by ~1e-2
+    model, feats = _features(cfg, data, tmp_path)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    m_cache = fit_fold(cfg, fold, data, tmp_path / "cache_run", features=feats, model=model, progress=False)
+    img_model = build_model(cfg)
+    img_model.load_state_dict(state)  # same initial weights, backbone included
+    m_img = fit_fold(cfg, fold, data, tmp_path / "img_run", model=img_model, progress=False)
+    a = pd.read_csv(tmp_path / "cache_run" / "predictions.csv")
+    b = pd.read_csv(tmp_path / "img_run" / "predictions.csv")
+    prob_cols = [c for c in a if "_p_" in c]
+    assert len(prob_cols) == 12
+    np.testing.assert_allclose(a[prob_cols].to_numpy(), b[prob_cols].to_numpy(), atol=2e-3)
+    assert (a.true_pred == b.true_pred).mean() > 0.95
+    la, lb = pd.read_csv(tmp_path / "cache_run" / "log.csv"), pd.read_csv(tmp_path / "img_run" / "log.csv")
+    np.testing.assert_allclose(la["loss"], lb["loss"], rtol=1e-3)
+    assert m_cache["best_epoch"] == m_img["best_epoch"]
+
+
+def test_feature_cache_is_reused_and_its_key_checked(data, tmp_path):
+    cfg = toy_cfg("model.mode=frozen", "augment.hflip=true", "features.views=3")
+    model, f1 = _features(cfg, data, tmp_path)
+    assert f1.shape[:2] == (3, len(data))
+    assert torch.equal(f1[0], cached_features(cfg, data, model.backbone, tmp_path / "cache", progress=False)[0])
+    files = list((tmp_path / "cache").glob("*.pt"))
+    assert len(files) == 1
+    # a different backbone state must not reuse the file
+    param = next(model.backbone.parameters())
+    original = param.detach().clone()
+    with torch.no_grad():
+        param.add_(1.0)
+    f2 = cached_features(cfg, data, model.backbone, tmp_path / "cache", progress=False)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+    assert not torch.allclose(f1[0], f2[0])
+    # a tampered file whose stored key does not match is not trusted
+    stored = torch.load(files[0], weights_only=True)
+    stored["key"]["views"] = 99
+    torch.save(stored, files[0])
+    with torch.no_grad():
+        param.copy_(original)
+    f3 = cached_features(cfg, data, model.backbone, tmp_path / "cache", progress=False)
+    assert torch.load(files[0], weights_only=True)["key"]["views"] == 3  # extracted again and rewritten
+    torch.testing.assert_close(f3, f1)
+
+
+@pytest.mark.parametrize("mode", ["finetune"])
+def test_kill_and_resume_matches_an_uninterrupted_run(data, fold, tmp_path, mode):
+    cfg = toy_cfg(f"model.mode={mode}", "augment.hflip=true", "augment.color_jitter=0.2")
+    full = fit_fold(cfg, fold, data, tmp_path / "full", progress=False)
+
+    def kill(epoch, row):
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_fold(cfg, fold, data, tmp_path / "killed", progress=False, on_epoch_end=kill)
+    assert (tmp_path / "killed" / "state.pt").is_file() and not (tmp_path / "killed" / "metrics.json").exists()
+    resumed = fit_fold(cfg, fold, data, tmp_path / "killed", progress=False)
+    assert not (tmp_path / "killed" / "state.pt").exists()
+    assert resumed["true"] == full["true"] and resumed["best_epoch"] == full["best_epoch"]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "full" / "log.csv").drop(columns="seconds"),
+                                  pd.read_csv(tmp_path / "killed" / "log.csv").drop(columns="seconds"))
+    # a finished fold is never recomputed
+    mtime = (tmp_path / "full" / "metrics.json").stat().st_mtime_ns
+    again = fit_fold(cfg, fold, data, tmp_path / "full", progress=False)
+    assert again == json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert (tmp_path / "full" / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_same_seed_same_metrics_other_seed_differs(data, fold, tmp_path):
+    cfg = toy_cfg("model.mode=frozen", "features.cache=off")
+    a = fit_fold(cfg, fold, data, tmp_path / "a", progress=False)
+    b = fit_fold(cfg, fold, data, tmp_path / "b", progress=False)
+    assert a == b
+    la, lb = (pd.read_csv(tmp_path / x / "log.csv").drop(columns="seconds") for x in "ab")
+    pd.testing.assert_frame_equal(la, lb)
+    c = fit_fold(toy_cfg("model.mode=frozen", "runtime.seed=5"), fold, data, tmp_path / "c", progress=False)
+    lc = pd.read_csv(tmp_path / "c" / "log.csv").drop(columns="seconds")
+    assert not np.allclose(la["loss"], lc["loss"])
+
+
+def test_heads_learn_both_tasks_and_early_stopping_restores_the_best_epoch(tmp_path):
+    data = toy_data(per_subject=48)
+    fold = make_folds(data.subjects)[0]
+    cfg = toy_cfg("model.mode=finetune", "model.backbone=tiny_resnet", "optim.epochs=25", "optim.patience=5")
+    m = fit_fold(cfg, fold, data, tmp_path / "run", progress=False)
+    assert m["true"]["accuracy"] > 0.4 and m["disguised"]["accuracy"] > 0.4  # chance is 1/6
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    best = log["val_true_acc"].max()
+    assert log.loc[m["best_epoch"] - 1, "val_true_acc"] == best
+    assert m["epochs_run"] == len(log) and (m["epochs_run"] == 25 or m["epochs_run"] - m["best_epoch"] == 5)
+    assert {"loss", "true_ce", "disguised_ce", "hsic", "val_true_acc", "val_disguised_acc"} <= set(log.columns)
