@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import functools
 import logging
 
 import pytest
@@ -35,8 +36,12 @@ def _cases():
 CASES = list(_cases())
 
 
-def _build(name, bb, **kw):
-    return create_model(name, backbone=bb, **SMALL.get(name, {}), **kw)
+@functools.lru_cache(maxsize=None)
+def _build(name, bb):
+    """One model per case, shared by the contract tests (each test sets train/eval itself)."""
+    model = create_model(name, backbone=bb, **SMALL.get(name, {}))
+    model.zero_grad(set_to_none=True)
+    return model
 
 
 def _images(model, b=4, seed=0):
@@ -51,6 +56,7 @@ def test_registry_lists():
 @pytest.mark.parametrize("name,bb", CASES)
 def test_forward_backward_keys_shapes(name, bb):
     model = _build(name, bb).train()
+    model.zero_grad(set_to_none=True)
     x = _images(model).requires_grad_(True)
     out = model(x)
     assert set(out) == EXPECTED_KEYS[name]
