@@ -10,15 +10,17 @@ from typing import Any
 
 from torch import nn
 
-from unmask.models import baselines, dsid  # noqa: F401  (registers the models)
 from unmask.models._registry import MODELS, register_backbone, register_model
 from unmask.models.adapters import Adapter, HeadModel
+from unmask.models.baselines import DEFAULT_TEMPLATES, ClipLinearProbe, ClipZeroShot  # registers its models
+from unmask.models.dsid import DSID, SingleStream  # registers its models
 from unmask.models.backbones import Backbone, ClipBackbone, TimmBackbone, create_backbone, list_backbones
 from unmask.models.weights import parse_weights, read_checkpoint
 
 __all__ = [
-    "Adapter", "Backbone", "ClipBackbone", "HeadModel", "TimmBackbone", "create_backbone", "create_model",
-    "list_backbones", "list_models", "parse_weights", "read_checkpoint", "register_backbone", "register_model",
+    "DEFAULT_TEMPLATES", "DSID", "Adapter", "Backbone", "ClipBackbone", "ClipLinearProbe", "ClipZeroShot",
+    "HeadModel", "SingleStream", "TimmBackbone", "create_backbone", "create_model", "list_backbones",
+    "list_models", "parse_weights", "read_checkpoint", "register_backbone", "register_model",
 ]
 
 

@@ -113,10 +113,14 @@ class Backbone(nn.Module):
         """Frozen sub-modules (every parameter frozen) stay in eval mode, so BatchNorm/dropout do not move."""
         super().train(mode)
         if mode:
-            for module in self.modules():
+            done: list[str] = []
+            for name, module in self.named_modules():
+                if any(name.startswith(prefix) for prefix in done):
+                    continue  # inside a frozen sub-tree already put in eval mode
                 params = list(module.parameters())
                 if params and not any(p.requires_grad for p in params):
-                    module.training = False
+                    nn.Module.train(module, False)  # whole sub-tree (param-less dropout included)
+                    done.append(f"{name}." if name else "")
         return self
 
     def param_counts(self) -> dict[str, int]:

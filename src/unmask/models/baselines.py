@@ -14,7 +14,7 @@ from torch import nn
 
 from unmask.emotions import EMOTIONS
 from unmask.errors import UnmaskError
-from unmask.models._registry import register_model
+from unmask.models._registry import BACKBONES, accepted_kwargs, register_model
 from unmask.models.adapters import HeadModel
 from unmask.models.backbones import Backbone, ClipBackbone, create_backbone
 
@@ -79,9 +79,11 @@ def clip_zero_shot(backbone: str = "clip_vit_b16", weights=None, templates: Sequ
                    **backbone_kwargs: Any) -> ClipZeroShot:
     """Zero-shot CLIP over the six emotions; ``templates`` default to :data:`DEFAULT_TEMPLATES`."""
     templates = list(templates) if templates is not None else list(DEFAULT_TEMPLATES)
+    if "text_tower" not in accepted_kwargs(BACKBONES.get(backbone)):  # capability: can build a text tower
+        clip_names = [n for n in BACKBONES.names() if "text_tower" in accepted_kwargs(BACKBONES.get(n))]
+        raise UnmaskError(f"clip_zero_shot needs a CLIP backbone (one with a text tower), got {backbone!r}; "
+                          f"choose one of: {', '.join(clip_names)}")
     bb = create_backbone(backbone, weights=weights, mode="frozen", text_tower=True, **backbone_kwargs)
-    if not isinstance(bb, ClipBackbone):
-        raise UnmaskError(f"clip_zero_shot needs a CLIP backbone (one with a text tower), got {backbone!r}")
     args = dict(name="clip_zero_shot", backbone=backbone, templates=templates, **backbone_kwargs)
     return ClipZeroShot(bb, args, templates=templates, classes=EMOTIONS)
 

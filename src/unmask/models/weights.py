@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
 
         return dict(load_file(str(path), device="cpu")), "safetensors"
     if _is_torchscript(path):
-        archive = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch.jit is deprecated, but it is how OpenAI ships CLIP
+            warnings.simplefilter("ignore", FutureWarning)
+            archive = torch.jit.load(str(path), map_location="cpu")
         return dict(archive.state_dict()), "torchscript"
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,235 @@
+"""Contract tests for every registered model and backbone (tiny backbones on CPU; full-size ones built once)."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import functools
+import logging
+
+import pytest
+import torch
+
+from unmask.emotions import EMOTIONS
+from unmask.errors import UnmaskError
+from unmask.models import create_backbone, create_model, list_backbones, list_models
+from unmask.models.backbones import parse_mode
+
+TINY = ("tiny_vit", "tiny_resnet", "tiny_clip_vit")
+EXPECTED_KEYS = {
+    "dsid": {"true_logits", "disguised_logits", "true_features", "disguised_features"},
+    "single_stream": {"true_logits", "true_features"},
+    "clip_zero_shot": {"true_logits", "disguised_logits"},
+    "clip_linear_probe": {"true_logits", "disguised_logits"},
+}
+SMALL = {"dsid": dict(adapter_dim=32, branch_dim=16), "single_stream": dict(adapter_dim=32)}
+
+
+def _cases():
+    for name in list_models():
+        for bb in TINY:
+            if name == "clip_zero_shot" and bb != "tiny_clip_vit":
+                continue
+            yield name, bb
+
+
+CASES = list(_cases())
+
+
+@functools.lru_cache(maxsize=None)
+def _build(name, bb):
+    """One model per case, shared by the contract tests (each test sets train/eval itself)."""
+    model = create_model(name, backbone=bb, **SMALL.get(name, {}))
+    model.zero_grad(set_to_none=True)
+    return model
+
+
+def _images(model, b=4, seed=0):
+    return torch.randn(b, *model.data_config["input_size"], generator=torch.Generator().manual_seed(seed))
+
+
+def test_registry_lists():
+    assert set(list_models()) == set(EXPECTED_KEYS)
+    assert set(list_backbones()) == {"clip_vit_b16", "vit_b16", "resnet18", *TINY}
+
+
+@pytest.mark.parametrize("name,bb", CASES)
+def test_forward_backward_keys_shapes(name, bb):
+    model = _build(name, bb).train()
+    model.zero_grad(set_to_none=True)
+    x = _images(model).requires_grad_(True)
+    out = model(x)
+    assert set(out) == EXPECTED_KEYS[name]
+    for key, value in out.items():
+        assert value.shape[0] == 4 and value.ndim == 2, key
+        if key.endswith("_logits"):
+            assert value.shape[1] == len(EMOTIONS)
+    sum(v.sum() for v in out.values()).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    for pname, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, pname
+        else:
+            assert p.grad is None, pname
+    for p in model.backbone.parameters():  # default mode is frozen
+        assert not p.requires_grad and p.grad is None
+
+
+@pytest.mark.parametrize("name,bb", CASES)
+def test_forward_equals_forward_head_of_features(name, bb):
+    model = _build(name, bb).eval()
+    x = _images(model)
+    with torch.no_grad():
+        full, split = model(x), model.forward_head(model.backbone.forward_features(x))
+    assert set(full) == set(split)
+    assert all(torch.equal(full[k], split[k]) for k in full)
+    model.train()  # dropout + batch statistics: same random stream gives the same result
+    torch.manual_seed(3)
+    full = model(x)
+    torch.manual_seed(3)
+    split = model.forward_head(model.backbone.forward_features(x))
+    assert all(torch.equal(full[k], split[k]) for k in full)
+
+
+@pytest.mark.parametrize("name,bb", CASES)
+def test_rebuild_from_model_args_and_state_dict(name, bb):
+    model = _build(name, bb).eval()
+    assert model.model_args["weights"] is None and model.model_args["name"] == name
+    assert model.data_config == model.backbone.data_config
+    rebuilt = create_model(**model.model_args)
+    rebuilt.load_state_dict(model.state_dict())
+    rebuilt.eval()
+    x = _images(model)
+    with torch.no_grad():
+        a, b = model(x), rebuilt(x)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("bb", TINY)
+def test_frozen_backbone_no_grad_and_eval(bb):
+    model = create_model("dsid", backbone=bb, adapter_dim=16, branch_dim=8)
+    model.train()
+    assert model.training and model.masked_adapter.training
+    assert all(not m.training for m in model.backbone.modules())
+    assert all(not p.requires_grad for p in model.backbone.parameters())
+    counts = model.backbone.param_counts()
+    assert counts == {"trainable": 0, "frozen": sum(p.numel() for p in model.backbone.parameters())}
+    head = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("backbone."))
+    assert model.param_counts() == {"trainable": head, "frozen": counts["frozen"]}
+
+
+def _trainable_names(backbone):
+    return {n for n, p in backbone.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("mode", ["last_n_blocks=1", "last_n_blocks:1", 1])
+def test_last_n_blocks_tiny_vit(mode):
+    bb = create_backbone("tiny_vit", mode=mode)
+    names = _trainable_names(bb)
+    assert names and all(n.startswith(("model.blocks.1.", "model.norm.")) for n in names)
+    assert any(n.startswith("model.norm.") for n in names)
+    bb.train()
+    assert bb.model.blocks[1].training and not bb.model.blocks[0].training
+    assert not bb.model.patch_embed.training
+    expected = sum(p.numel() for p in bb.model.blocks[1].parameters()) + sum(
+        p.numel() for p in bb.model.norm.parameters())
+    assert bb.param_counts()["trainable"] == expected
+
+
+def test_last_n_blocks_resnet_and_clip():
+    bb = create_backbone("tiny_resnet", mode="last_n_blocks=2")
+    assert {n.split(".")[1] for n in _trainable_names(bb)} == {"layer3", "layer4"}
+    bb.train()
+    assert not bb.model.layer2.training and not bb.model.bn1.training and bb.model.layer4.training
+    bb = create_backbone("tiny_clip_vit", mode="last_n_blocks=1", text_tower=True)
+    names = _trainable_names(bb)
+    assert names == {n for n, _ in bb.named_parameters()
+                     if n.startswith(("model.visual.transformer.resblocks.1.", "model.visual.ln_post."))
+                     or n == "model.visual.proj"}
+
+
+def test_finetune_mode_and_logged_counts(caplog):
+    with caplog.at_level(logging.INFO, logger="unmask"):
+        bb = create_backbone("tiny_vit", mode="finetune")
+    total = sum(p.numel() for p in bb.parameters())
+    assert bb.param_counts() == {"trainable": total, "frozen": 0}
+    assert f"{total} trainable, 0 frozen" in caplog.text
+    assert "random initialisation" in caplog.text
+    clip = create_backbone("tiny_clip_vit", mode="finetune", text_tower=True)  # text tower stays frozen
+    assert clip.param_counts()["trainable"] == sum(p.numel() for p in clip.model.visual.parameters())
+
+
+def test_invalid_modes():
+    assert parse_mode("last_n_blocks:3") == ("last_n_blocks", 3)
+    for bad in ("warm", "last_n_blocks", "last_n_blocks=0", "last_n_blocks=x", 0, True):
+        with pytest.raises(UnmaskError, match="invalid backbone mode"):
+            parse_mode(bad)
+    with pytest.raises(UnmaskError, match="only 2 blocks"):
+        create_backbone("tiny_vit", mode=3)
+
+
+def test_unknown_names_and_arguments_list_known_ones():
+    with pytest.raises(UnmaskError, match="known models: clip_linear_probe, clip_zero_shot, dsid, single_stream"):
+        create_model("dsdi")
+    with pytest.raises(UnmaskError, match="known backbones: clip_vit_b16, resnet18, tiny_clip_vit"):
+        create_model("dsid", backbone="vit_l14")
+    with pytest.raises(UnmaskError, match="known backbones"):
+        create_backbone("nope")
+    with pytest.raises(UnmaskError, match="unknown argument.*patch_size.*accepted: weights, mode, img_size"):
+        create_model("dsid", backbone="tiny_vit", patch_size=4)
+    with pytest.raises(UnmaskError, match="unknown task"):
+        create_model("single_stream", backbone="tiny_vit", task="both")
+    with pytest.raises(UnmaskError, match="needs a CLIP backbone"):
+        create_model("clip_zero_shot", backbone="tiny_vit")
+
+
+def test_single_stream_disguised_and_img_size():
+    model = create_model("single_stream", backbone="tiny_vit", task="disguised", img_size=32, adapter_dim=8)
+    assert model.data_config["input_size"] == (3, 32, 32)
+    out = model.eval()(torch.randn(2, 3, 32, 32))
+    assert set(out) == {"disguised_logits", "disguised_features"}
+    assert model.model_args["img_size"] == 32 and model.model_args["task"] == "disguised"
+
+
+def test_clip_zero_shot_logits_are_scaled_cosines():
+    model = create_model("clip_zero_shot", backbone="tiny_clip_vit").eval()
+    x = _images(model)
+    with torch.no_grad():
+        out = model(x)
+        image = torch.nn.functional.normalize(model.backbone.forward_features(x), dim=-1)
+        tokens = model.backbone.tokenizer()(["a face showing anger."])
+        text = torch.nn.functional.normalize(model.backbone.encode_text(tokens), dim=-1)
+    assert torch.equal(out["true_logits"], out["disguised_logits"])
+    scale = model.backbone.model.logit_scale.exp()
+    expected = scale * image @ model.class_embeddings.t()
+    assert torch.allclose(out["true_logits"], expected, atol=1e-5)
+    assert torch.allclose(model.class_embeddings.norm(dim=-1), torch.ones(6), atol=1e-5)
+    single = create_model("clip_zero_shot", backbone="tiny_clip_vit", templates=["a face showing {emotion}."])
+    single.load_state_dict({k: v for k, v in model.state_dict().items() if k != "class_embeddings"}
+                           | {"class_embeddings": single.class_embeddings})
+    single.set_prompts(["a face showing {emotion}."], EMOTIONS)
+    assert torch.allclose(single.class_embeddings[0], text[0], atol=1e-5)
+    with pytest.raises(UnmaskError, match="emotion"):
+        create_model("clip_zero_shot", backbone="tiny_clip_vit", templates=["a photo of a face."])
+
+
+@pytest.fixture(scope="module")
+def full_size():
+    return {name: create_backbone(name) for name in ("clip_vit_b16", "vit_b16", "resnet18")}
+
+
+def test_full_size_backbones_config(full_size):
+    clip, vit, resnet = full_size["clip_vit_b16"], full_size["vit_b16"], full_size["resnet18"]
+    assert clip.num_features == 512 and vit.num_features == 768 and resnet.num_features == 512
+    assert clip.data_config == {"input_size": (3, 224, 224), "mean": (0.48145466, 0.4578275, 0.40821073),
+                                "std": (0.26862954, 0.26130258, 0.27577711), "interpolation": "bicubic"}
+    assert vit.data_config == {"input_size": (3, 224, 224), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+                               "interpolation": "bicubic"}
+    assert resnet.data_config == {"input_size": (3, 224, 224), "mean": (0.485, 0.456, 0.406),
+                                  "std": (0.229, 0.224, 0.225), "interpolation": "bicubic"}
+    assert len(clip.model.transformer.resblocks) == 12 and len(vit.model.blocks) == 12
+    assert clip.build_args == {"quick_gelu": False} and not clip.has_text_tower
+    assert clip.param_counts()["trainable"] == 0
+    with torch.no_grad():
+        assert resnet(torch.randn(1, 3, 224, 224)).shape == (1, 512)
+        assert clip(torch.randn(1, 3, 224, 224)).shape == (1, 512)
