@@ -70,7 +70,7 @@ def square_frame(box, size=(96, 128), colour=(230, 40, 40), background=(20, 90, 
     return frame
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def faces_dir() -> Path:
     if not FACES.is_dir():
         pytest.skip(f"real face fixtures not found at {FACES} (a checkout without shared/ beside it)")
@@ -95,3 +95,9 @@ def coded_video(tmp_path):
 def frame_code():
     """``(encode_index, decode_index)``: write a frame index into a frame and read it back."""
     return encode_index, decode_index
+
+
+@pytest.fixture
+def draw_square():
+    """``draw_square(box, size=(H, W), colour=..., background=...) -> RGB frame`` with a square "face"."""
+    return square_frame
