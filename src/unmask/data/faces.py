@@ -68,11 +68,12 @@ class FaceDetector:
 
 class YuNetDetector(FaceDetector):
     """libfacedetection YuNet via ``yuface``; images are scaled so the longer side is at most ``max_side``
-    (the library warns and degrades above 960 px)."""
+    (the library warns and degrades above 960 px; 640 halves the time of 960 and still finds faces of ~30 px
+    in a 1920 px image)."""
 
     name = "yuface"
 
-    def __init__(self, min_score: float = 0.5, min_size: int = 20, max_side: int = 960):
+    def __init__(self, min_score: float = 0.5, min_size: int = 20, max_side: int = 640):
         super().__init__(min_score, min_size)
         import yuface
 
