@@ -280,6 +280,10 @@ class PreparedSet:
             raise UnmaskError(f"{self.path} is a prepared set of version {self.config.get('version')!r}; this unmask "
                               f"reads version {CACHE_VERSION}: prepare it again")
 
+    @property
+    def root(self) -> Path:
+        return self.path
+
     def __repr__(self) -> str:
         return f"PreparedSet({str(self.path)!r})"
 
