@@ -13,7 +13,9 @@ from unmask.data.manifest import read_manifest, validate_manifest
 from unmask.data.sources.mfed import import_mfed, load_mapping
 from unmask.errors import UnmaskError
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "configs/mfed_mapping.example.yaml"
+# configs/ is a link to src/unmask/configs; the mapping sits in a subfolder so it is not taken for an
+# experiment config.
+EXAMPLE = Path(__file__).resolve().parents[1] / "src/unmask/configs/sources/mfed_mapping.example.yaml"
 
 SHEET = pd.DataFrame({
     "Subject": ["01", "01", "02", "02"],

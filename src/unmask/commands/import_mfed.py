@@ -6,7 +6,7 @@ HELP = "make a manifest from an MFED-style annotation sheet (xlsx or csv) and it
 def add_arguments(p):
     p.add_argument("sheet", help="annotation sheet (.xlsx or .csv)")
     p.add_argument("--mapping", required=True, help="YAML naming the sheet's columns "
-                   "(see configs/mfed_mapping.example.yaml)")
+                   "(see configs/sources/mfed_mapping.example.yaml)")
     p.add_argument("--videos", required=True, help="folder holding the videos")
     p.add_argument("--out", required=True, help="manifest CSV to write")
     p.add_argument("--skip-invalid", action="store_true",

@@ -1,7 +1,8 @@
 """MFED (masked facial expression database) -> manifest.
 
 MFED's annotation sheet is not public, so its layout is not hard-coded: a small YAML mapping names the
-sheet's columns. ``unmask import-mfed SHEET --mapping MAP.yaml --videos DIR --out manifest.csv``::
+sheet's columns (example: ``configs/sources/mfed_mapping.example.yaml``).
+``unmask import-mfed SHEET --mapping MAP.yaml --videos DIR --out manifest.csv``::
 
     sheet: 0                     # optional: xlsx sheet name or 0-based index (default: the first); csv ignores it
     header_row: 1                # optional: 1-based row of the column names (default 1)
