@@ -29,6 +29,7 @@ from unmask.errors import UnmaskError
 REQUIRED = ("clip_id", "subject", "video", "true_emotion", "disguised_emotion", "onset", "apex", "offset")
 OPTIONAL = ("face_box", "annotations", "congruent")
 AU_COLUMN = re.compile(r"^AU\d+$", re.IGNORECASE)
+SAFE_ID = re.compile(r"^[A-Za-z0-9._+-]+$")
 
 
 @dataclass(frozen=True)
@@ -100,15 +101,20 @@ def _parse_box(text: str) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
-def read_manifest(path: str | Path, *, check_videos: bool = False) -> Manifest:
-    """Read and validate a manifest; raise :class:`UnmaskError` listing every problem found."""
-    manifest, problems = validate_manifest(path, check_videos=check_videos)
+def read_manifest(path: str | Path, *, check_videos: bool = False, check_files: bool = True) -> Manifest:
+    """Read and validate a manifest; raise :class:`UnmaskError` listing every problem found.
+
+    ``check_files=False`` accepts rows whose video or annotations file is absent (a prepared set's copy of the
+    manifest stays readable when the original videos are not on this machine).
+    """
+    manifest, problems = validate_manifest(path, check_videos=check_videos, check_files=check_files)
     if problems:
         raise UnmaskError(f"{len(problems)} problem(s) in manifest {path}", problems)
     return manifest
 
 
-def validate_manifest(path: str | Path, *, check_videos: bool = True) -> tuple[Manifest, list[str]]:
+def validate_manifest(path: str | Path, *, check_videos: bool = True,
+                      check_files: bool = True) -> tuple[Manifest, list[str]]:
     """Parse ``path`` and return the valid clips and the list of problems (empty when all is well).
 
     With ``check_videos`` each video is opened to check that it exists, decodes, and is long enough for the
@@ -145,6 +151,9 @@ def validate_manifest(path: str | Path, *, check_videos: bool = True) -> tuple[M
         clip_id = row.get("clip_id", "")
         if not clip_id:
             bad("clip_id", "empty clip id")
+        elif not SAFE_ID.match(clip_id) or clip_id in (".", ".."):
+            # Prepared clips are cached in a folder named after the id.
+            bad("clip_id", f"clip id {clip_id!r} must be usable as a folder name (letters, digits, . _ - + only)")
         elif clip_id in seen:
             bad("clip_id", f"duplicate clip id {clip_id!r} (first on line {seen[clip_id]})")
         else:
@@ -179,15 +188,15 @@ def validate_manifest(path: str | Path, *, check_videos: bool = True) -> tuple[M
         annotations = None
         if row.get("annotations"):
             annotations = _resolve(path, row["annotations"])
-            if not annotations.is_file():
+            if check_files and not annotations.is_file():
                 bad("annotations", f"file not found: {annotations}")
         video_text = row.get("video", "")
         video = _resolve(path, video_text) if video_text else None
         if video is None:
             bad("video", "empty video path")
-        elif not video.is_file():
+        elif check_files and not video.is_file():
             bad("video", f"video file not found: {video}")
-        elif check_videos and "offset" in frames:
+        elif check_files and check_videos and "offset" in frames:
             if video not in video_lengths:
                 video_lengths[video] = _video_length(video)
             n = video_lengths[video]
@@ -248,6 +257,8 @@ def write_manifest(clips, path: str | Path) -> Path:
 def read_annotations(path: str | Path) -> dict[str, dict[int, tuple]]:
     """Read a per-frame annotation CSV: ``{"boxes": {frame: (x, y, w, h)}, "aus": {frame: {AU: value}}}``."""
     path = Path(path)
+    if not path.is_file():
+        raise UnmaskError(f"annotations file not found: {path}")
     boxes: dict[int, tuple] = {}
     aus: dict[int, dict[str, float]] = {}
     with open(path, newline="", encoding="utf-8-sig") as f:

@@ -1,0 +1,103 @@
+"""Shared fixtures: the real face fixtures folder and a small synthetic video writer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Beside the project's root; UNMASK_FACES_DIR overrides it (e.g. for a git worktree kept elsewhere).
+FACES = Path(os.environ.get("UNMASK_FACES_DIR") or Path(__file__).resolve().parents[1].parent / "shared/data/faces")
+
+# Frame-index code: 10 bits as big black/white blocks (2 rows x 5 columns), which survives lossy codecs.
+CODE_ROWS, CODE_COLS = 2, 5
+CODE_BITS = CODE_ROWS * CODE_COLS
+
+
+def encode_index(index: int, width: int = 160, height: int = 96) -> np.ndarray:
+    """An RGB frame whose blocks spell ``index`` in binary (bit 0 top-left, row-major)."""
+    frame = np.zeros((height, width, 3), np.uint8)
+    bh, bw = height // CODE_ROWS, width // CODE_COLS
+    for bit in range(CODE_BITS):
+        if index >> bit & 1:
+            r, c = divmod(bit, CODE_COLS)
+            frame[r * bh:(r + 1) * bh, c * bw:(c + 1) * bw] = 255
+    return frame
+
+
+def decode_index(frame: np.ndarray) -> int:
+    h, w = frame.shape[:2]
+    bh, bw = h // CODE_ROWS, w // CODE_COLS
+    value = 0
+    for bit in range(CODE_BITS):
+        r, c = divmod(bit, CODE_COLS)
+        # Sample the block's centre: edges blur under compression.
+        block = frame[r * bh + bh // 4:(r + 1) * bh - bh // 4, c * bw + bw // 4:(c + 1) * bw - bw // 4]
+        if block.mean() > 127:
+            value |= 1 << bit
+    return value
+
+
+def write_video(path, frames, codec: str = "libx264", fps: int = 25) -> Path:
+    """Encode RGB uint8 frames ([H, W, 3], even sizes) into ``path`` with PyAV; returns the path."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if codec == "mpeg4":
+            stream.bit_rate = 2_000_000  # the default (200 kb/s) smears the code blocks
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def square_frame(box, size=(96, 128), colour=(230, 40, 40), background=(20, 90, 30)) -> np.ndarray:
+    """A flat background with a coloured square "face" at ``box = (x, y, w, h)``; ``size = (H, W)``."""
+    frame = np.empty((*size, 3), np.uint8)
+    frame[:] = background
+    x, y, w, h = box
+    frame[y:y + h, x:x + w] = colour
+    return frame
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    if not FACES.is_dir():
+        pytest.skip(f"real face fixtures not found at {FACES} (a checkout without shared/ beside it)")
+    return FACES
+
+
+@pytest.fixture
+def make_video():
+    """``make_video(path, frames, codec="libx264", fps=25) -> Path``."""
+    return write_video
+
+
+@pytest.fixture
+def coded_video(tmp_path):
+    """``coded_video(n, codec="libx264", suffix=".mp4") -> Path``: n frames, each showing its own index."""
+    def make(n: int, codec: str = "libx264", suffix: str = ".mp4") -> Path:
+        return write_video(tmp_path / f"coded_{codec}_{n}{suffix}", (encode_index(i) for i in range(n)), codec)
+    return make
+
+
+@pytest.fixture
+def frame_code():
+    """``(encode_index, decode_index)``: write a frame index into a frame and read it back."""
+    return encode_index, decode_index
+
+
+@pytest.fixture
+def draw_square():
+    """``draw_square(box, size=(H, W), colour=..., background=...) -> RGB frame`` with a square "face"."""
+    return square_frame
