@@ -101,3 +101,18 @@ def frame_code():
 def draw_square():
     """``draw_square(box, size=(H, W), colour=..., background=...) -> RGB frame`` with a square "face"."""
     return square_frame
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory):
+    """A small synthetic set (3 subjects x 30 masked clips, 160x120), prepared to 64 px crops, once per session.
+
+    Returns ``(manifest_path, prepared_dir)``. Treat both as read-only.
+    """
+    from unmask.data.prepare import prepare
+    from unmask.data.synth import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("tiny_synth")
+    manifest = generate(root / "synth", SynthConfig(subjects=3, seed=0, width=160, height=120), progress=False)
+    prepare(manifest, root / "prepared", detector="annotated", size=64, clip_frames=4, progress=False)
+    return manifest, root / "prepared"

@@ -1,5 +1,7 @@
 """``unmask demo [--out DIR]``: synthetic set -> prepare -> DSID with LOSO -> report, on a CPU in minutes."""
 
+import os
+
 HELP = "end-to-end DSID demo on the embedded synthetic set (synth -> prepare -> LOSO training -> report)"
 
 
@@ -7,7 +9,8 @@ def add_arguments(p):
     p.add_argument("--out", default="runs/demo", help="demo folder (default: runs/demo)")
     p.add_argument("--subjects", type=int, default=8, help="synthetic subjects (default 8)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="folds trained in parallel processes (default: 2 where there are 2 cores)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for training")
 
 
