@@ -31,8 +31,8 @@ Apex search (videos): the model was trained on apex frames, where the disguise i
 per-frame prediction far from the apex means little. The heuristic: for each face track, the mean backbone
 feature of its first ``neutral_frames`` detections is the neutral reference (clips start neutral); each
 frame's score is the cosine distance of its feature to that reference, averaged over a centred window of
-``smooth`` sampled frames (an apex is a plateau, a single-frame jump is more likely noise or a brief
-micro-expression); the apex is the frame with the highest score, and its prediction is repeated as an extra
+about ``smooth_s`` = 0.2 s of sampled frames (an apex is a plateau; a one-frame jump is more likely noise, a
+blink or a brief leak of the true emotion); the apex is the frame with the highest score, and its prediction is repeated as an extra
 row with ``apex=True``. It assumes the video starts near neutral and that the disguise is the largest
 change in the face, and it only sees the sampled frames (``every``).
 """
@@ -124,7 +124,7 @@ class Predictor:
     """A trained model with its training preprocessing; see the module docstring."""
 
     def __init__(self, model, ckpt: dict, *, device: torch.device, detector=None, batch_size: int = 32,
-                 precision: str = "fp32", neutral_frames: int = 3, smooth: int = 3):
+                 precision: str = "fp32", neutral_frames: int = 3, smooth_s: float = 0.2):
         from unmask.train.transforms import Preprocess
 
         if precision not in ("fp32", "bf16"):
@@ -139,7 +139,7 @@ class Predictor:
         self.crop_size = int(prep.get("crop_size") or self.input_size)
         self.normalize = Preprocess(prep["mean"], prep["std"])
         self.batch_size, self.precision = batch_size, precision
-        self.neutral_frames, self.smooth = neutral_frames, smooth
+        self.neutral_frames, self.smooth_s = neutral_frames, smooth_s
         self.detector, self.detector_note = self._make_detector(detector, prep.get("detector"))
         self.detector_fallback = "(auto:" in self.detector_note  # the checkpoint's detector could not be used
 
@@ -291,10 +291,12 @@ class Predictor:
             return rows + [dict(base, frame=-1, face=-1, track=-1, face_found=False, error=str(e))]
         self._flush(pending, features)
         if apex_search:
-            rows += self._apex_rows(rows, features)
+            # the smoothing window spans about smooth_s seconds of sampled frames (odd, centred; 1 = none)
+            window = max(1, round(self.smooth_s * (fps or 25.0) / every)) // 2 * 2 + 1
+            rows += self._apex_rows(rows, features, window)
         return rows
 
-    def _apex_rows(self, rows: list[dict], features: dict) -> list[dict]:
+    def _apex_rows(self, rows: list[dict], features: dict, window: int) -> list[dict]:
         tracks: dict[int, list[dict]] = {}
         for r in rows:
             if r.get("face_found") and id(r) in features:
@@ -302,7 +304,7 @@ class Predictor:
         out = []
         for _, track in sorted(tracks.items()):
             feats = np.stack([features[id(r)] for r in track])  # [T, D]
-            i, score = apex_index(feats, self.neutral_frames, self.smooth)
+            i, score = apex_index(feats, self.neutral_frames, window)
             out.append(dict(track[i], apex=True, apex_score=round(float(score), 5)))
         return out
 
