@@ -152,7 +152,9 @@ class Predictor:
         path = resolve_checkpoint_path(path)
         # create_model announces a random init for weights=None, but load_checkpoint then loads the trained
         # backbone strictly (or verifies the frozen one): the message would be wrong here
-        quiet = _DropMessage("random initialisation")
+        def quiet(record):
+            return "random initialisation" not in record.getMessage()
+
         logging.getLogger("unmask").addFilter(quiet)
         try:
             model, ckpt = load_checkpoint(path, dev)
@@ -335,15 +337,6 @@ class Predictor:
                                  error=f"{f}: {why}"))
         self._flush(pending)
         return self._frame(rows)
-
-
-class _DropMessage(logging.Filter):
-    def __init__(self, text: str):
-        super().__init__()
-        self.text = text
-
-    def filter(self, record) -> bool:
-        return self.text not in record.getMessage()
 
 
 class _Tracker:

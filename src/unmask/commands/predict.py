@@ -175,6 +175,8 @@ def annotate_video(path, rows, out):
                 codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
                 stream = container.add_stream(codec, rate=fps)
                 stream.width, stream.height, stream.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+                if codec == "libx264":  # a preview, not an archive: fast preset, good enough quality
+                    stream.options = {"preset": "veryfast", "crf": "23"}
             container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         if stream is not None:
             container.mux(stream.encode())
