@@ -60,8 +60,11 @@ def run(args) -> int:
     else:
         table = df[TABLE_COLUMNS[:3] + (["apex"] if df.apex.any() else []) + TABLE_COLUMNS[3:]].copy()
         table["source"] = table["source"].map(lambda s: Path(s).name)
+        for c in ("true_conf", "disguised_conf"):
+            table[c] = table[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+        table = table.astype(object).where(table.notna(), "")  # no face: blank, not <NA>
         with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-            print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep=""))
+            print(table.to_string(index=False))
     n_src = df.source.nunique()
     print(f"{n_src} input(s), {int(df.face_found.sum())} face(s) classified; {len(failed)} input(s) unread or "
           "without a face", file=sys.stderr)
