@@ -1,0 +1,186 @@
+"""``unmask predict CHECKPOINT INPUT... [--out results.csv|.json] [--annotate DIR]``: emotions of new faces.
+
+Exit status: 0 when every input was read and at least one face was found in each (an image, or any sampled
+frame of a video); 1 when an input could not be read (missing, corrupt, unsupported, a video that fails part-way:
+an error row and a line on stderr) or has no face at all (its ``face_found=False`` rows); 2 for a usage error
+(bad checkpoint, unknown detector, bad option) before anything is predicted.
+"""
+
+HELP = "predict the true and the displayed emotion of every face in images, videos and folders"
+TABLE_COLUMNS = ["source", "frame", "face", "x", "y", "w", "h", "true_pred", "true_conf", "disguised_pred",
+                 "disguised_conf", "error"]
+
+
+def add_arguments(p):
+    p.add_argument("checkpoint", help="checkpoint.pt, a fold folder (runs/x/folds/s01), or a run with one fold")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="images, videos, or folders (searched recursively by extension)")
+    p.add_argument("--out", help="write every row to a .csv or .json file (default: print a short table)")
+    p.add_argument("--annotate", metavar="DIR", help="write copies with boxes and labels drawn (images, mp4 videos)")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="videos: predict every N-th frame (default 1)")
+    p.add_argument("--apex-search", action="store_true",
+                   help="videos: add a row per face track at the frame where the displayed expression peaks "
+                        "(largest feature change from the neutral start; apex=True)")
+    p.add_argument("--detector", help="face detector: auto, yuface, haar or none (default: the checkpoint's; "
+                   "auto when it was trained on manifest boxes)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=32, help="faces per model pass (default 32)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    import logging
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    from unmask.predict import Predictor, write_results
+
+    if args.every < 1:
+        from unmask.errors import UnmaskError
+        raise UnmaskError(f"--every must be at least 1 (got {args.every})")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=args.detector,
+                                          batch_size=args.batch_size)
+    if not predictor.detector_fallback:  # a fallback was already said, as a warning
+        print(predictor.detector_note, file=sys.stderr)
+    df = predictor.predict_paths(args.inputs, every=args.every, apex_search=args.apex_search,
+                                 progress=not args.no_progress)
+    for err in df.loc[df.error != "", "error"]:
+        print(f"error: {err}", file=sys.stderr)
+    failed = failed_sources(df)
+    no_face = sorted(set(failed) - set(df.loc[df.error != "", "source"]))
+    for src in no_face:
+        print(f"no face found: {src}", file=sys.stderr)
+    if args.annotate:
+        annotate_all(df, Path(args.annotate), every=args.every)
+    if args.out:
+        print(f"{len(df)} rows -> {write_results(df, args.out)}")
+    else:
+        table = df[TABLE_COLUMNS[:3] + (["apex"] if df.apex.any() else []) + TABLE_COLUMNS[3:]].copy()
+        table["source"] = table["source"].map(lambda s: Path(s).name)
+        for c in ("true_conf", "disguised_conf"):
+            table[c] = table[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+        table = table.astype(object).where(table.notna(), "")  # no face: blank, not <NA>
+        with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+            print(table.to_string(index=False))
+    n_src = df.source.nunique()
+    print(f"{n_src} input(s), {int(df.face_found.sum())} face(s) classified; {len(failed)} input(s) unread or "
+          "without a face", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def failed_sources(df) -> list[str]:
+    """Inputs that count against the exit status: an error row, or no row with a face."""
+    ok = df.groupby("source").apply(lambda g: (g.error == "").all() and g.face_found.any(), include_groups=False)
+    return sorted(ok.index[~ok.astype(bool)])
+
+
+# ------------------------------------------------------------------------------------------- annotation
+def label_text(row) -> str:
+    """``true: fear 0.62 | shown: happiness 0.91`` (the parts the model predicts)."""
+    parts = []
+    if row.get("true_pred"):
+        parts.append(f"true: {row['true_pred']} {row['true_conf']:.2f}")
+    if row.get("disguised_pred"):
+        parts.append(f"shown: {row['disguised_pred']} {row['disguised_conf']:.2f}")
+    return " | ".join(parts)
+
+
+def draw(rgb, rows):
+    """Boxes and labels drawn on a copy of ``rgb`` (OpenCV); scale follows the image size."""
+    import cv2
+
+    img = rgb.copy()
+    h, w = img.shape[:2]
+    scale = max(0.4, min(w, h) / 900)
+    thick = max(1, round(2 * scale))
+    faces = [r for r in rows if r["face_found"]]
+    if not faces:
+        _text(img, "no face", 5, 5, scale, thick, (200, 200, 200))
+    for r in faces:
+        x, y, bw, bh = (int(r[k]) for k in ("x", "y", "w", "h"))
+        colour = (40, 220, 40)
+        cv2.rectangle(img, (x, y), (x + bw, y + bh), colour, thick + 1)
+        (_, th), _ = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        ty = y - th - 12 if y - th - 12 >= 0 else min(y + bh + 4, h - th - 8)  # above the box, else below
+        _text(img, label_text(r), x, ty, scale, thick, colour)
+    return img
+
+
+def _text(img, text, x, y, scale, thick, colour):
+    """Text on a dark filled band, kept inside the image (long labels shift left)."""
+    import cv2
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+    x = max(0, min(x, img.shape[1] - tw - 8))
+    y = max(0, y)
+    cv2.rectangle(img, (x, y), (x + tw + 8, y + th + base + 8), (0, 0, 0), -1)
+    cv2.putText(img, text, (x + 4, y + th + 4), font, scale, colour, thick, cv2.LINE_AA)
+
+
+def _unique(path):
+    n, out = 1, path
+    while out.exists():
+        out = path.with_name(f"{path.stem}_{n}{path.suffix}")
+        n += 1
+    return out
+
+
+def annotate_all(df, out_dir, every: int = 1) -> list:
+    """One annotated copy per readable input in ``out_dir``: ``<name>.annotated.<ext>`` (videos: ``.mp4``)."""
+    from pathlib import Path
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src, g in df[(df.error == "") & ~df.apex].groupby("source", sort=False):
+        path = Path(src)
+        if g.kind.iloc[0] == "image":
+            written.append(annotate_image(path, g.to_dict("records"), _unique(out_dir / f"{path.stem}.annotated{path.suffix.lower()}")))
+        elif g.kind.iloc[0] == "video":
+            written.append(annotate_video(path, g, _unique(out_dir / f"{path.stem}.annotated.mp4")))
+    return written
+
+
+def annotate_image(path, rows, out):
+    import cv2
+
+    from unmask.predict import read_image
+
+    img = draw(read_image(path), rows)
+    if not cv2.imwrite(str(out), img[:, :, ::-1]):
+        from unmask.errors import UnmaskError
+        raise UnmaskError(f"cannot write {out}")
+    return out
+
+
+def annotate_video(path, rows, out):
+    """All frames re-encoded (H.264, even size); each shows the boxes of the latest sampled frame."""
+    from fractions import Fraction
+
+    import av
+
+    from unmask.data.video import iter_frames
+    from unmask.predict import _video_fps
+
+    by_frame = {int(f): g.to_dict("records") for f, g in rows.groupby("frame")}
+    fps = Fraction(_video_fps(path) or 25).limit_denominator(1001)
+    current: list = []
+    with av.open(str(out), "w", format="mp4") as container:
+        stream = None
+        for index, rgb in iter_frames(path):
+            current = by_frame.get(index, current)
+            img = draw(rgb, current) if current else rgb
+            img = img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2]  # yuv420p needs even sides
+            if stream is None:
+                codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+                stream = container.add_stream(codec, rate=fps)
+                stream.width, stream.height, stream.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+                if codec == "libx264":  # a preview, not an archive: fast preset, good enough quality
+                    stream.options = {"preset": "veryfast", "crf": "23"}
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        if stream is not None:
+            container.mux(stream.encode())
+    return out

@@ -1,0 +1,448 @@
+"""Predict the true and the displayed (disguised) emotion of every face in new images and videos.
+
+::
+
+    p = Predictor.from_checkpoint("runs/demo/run/folds/s01")     # a checkpoint.pt or its fold folder
+    df = p.predict_paths(["photo.jpg", "clip.mp4"], every=5)       # one row per face per frame
+
+Preprocessing is the training one, read from the checkpoint (``ckpt["preprocess"]``): the face detector,
+the square crop (``crop_face`` with the checkpoint's margin, at its ``crop_size``), the resize of the crop to
+the model's input size (:func:`unmask.train.data.resize_uint8`, as training resized the cached crops) and the
+normalisation (:class:`unmask.train.transforms.Preprocess` with the checkpoint's mean/std). A checkpoint made
+with the ``annotated`` detector (boxes from a manifest) cannot find faces in new media: ``auto`` is used
+instead and the reason is logged once. Every face of a frame is classified, in batches across faces and
+frames.
+
+Result columns (:data:`BASE_COLUMNS`, then ``true_p_<emotion>...``, ``disguised_p_<emotion>...`` in the
+checkpoint's label order, then ``error``):
+
+* ``source`` the file (or ``<image>`` for an in-memory image); ``kind`` image | video;
+* ``frame`` the 0-based decoded frame index (-1 for images), ``time_s`` = frame / fps (NaN for images);
+* ``face`` the face's index in its frame (0 = highest detector score; -1 when none), ``track`` its face track
+  in a video (-1 for images);
+* ``x, y, w, h`` the detector's box in pixels, ``det_score`` its score;
+* ``face_found`` False for a frame without a face: one row with empty predictions (never silently skipped);
+* ``apex`` True on the apex summary rows of :meth:`Predictor.predict_video` with ``apex_search``, whose
+  ``apex_score`` is the feature distance that chose the frame;
+* ``true_pred``/``true_conf`` and ``disguised_pred``/``disguised_conf``: the top class and its probability;
+* ``error``: empty, or why the input could not be read (that input then has this one row).
+
+Apex search (videos): the model was trained on apex frames, where the disguise is at full intensity, so a
+per-frame prediction far from the apex means little. The heuristic: for each face track, the mean backbone
+feature of its first ``neutral_frames`` detections is the neutral reference (clips start neutral); each
+frame's score is the cosine distance of its feature to that reference, averaged over a centred window of
+about ``smooth_s`` = 0.2 s of sampled frames (an apex is a plateau; a one-frame jump is more likely noise, a
+blink or a brief leak of the true emotion); the apex is the frame with the highest score, and its prediction is repeated as an extra
+row with ``apex=True``. It assumes the video starts near neutral and that the disguise is the largest
+change in the face, and it only sees the sampled frames (``every``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from unmask.errors import UnmaskError
+
+log = logging.getLogger("unmask")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+TASKS = ("true", "disguised")
+BASE_COLUMNS = ["source", "kind", "frame", "time_s", "face", "track", "x", "y", "w", "h", "det_score",
+                "face_found", "apex", "apex_score", "true_pred", "true_conf", "disguised_pred", "disguised_conf"]
+INT_COLUMNS = ("frame", "face", "track", "x", "y", "w", "h")  # nullable integers (empty when no face)
+TEXT_COLUMNS = ("source", "kind", "true_pred", "disguised_pred", "error")
+
+
+def media_kind(path: Path) -> str | None:
+    ext = path.suffix.lower()
+    return "image" if ext in IMAGE_EXTENSIONS else "video" if ext in VIDEO_EXTENSIONS else None
+
+
+def find_media(inputs) -> list[Path]:
+    """Files to predict on: the given files as they are, folders searched recursively by extension (sorted).
+
+    A missing path or a folder without media is kept as is: :meth:`Predictor.predict_paths` reports it.
+    """
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and media_kind(f))
+            out.extend(found or [p])
+        else:
+            out.append(p)
+    return out
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 ``[H, W, 3]`` (EXIF orientation applied by OpenCV); UnmaskError when unreadable."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise UnmaskError(f"file not found: {path}")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UnmaskError(f"cannot read image {path} (corrupt or not an image)")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def _as_rgb(img) -> np.ndarray:
+    if isinstance(img, np.ndarray):
+        if img.dtype == np.uint8 and img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise UnmaskError(f"expected an RGB uint8 image [H, W, 3], got {img.dtype} {img.shape}")
+        return np.ascontiguousarray(img)
+    if hasattr(img, "convert"):  # PIL image
+        return np.asarray(img.convert("RGB")).copy()
+    return read_image(img)
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """A checkpoint file, a fold folder holding ``checkpoint.pt``, or a run folder with exactly one fold."""
+    p = Path(path)
+    if p.is_file() or (p / "checkpoint.pt").is_file():
+        return p if p.is_file() else p / "checkpoint.pt"
+    folds = sorted(f.parent.name for f in p.glob("folds/*/checkpoint.pt")) if p.is_dir() else []
+    if len(folds) == 1:
+        return p / "folds" / folds[0] / "checkpoint.pt"
+    if len(folds) > 1:
+        raise UnmaskError(f"{p} is a run with {len(folds)} folds; pick one checkpoint, e.g. {p / 'folds' / folds[0]}",
+                          [f"fold: {p / 'folds' / f}" for f in folds])
+    raise UnmaskError(f"no checkpoint at {p} (expected a checkpoint.pt, a fold folder or a run folder)")
+
+
+class Predictor:
+    """A trained model with its training preprocessing; see the module docstring."""
+
+    def __init__(self, model, ckpt: dict, *, device: torch.device, detector=None, batch_size: int = 32,
+                 precision: str = "fp32", neutral_frames: int = 3, smooth_s: float = 0.2):
+        from unmask.train.transforms import Preprocess
+
+        if precision not in ("fp32", "bf16"):
+            raise UnmaskError(f"unknown precision {precision!r}; expected fp32 or bf16")
+        if batch_size < 1:
+            raise UnmaskError(f"batch size must be at least 1 (got {batch_size})")
+        self.model, self.ckpt, self.device = model, ckpt, device
+        self.labels = list(ckpt["labels"])
+        prep = ckpt["preprocess"]
+        self.input_size = int(prep["input_size"][-1])
+        self.margin = float(prep["margin"] if prep.get("margin") is not None else 0.2)
+        self.crop_size = int(prep.get("crop_size") or self.input_size)
+        self.normalize = Preprocess(prep["mean"], prep["std"])
+        self.batch_size, self.precision = batch_size, precision
+        self.neutral_frames, self.smooth_s = neutral_frames, smooth_s
+        self.detector, self.detector_note = self._make_detector(detector, prep.get("detector"))
+        self.detector_fallback = "(auto:" in self.detector_note  # the checkpoint's detector could not be used
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", detector=None, **kwargs) -> "Predictor":
+        from unmask.checkpoint import load_checkpoint
+        from unmask.train.engine import resolve_device
+
+        dev = resolve_device(device)
+        path = resolve_checkpoint_path(path)
+        # create_model announces a random init for weights=None, but load_checkpoint then loads the trained
+        # backbone strictly (or verifies the frozen one): the message would be wrong here
+        def quiet(record):
+            return "random initialisation" not in record.getMessage()
+
+        logging.getLogger("unmask").addFilter(quiet)
+        try:
+            model, ckpt = load_checkpoint(path, dev)
+        finally:
+            logging.getLogger("unmask").removeFilter(quiet)
+        return cls(model, ckpt, device=dev, detector=detector, **kwargs)
+
+    @staticmethod
+    def _make_detector(detector, trained_with: str | None):
+        from unmask.data.faces import FaceDetector, create_detector, resolve_detector_name
+
+        if isinstance(detector, FaceDetector):
+            return detector, f"face detector: {detector.name} (given)"
+        if detector:
+            name = resolve_detector_name(detector)
+            if name == "annotated":
+                raise UnmaskError("the 'annotated' detector reads boxes from a manifest and cannot find faces in "
+                                  "new media; choose auto, yuface, haar or none")
+            log.info("face detector: %s (chosen)", name)
+            return create_detector(name), f"face detector: {name} (chosen)"
+        if trained_with in (None, "annotated"):
+            name = resolve_detector_name("auto")
+            why = ("was trained on manifest boxes ('annotated'), which new media do not have"
+                   if trained_with else "does not name its detector")
+            note = f"face detector: {name} (auto: the checkpoint {why}; --detector overrides)"
+            log.warning(note)  # said once, when the predictor is made
+            return create_detector(name), note
+        note = f"face detector: {resolve_detector_name(trained_with)} (the checkpoint's)"
+        log.info(note)
+        return create_detector(trained_with), note
+
+    # -- the model ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_crops(self, crops) -> dict[str, np.ndarray]:
+        """Face crops (uint8 ``[N, H, W, 3]``, as :func:`~unmask.data.faces.crop_face` makes them) ->
+        ``{"true": [N, C], "disguised": [N, C], "features": [N, D]}`` (probabilities; backbone features)."""
+        from unmask.train.data import resize_uint8
+
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != np.uint8:
+            raise UnmaskError(f"expected uint8 crops [N, H, W, 3], got {crops.dtype} {crops.shape}")
+        out: dict[str, list] = {}
+        for start in range(0, len(crops), self.batch_size):
+            x = torch.from_numpy(crops[start:start + self.batch_size]).permute(0, 3, 1, 2)  # [B, 3, H, W]
+            x = self.normalize(resize_uint8(x, self.input_size), train=False).to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                f = self.model.backbone.forward_features(x)  # [B, D]
+                o = self.model.forward_head(f.float())
+            for task in TASKS:
+                if f"{task}_logits" in o:
+                    out.setdefault(task, []).append(o[f"{task}_logits"].float().softmax(-1).cpu())
+            out.setdefault("features", []).append(f.float().cpu())
+        if not out:
+            return {"features": np.zeros((0, 0), np.float32)}
+        return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+    # -- rows -------------------------------------------------------------------------------------------
+    def _frame_rows(self, rgb: np.ndarray, base: dict, pending: list, frame: int | None = None) -> list[dict]:
+        """Detect and crop every face of one frame; the rows wait in ``pending`` for a batched model pass."""
+        from unmask.data.faces import crop_face
+
+        faces = self.detector.detect(rgb, frame=frame)
+        if not faces:
+            return [dict(base, face=-1, face_found=False)]
+        rows = []
+        for i, d in enumerate(faces):
+            x, y, w, h = d.box
+            row = dict(base, face=i, x=x, y=y, w=w, h=h, det_score=round(d.score, 4), face_found=True)
+            pending.append((row, crop_face(rgb, d.box, margin=self.margin, size=self.crop_size)))
+            rows.append(row)
+        return rows
+
+    def _flush(self, pending: list, features: dict | None = None) -> None:
+        if not pending:
+            return
+        out = self.predict_crops(np.stack([c for _, c in pending]))
+        for j, (row, _) in enumerate(pending):
+            for task in TASKS:
+                if task in out:
+                    p = out[task][j]
+                    row[f"{task}_pred"], row[f"{task}_conf"] = self.labels[int(p.argmax())], float(p.max())
+                    row.update({f"{task}_p_{e}": float(v) for e, v in zip(self.labels, p)})
+            if features is not None:
+                features[id(row)] = out["features"][j]
+        pending.clear()
+
+    def _frame(self, rows: list[dict]) -> pd.DataFrame:
+        cols = BASE_COLUMNS + [f"{t}_p_{e}" for t in TASKS for e in self.labels] + ["error"]
+        return to_frame(rows, cols)
+
+    # -- public API -------------------------------------------------------------------------------------
+    def predict_image(self, img, source: str | None = None) -> pd.DataFrame:
+        """One image (path, PIL image or RGB uint8 ndarray) -> one row per face (or one ``face_found=False``)."""
+        pending: list = []
+        rows = self._image_rows(img, source, pending)
+        self._flush(pending)
+        return self._frame(rows)
+
+    def _image_rows(self, img, source, pending) -> list[dict]:
+        name = source or (str(img) if isinstance(img, (str, Path)) else "<image>")
+        base = dict(source=name, kind="image", frame=-1, track=-1)
+        try:
+            rgb = _as_rgb(img)
+        except UnmaskError as e:
+            return [dict(base, face=-1, face_found=False, error=str(e))]
+        return self._frame_rows(rgb, base, pending)
+
+    def predict_video(self, path, every: int = 1, apex_search: bool = False) -> pd.DataFrame:
+        """Every ``every``-th frame of a video -> rows per face per sampled frame (+ apex rows, see module doc).
+
+        A video that fails to decode part-way keeps the rows of the frames read and ends with an error row.
+        """
+        return self._frame(self._video_rows(Path(path), every, apex_search))
+
+    def _video_rows(self, path: Path, every: int, apex_search: bool) -> list[dict]:
+        from unmask.data.video import VideoError, iter_frames
+
+        if every < 1:
+            raise UnmaskError(f"--every must be at least 1 (got {every})")
+        fps = _video_fps(path)
+        base = dict(source=str(path), kind="video")
+        rows: list[dict] = []
+        pending: list = []
+        features: dict = {}
+        tracker = _Tracker()
+        try:
+            for index, rgb in iter_frames(path, every=every):
+                t = round(index / fps, 4) if fps else math.nan
+                new = self._frame_rows(rgb, dict(base, frame=index, time_s=t), pending, frame=index)
+                tracker.assign(new)
+                rows += new
+                if len(pending) >= self.batch_size:
+                    self._flush(pending, features)
+        except VideoError as e:
+            self._flush(pending, features)
+            return rows + [dict(base, frame=-1, face=-1, track=-1, face_found=False, error=str(e))]
+        self._flush(pending, features)
+        if apex_search:
+            # the smoothing window spans about smooth_s seconds of sampled frames (odd, centred; 1 = none)
+            window = max(1, round(self.smooth_s * (fps or 25.0) / every)) // 2 * 2 + 1
+            rows += self._apex_rows(rows, features, window)
+        return rows
+
+    def _apex_rows(self, rows: list[dict], features: dict, window: int) -> list[dict]:
+        tracks: dict[int, list[dict]] = {}
+        for r in rows:
+            if r.get("face_found") and id(r) in features:
+                tracks.setdefault(r["track"], []).append(r)
+        out = []
+        for _, track in sorted(tracks.items()):
+            feats = np.stack([features[id(r)] for r in track])  # [T, D]
+            i, score = apex_index(feats, self.neutral_frames, window)
+            out.append(dict(track[i], apex=True, apex_score=round(float(score), 5)))
+        return out
+
+    def predict_paths(self, paths, every: int = 1, apex_search: bool = False, progress: bool = False) -> pd.DataFrame:
+        """Images, videos and folders (searched recursively) -> one frame of rows; images are batched together.
+
+        An unreadable input gives one row with ``error`` set and the others go on.
+        """
+        from tqdm.auto import tqdm
+
+        files = find_media(paths)
+        rows: list[dict] = []
+        pending: list = []
+        bar = tqdm(files, desc="predict", unit="file", disable=not progress)
+        for f in bar:
+            bar.set_postfix_str(f.name, refresh=False)
+            kind = media_kind(f) if f.is_file() else None
+            if kind == "image":
+                rows += self._image_rows(f, str(f), pending)
+                if len(pending) >= self.batch_size:
+                    self._flush(pending)
+            elif kind == "video":
+                rows += self._video_rows(f, every, apex_search)
+            else:
+                why = ("not found" if not f.exists() else "a folder without images or videos" if f.is_dir()
+                       else f"not an image or video (extensions: {', '.join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)})")
+                rows.append(dict(source=str(f), kind="", frame=-1, face=-1, track=-1, face_found=False,
+                                 error=f"{f}: {why}"))
+        self._flush(pending)
+        return self._frame(rows)
+
+
+class _Tracker:
+    """Greedy IoU tracking across sampled frames: a face continues the track whose last box overlaps it most
+    (IoU >= 0.3), else starts a new one. Enough to give the apex search one feature sequence per person."""
+
+    def __init__(self, min_iou: float = 0.3):
+        self.last: dict[int, tuple] = {}
+        self.min_iou = min_iou
+
+    def assign(self, rows: list[dict]) -> None:
+        taken = set()
+        for r in rows:
+            if not r.get("face_found"):
+                r["track"] = -1
+                continue
+            box = (r["x"], r["y"], r["w"], r["h"])
+            best = max(((iou(box, b), t) for t, b in self.last.items() if t not in taken), default=(0.0, -1))
+            t = best[1] if best[0] >= self.min_iou else len(self.last)
+            taken.add(t)
+            self.last[t] = box
+            r["track"] = t
+
+
+def iou(a, b) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw, ih = max(0, min(ax1, bx1) - max(a[0], b[0])), max(0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
+
+
+def apex_index(features: np.ndarray, neutral_frames: int = 3, smooth: int = 3) -> tuple[int, float]:
+    """Index of the apex in a track's features ``[T, D]`` and its score (see the module docstring)."""
+    f = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    k = max(1, min(neutral_frames, len(f) // 4))  # a short track keeps most frames as candidates
+    ref = f[:k].mean(0)
+    ref /= max(float(np.linalg.norm(ref)), 1e-12)
+    d = 1.0 - f @ ref  # [T] cosine distance to the neutral start
+    if smooth > 1 and len(d) > 1:
+        half = smooth // 2
+        d = np.array([d[max(0, i - half):i + half + 1].mean() for i in range(len(d))])
+    i = int(np.argmax(d))
+    return i, float(d[i])
+
+
+def _video_fps(path: Path) -> float:
+    """The stream's average frame rate from the header (0 when unknown or unreadable: decoding reports)."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            return float(s.average_rate or s.guessed_rate or 0)
+    except (av.FFmpegError, IndexError, OSError):
+        return 0.0
+
+
+def to_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """Rows -> DataFrame with stable columns and dtypes (nullable ints, booleans, empty error strings)."""
+    df = pd.DataFrame(rows, columns=columns)
+    extra = [c for r in rows for c in r if c not in columns]
+    if extra:
+        raise ValueError(f"unexpected result columns {sorted(set(extra))}")
+    return normalize_dtypes(df)
+
+
+def normalize_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+    for c in INT_COLUMNS:
+        df[c] = pd.to_numeric(df[c]).astype("Int64")
+    for c in ("face_found", "apex"):
+        df[c] = df[c].map(lambda v: bool(v) if isinstance(v, (bool, np.bool_, int, float)) and v == v else False)
+        df[c] = df[c].astype(bool)
+    for c in df.columns:
+        if c in ("time_s", "det_score", "apex_score") or c.endswith("_conf") or "_p_" in c:
+            df[c] = pd.to_numeric(df[c]).astype(float)
+    for c in TEXT_COLUMNS:
+        df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return df
+
+
+def write_results(df: pd.DataFrame, path: str | Path) -> Path:
+    """``.csv`` or ``.json`` (records); :func:`read_results` reads either back with the same dtypes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".json":
+        df.to_json(path, orient="records", indent=1)
+    elif path.suffix.lower() == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        raise UnmaskError(f"--out {path}: expected a .csv or .json file")
+    return path
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """Read a file written by :func:`write_results` (or ``unmask predict --out``) with the result dtypes."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        df = pd.read_json(path, orient="records", dtype=False)
+    else:
+        # only the numeric columns treat "" as missing: an empty error or prediction stays an empty string
+        header = pd.read_csv(path, nrows=0).columns
+        numeric = [c for c in header if c not in TEXT_COLUMNS]
+        df = pd.read_csv(path, keep_default_na=False, na_values={c: ["", "NaN", "nan"] for c in numeric},
+                         dtype={c: str for c in TEXT_COLUMNS if c in header})
+    return normalize_dtypes(df)
+
+
+__all__ = ["Predictor", "find_media", "read_image", "apex_index", "read_results", "write_results",
+           "resolve_checkpoint_path", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS"]
