@@ -125,7 +125,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(data, fold, tmp_path, mode
 
 
 def test_same_seed_same_metrics_other_seed_differs(data, fold, tmp_path):
-    cfg = toy_cfg("model.mode=frozen", "features.cache=off")
+    cfg = toy_cfg("model.mode=frozen", "features.cache=never")
     a = fit_fold(cfg, fold, data, tmp_path / "a", progress=False)
     b = fit_fold(cfg, fold, data, tmp_path / "b", progress=False)
     assert a == b

@@ -54,6 +54,7 @@ def save_checkpoint(path: str | Path, model, *, config: dict, preprocess: dict, 
 def load_checkpoint(path: str | Path, device="cpu"):
     """Return ``(model, checkpoint_dict)``; the model is in eval mode on ``device``."""
     from unmask.models import create_model
+    from unmask.models.weights import restoring_checkpoint
     from unmask.train.features import state_digest
 
     path = Path(path)
@@ -70,7 +71,11 @@ def load_checkpoint(path: str | Path, device="cpu"):
     args = dict(ckpt["model_args"])
     if ckpt.get("backbone"):
         args["weights"] = ckpt["backbone"]["weights"]
-    model = create_model(**args)
+    if ckpt.get("backbone"):  # a frozen backbone left out of the file: loaded from its weights spec
+        model = create_model(**args)
+    else:
+        with restoring_checkpoint():  # every weight comes from the file below: no "random init" warning
+            model = create_model(**args)
     if ckpt.get("backbone"):
         digest = state_digest(model.backbone)
         if digest != ckpt["backbone"]["sha256"]:

@@ -83,7 +83,7 @@ class ProtocolConfig:
 
 @dataclass
 class FeaturesConfig:
-    cache: str = "auto"  # auto (cache when the backbone is frozen) | on | off
+    cache: str = "auto"  # auto (cache when the backbone is frozen) | always | never
     views: int = 4  # augmented views per image; view 0 is unaugmented
     cache_dir: str = ""  # empty: <prepared>/features
     batch_size: int = 64
@@ -159,8 +159,8 @@ def _check_value(key: str, value, tp):
             return float(value)
         raise UnmaskError(f"config key '{key}': expected a number, got {value!r}")
     if tp is str:
-        if isinstance(value, bool):  # YAML 1.1 reads on/off/yes/no as booleans
-            return "on" if value else "off"
+        if isinstance(value, bool):  # YAML reads a bare true (e.g. model.task=true) as a boolean
+            return "true" if value else "false"
         if isinstance(value, (str, int, float)):
             return str(value)
         raise UnmaskError(f"config key '{key}': expected a string, got {value!r}")
@@ -253,7 +253,7 @@ def validate(cfg: Config) -> None:
         "optim.monitor": (cfg.optim.monitor, ("auto", "true_acc", "disguised_acc")),
         "protocol.name": (cfg.protocol.name, ("loso", "kfold", "split")),
         "protocol.validation": (cfg.protocol.validation, ("subjects", "test_subject")),
-        "features.cache": (cfg.features.cache, ("auto", "on", "off")),
+        "features.cache": (cfg.features.cache, ("auto", "always", "never")),
         "features.precision": (cfg.features.precision, ("auto", "bf16", "fp32")),
         "runtime.device": (cfg.runtime.device, ("auto", "cpu", "cuda")),
         "model.task": (cfg.model.task, ("true", "disguised")),

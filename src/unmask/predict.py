@@ -150,16 +150,7 @@ class Predictor:
 
         dev = resolve_device(device)
         path = resolve_checkpoint_path(path)
-        # create_model announces a random init for weights=None, but load_checkpoint then loads the trained
-        # backbone strictly (or verifies the frozen one): the message would be wrong here
-        def quiet(record):
-            return "random initialisation" not in record.getMessage()
-
-        logging.getLogger("unmask").addFilter(quiet)
-        try:
-            model, ckpt = load_checkpoint(path, dev)
-        finally:
-            logging.getLogger("unmask").removeFilter(quiet)
+        model, ckpt = load_checkpoint(path, dev)
         return cls(model, ckpt, device=dev, detector=detector, **kwargs)
 
     @staticmethod

@@ -21,6 +21,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import logging
 import os
 import warnings
@@ -73,7 +76,22 @@ def parse_weights(weights: str | os.PathLike | None) -> WeightsSpec:
     return WeightsSpec("tag", text)
 
 
+_restoring = contextvars.ContextVar("unmask_restoring_checkpoint", default=False)
+
+
+@contextlib.contextmanager
+def restoring_checkpoint():
+    """Within this block weights=None is not announced: the caller loads trained weights right after."""
+    token = _restoring.set(True)
+    try:
+        yield
+    finally:
+        _restoring.reset(token)
+
+
 def announce_random_init(backbone: str) -> None:
+    if _restoring.get():
+        return
     logger.warning("backbone %s: random initialisation (weights=None); pass weights=<file or tag> "
                    "for pretrained features", backbone)
 

@@ -113,9 +113,9 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
                        validation=cfg.protocol.validation, val_subjects=cfg.protocol.val_subjects,
                        seed=cfg.runtime.seed, only=cfg.protocol.folds)
     frozen = not any(p.requires_grad for p in model.backbone.parameters())
-    use_cache = cfg.features.cache == "on" or (cfg.features.cache == "auto" and frozen)
+    use_cache = cfg.features.cache == "always" or (cfg.features.cache == "auto" and frozen)
     if use_cache and not frozen:
-        raise UnmaskError(f"features.cache=on needs a frozen backbone (model.mode={cfg.model.mode})")
+        raise UnmaskError(f"features.cache=always needs a frozen backbone (model.mode={cfg.model.mode})")
     features = None
     todo = [f for f in folds if not (out / "folds" / f.name / "metrics.json").is_file()]
     if use_cache and todo:
