@@ -193,10 +193,12 @@ class FakeFit:
 
 @pytest.fixture
 def fake_training(monkeypatch):
+    import unmask.eval.report as report
     import unmask.train.engine as engine
     import unmask.train.run as run
 
     monkeypatch.setattr(run, "load_data", lambda cfg, out, **kw: (None, toy_frames()))
+    monkeypatch.setattr(report, "write_report", lambda run, summary=None: None)  # figures: seconds per run
     fake = FakeFit()
     monkeypatch.setattr(engine, "fit_fold", fake)
     return fake
