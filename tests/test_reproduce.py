@@ -281,7 +281,7 @@ def test_reproduce_ablation_quick_end_to_end(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(quick, "read_settings", tiny)
     out = tmp_path / "out"
-    args = ["reproduce", "ablation", "--quick", "--out", str(out), "--quiet", "optim.epochs=1", "model.img_size=32"]
+    args = ["reproduce", "ablation", "optim.epochs=1", "model.img_size=32", "--quick", "--out", str(out), "--quiet"]
     assert main(args) == 0
     rows = list(csv.DictReader(open(out / "tables" / "ablation.csv")))
     assert [r["row"] for r in rows] == list(PAPER["II"]) and all(r["ter_acc"] and r["der_f1"] for r in rows)
