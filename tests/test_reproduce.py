@@ -1,0 +1,291 @@
+"""`unmask reproduce`: table files, shared runs, estimator rows, paper columns, resume, CLI errors.
+
+Bookkeeping tests replace the data loader and the fold trainer (train_run itself runs for real), so they take
+seconds; one end-to-end test runs `reproduce ablation --quick` on a tiny synthetic set.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from unmask.cli import main
+from unmask.config import Config
+from unmask.experiments import runner as R
+from unmask.experiments.paper import PAPER
+from unmask.experiments.tables import list_tables, load_table, parse_estimators
+
+# the seed text sits in shared/ beside the checkout (a worktree may be nested deeper, so look upwards)
+SEED = next((p / "shared/seeds/001_ceabf78647e814fb.txt" for p in Path(__file__).resolve().parents
+             if (p / "shared/seeds/001_ceabf78647e814fb.txt").is_file()), Path("shared/seeds/001_ceabf78647e814fb.txt"))
+TABLES = ["ablation", "alpha", "beta", "models", "paradigm"]
+
+
+def ctx_for(tmp_path, quick=True, **kw):
+    return R.make_context(tmp_path, {"default": str(tmp_path / "prep"), "hard": str(tmp_path / "prep_hard")},
+                          quick=quick, **kw)
+
+
+def all_cells(ctx, estimators=()):
+    return {n: R.plan(ctx, R.expand(ctx, load_table(n), list(estimators))) for n in list_tables()}
+
+
+# ------------------------------------------------------------------------------------------- table files
+def test_every_table_parses_and_every_cell_is_a_valid_config(tmp_path):
+    assert list_tables() == TABLES
+    for quick in (False, True):
+        for name, cells in all_cells(ctx_for(tmp_path, quick=quick)).items():
+            assert cells, name
+            for c in cells:
+                assert isinstance(c.cfg, Config)  # load_config checked every key and value
+                assert c.cfg.data.prepared
+                tiny = c.cfg.model.backbone.startswith("tiny_")
+                assert tiny == quick, (name, c.row.label, c.cfg.model.backbone)
+
+
+def test_rows_use_the_models_the_paper_names(tmp_path):
+    cells = all_cells(ctx_for(tmp_path, quick=False))
+    model = {(n, c.row.label, c.task): (c.cfg.model.name, c.cfg.model.backbone, c.cfg.model.task)
+             for n, cs in cells.items() for c in cs}
+    assert model["paradigm", "Onset-based", "der"] == ("single_stream", "vit_b16", "disguised")
+    assert model["ablation", "ViT", "ter"] == ("single_stream", "vit_b16", "true")
+    assert model["models", "ResNet18", "ter"][:2] == ("single_stream", "resnet18")
+    assert model["models", "CLIP", "ter"][:2] == ("single_stream", "clip_vit_b16")
+    assert model["ablation", "DSID", "der"][:2] == ("dsid", "clip_vit_b16")
+    onset = next(c for c in cells["paradigm"] if c.row.label == "Onset-based")
+    assert onset.cfg.data.paradigm == "onset"
+    alpha = {c.row.x: c.cfg.loss for c in cells["alpha"]}
+    assert sorted(alpha) == [0.1, 0.3, 0.5, 0.7, 0.9, 1.0] and all(l.beta == 1.0 for l in alpha.values())
+    assert all(alpha[x].alpha == x for x in alpha)
+    beta = {c.row.x: c.cfg.loss for c in cells["beta"]}
+    assert all(l.alpha == 0.5 and l.beta == x for x, l in beta.items())
+    wo = next(c for c in cells["ablation"] if c.row.label == "DSID w/o HSIC")
+    assert wo.cfg.loss.alpha == 0.0
+
+
+def test_quick_paradigm_runs_on_both_synthetic_presets(tmp_path):
+    cells = all_cells(ctx_for(tmp_path))["paradigm"]
+    assert {c.cfg.data.prepared for c in cells} == {str(tmp_path / "prep"), str(tmp_path / "prep_hard")}
+    assert len({c.run_dir for c in cells}) == 8  # 2 paradigms x 2 tasks x 2 presets
+
+
+def test_weights_per_backbone(tmp_path):
+    ctx = ctx_for(tmp_path, quick=False, overrides=["model.weights=/w/clip.pt", "optim.epochs=3"],
+                  weights=["vit_b16=/w/vit.safetensors", "resnet18=null"])
+    cells = [c for cs in all_cells(ctx).values() for c in cs]
+    weights = {c.cfg.model.backbone: c.cfg.model.weights for c in cells}
+    assert weights == {"clip_vit_b16": "/w/clip.pt", "vit_b16": "/w/vit.safetensors", "resnet18": None}
+    assert all(c.cfg.optim.epochs == 3 for c in cells)
+    with pytest.raises(Exception, match="unknown backbone"):
+        ctx_for(tmp_path, quick=False, weights=["vit_b99=/w/x.pt"])
+
+
+# ----------------------------------------------------------------------------------------- shared runs
+def test_shared_configurations_train_once(tmp_path):
+    cells = all_cells(ctx_for(tmp_path))
+    dsid = {n: {c.run_dir for c in cs if c.cfg.model.name == "dsid" and c.cfg.loss.alpha == 0.5
+                and c.cfg.loss.beta == 1.0} for n, cs in cells.items()}
+    assert all(len(dsid[n]) == 1 for n in ("ablation", "alpha", "beta", "models"))
+    assert len(set.union(*dsid.values())) == 1
+    vit_ter = {c.run_dir for n in ("paradigm", "ablation", "models") for c in cells[n]
+               if c.cfg.model.backbone == "tiny_vit" and c.task == "ter" and c.cfg.data.paradigm == "apex"
+               and c.cfg.data.prepared.endswith("prep")}
+    assert len(vit_ter) == 1
+    total = R.unique_runs([c for cs in cells.values() for c in cs])
+    assert len(total) == 22  # 8 paradigm (2 presets) + DSID alpha=0 + 6 alpha + 5 new beta + ResNet + CLIP
+    # presentation-only keys do not change the key; anything else does
+    cfg = next(iter(total.values())).copy()
+    h = R.run_hash(cfg)
+    cfg.runtime.threads = 7
+    assert R.run_hash(cfg) == h
+    cfg.optim.lr = 0.123
+    assert R.run_hash(cfg) != h
+
+
+def test_estimator_rows(tmp_path):
+    assert parse_estimators(["paper,biased", "unbiased", "paper"]) == ["paper", "biased", "unbiased"]
+    with pytest.raises(Exception, match="unknown HSIC estimator"):
+        parse_estimators(["gretton"])
+    ctx = ctx_for(tmp_path)
+    cells = R.plan(ctx, R.expand(ctx, load_table("ablation"), ["paper", "unbiased", "biased"]))
+    labels = list(dict.fromkeys(c.row.label for c in cells))
+    assert labels == ["ViT", "DSID w/o HSIC", "DSID", "DSID (estimator=paper)", "DSID (estimator=unbiased)",
+                      "DSID (estimator=biased)"]  # alpha=0 and single-stream rows have no HSIC term
+    est = {c.row.label: c for c in cells}
+    assert est["DSID (estimator=paper)"].cfg.loss.estimator == "paper"
+    assert est["DSID (estimator=unbiased)"].cfg.loss.estimator == "unbiased"
+    assert est["DSID (estimator=paper)"].row.paper == {}
+    assert est["DSID (estimator=biased)"].run_dir == est["DSID"].run_dir  # biased is the base config's
+    sweep = R.plan(ctx, R.expand(ctx, load_table("alpha"), ["paper"]))
+    assert sum(c.cfg.loss.estimator == "paper" for c in sweep) == 12  # 6 rows x (TER, DER)
+
+
+# ------------------------------------------------------------------------------------------ paper numbers
+def seed_tables() -> dict[str, dict[str, list[float]]]:
+    """Row label -> numbers of each TABLE block of the seed text (rows are tab-separated, 4-digit values)."""
+    out: dict = {}
+    current = None
+    for i, line in enumerate(SEED.read_text().splitlines()):
+        m = re.fullmatch(r"TABLE (I|II|III|IV|V)", line.strip())
+        if m:
+            current, start = out.setdefault(m.group(1), {}), i
+            continue
+        parts = line.split("\t")
+        if current is not None and i - start < 12 and len(parts) > 2 and all(
+                re.fullmatch(r"0\.\d{4}", p.strip()) for p in parts[1:] if p.strip()):
+            current[re.sub(r"\s*\[\d+\]$", "", parts[0].strip())] = [float(p) for p in parts[1:] if p.strip()]
+    return out
+
+
+def test_paper_numbers_match_the_seed_text():
+    if not SEED.is_file():
+        pytest.skip(f"seed text not found at {SEED}")
+    seed = seed_tables()
+    assert set(seed) == set(PAPER)
+    for table, rows in PAPER.items():
+        assert set(rows) == set(seed[table]), table
+        for label, values in rows.items():
+            keys = [k for k in ("ter_acc", "ter_f1", "der_acc", "der_f1") if k in values]
+            assert [values[k] for k in keys] == seed[table][label], (table, label)
+
+
+# ------------------------------------------------------------------- runs with a fake trainer, and resume
+def toy_frames(n_subjects=3, per_subject=12):
+    from unmask.train.data import FrameData
+
+    n = n_subjects * per_subject
+    true = torch.arange(n) % 6
+    return FrameData(clip_ids=[f"c{i:03d}" for i in range(n)], subjects=[f"s{i // per_subject:02d}" for i in range(n)],
+                     images=torch.zeros(n, 3, 64, 64, dtype=torch.uint8), true=true, disguised=(true + 1) % 6,
+                     paradigm="apex", source={"toy": 0})
+
+
+class FakeFit:
+    """Stands in for engine.fit_fold: writes what a finished fold writes; can interrupt after N calls."""
+
+    def __init__(self, interrupt_after=None):
+        self.calls, self.interrupt_after = [], interrupt_after
+
+    def __call__(self, cfg, fold, data, out_dir, **kw):
+        from unmask.train.engine import _write_predictions
+
+        if self.interrupt_after is not None and len(self.calls) >= self.interrupt_after:
+            raise KeyboardInterrupt
+        self.calls.append(str(out_dir))
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        idx = data.subset(fold.test)
+        rng = np.random.default_rng(len(self.calls))
+        tasks = ("true", "disguised") if cfg.model.name == "dsid" else (cfg.model.task,)
+        probs = {t: rng.dirichlet(np.ones(6), size=len(idx)) for t in tasks}
+        _write_predictions(data, idx, probs, out / "predictions.csv")
+        (out / "metrics.json").write_text(json.dumps({"fold": fold.name, "best_epoch": 1, "optimistic": False}))
+        return {"fold": fold.name}
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    import unmask.eval.report as report
+    import unmask.train.engine as engine
+    import unmask.train.run as run
+
+    monkeypatch.setattr(run, "load_data", lambda cfg, out, **kw: (None, toy_frames()))
+    monkeypatch.setattr(report, "write_report", lambda run, summary=None: None)  # figures: seconds per run
+    fake = FakeFit()
+    monkeypatch.setattr(engine, "fit_fold", fake)
+    return fake
+
+
+def test_tables_have_the_papers_rows_and_numbers(tmp_path, fake_training):
+    ctx = ctx_for(tmp_path)
+    R.reproduce(["ablation", "models"], ctx, progress=False)
+    md = (tmp_path / "tables" / "ablation.md").read_text()
+    rows = list(csv.DictReader(open(tmp_path / "tables" / "ablation.csv")))
+    assert [r["row"] for r in rows] == list(PAPER["II"])
+    for r in rows:
+        paper = PAPER["II"][r["row"]]
+        for key, value in paper.items():
+            assert float(r[f"{key}_paper"]) == value
+            assert f"{value:.4f}" in md
+        assert 0 <= float(r["ter_acc"]) <= 1 and float(r["ter_acc_ci_lo"]) <= float(r["ter_acc"])
+    assert re.search(r"\| DSID \| \d\.\d{3} ± \d\.\d{2} \[\d\.\d{2}, \d\.\d{2}\] \| 0\.3920 \|", md)
+    assert "TER acc (paper)" in md and "DER F1 (ours)" in md
+    models = list(csv.DictReader(open(tmp_path / "tables" / "models.csv")))
+    assert [r["row"] for r in models] == list(PAPER["V"]) and "der_acc" not in models[0]
+    assert float(models[0]["ter_acc_paper"]) == 0.2948
+    # 2 ViT + DSID w/o HSIC + DSID, then ResNet18 + CLIP (ViT TER and DSID are reused): 3 folds each
+    assert len(fake_training.calls) == 6 * 3
+
+
+def test_sweep_tables_have_a_plot(tmp_path, fake_training):
+    ctx = ctx_for(tmp_path)
+    paths = R.reproduce(["alpha"], ctx, estimators=["paper"], progress=False)["alpha"]
+    assert paths["png"].stat().st_size > 10_000
+    rows = list(csv.DictReader(open(paths["csv"])))
+    assert [r["series"] for r in rows].count("estimator=paper") == 6
+
+
+def test_interrupted_all_resumes_without_recomputing(tmp_path, fake_training, monkeypatch):
+    import unmask.train.engine as engine
+
+    ctx = ctx_for(tmp_path)
+    total_folds = len(R.unique_runs([c for cs in all_cells(ctx).values() for c in cs])) * 3
+    interrupted = FakeFit(interrupt_after=10)
+    monkeypatch.setattr(engine, "fit_fold", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        R.reproduce(["all"], ctx, progress=False)
+    done = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/folds/*/metrics.json")}
+    assert len(done) == 10
+    resumed = FakeFit()
+    monkeypatch.setattr(engine, "fit_fold", resumed)
+    R.reproduce(["all"], ctx, progress=False)
+    assert len(resumed.calls) == total_folds - 10  # only the unfinished folds
+    assert not set(map(str, (p.parent for p in done))) & set(resumed.calls)
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items())
+    again = FakeFit()
+    monkeypatch.setattr(engine, "fit_fold", again)
+    R.reproduce(["all"], ctx, progress=False)
+    assert again.calls == []
+    assert sorted(p.stem for p in (tmp_path / "tables").glob("*.md")) == TABLES
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def test_unknown_table_is_a_clean_error(tmp_path, capsys):
+    assert main(["reproduce", "tableVI", "--out", str(tmp_path / "o"), "--quick"]) != 0
+    err = capsys.readouterr().err
+    assert "unknown table 'tableVI'" in err and all(t in err for t in TABLES) and "Traceback" not in err
+    assert main(["reproduce", "ablation", "--out", str(tmp_path / "o")]) != 0  # no data
+    assert "--manifest" in capsys.readouterr().err
+    assert main(["reproduce", "ablation", "--quick", "--estimator", "nope", "--out", str(tmp_path / "o")]) != 0
+    assert not (tmp_path / "o").exists()  # nothing was generated before the arguments were checked
+
+
+def test_reproduce_ablation_quick_end_to_end(tmp_path, monkeypatch, capsys):
+    import unmask.experiments.quick as quick
+    from unmask.experiments.tables import read_settings
+
+    def tiny(name):  # a smaller synthetic set than quick.yaml's: 3 subjects (3 folds), small frames
+        s = read_settings(name)
+        if name == "quick":
+            s["synth"] = {"subjects": 3, "width": 96, "height": 72, "workers": 2}
+            s["prepare"] = {"size": 32, "detector": "annotated"}
+        return s
+
+    monkeypatch.setattr(quick, "read_settings", tiny)
+    out = tmp_path / "out"
+    args = ["reproduce", "ablation", "optim.epochs=1", "model.img_size=32", "--quick", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    rows = list(csv.DictReader(open(out / "tables" / "ablation.csv")))
+    assert [r["row"] for r in rows] == list(PAPER["II"]) and all(r["ter_acc"] and r["der_f1"] for r in rows)
+    assert len(list((out / "runs").iterdir())) == 4
+    first = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/folds/*/metrics.json")}
+    assert main(args) == 0  # a rerun finds everything finished
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/folds/*/metrics.json")} == first
