@@ -1,0 +1,26 @@
+"""``unmask pretrain PREPARED --out FILE``: AU-intensity pretraining of a backbone (see unmask.train.pretrain)."""
+
+HELP = "pretrain a backbone on the AU intensities of a prepared set; writes a weights file for model.weights"
+
+
+def add_arguments(p):
+    p.add_argument("prepared", help="folder written by `unmask prepare` (its manifest needs AU annotations)")
+    p.add_argument("--out", required=True, help="weights file (.safetensors for timm backbones, .pt for CLIP)")
+    p.add_argument("--backbone", default="tiny_resnet")
+    p.add_argument("--img-size", type=int, default=64, help="input size of tiny backbones (0: the backbone's)")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args) -> int:
+    import logging
+
+    from unmask.train.pretrain import pretrain_au
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = pretrain_au(args.prepared, args.out, backbone=args.backbone, img_size=args.img_size or None,
+                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    print(f"weights: {out} (use model.backbone={args.backbone} model.weights={out})")
+    return 0
