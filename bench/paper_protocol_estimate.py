@@ -6,7 +6,7 @@ Paper settings: LOSO over 22 subjects x 30 masked clips = 660 apex (or onset) im
 Measured here, in one run (random-init backbones cost the same as pretrained ones):
   * bf16 extraction rate (images/s) of vit_b16, clip_vit_b16 and resnet18 through ``features.extract``;
   * head training per epoch from cached features on a 660-image set (one LOSO fold: 20 training subjects,
-    1 validation subject): single_stream on D=768 features (vit_b16) and DSID on D=512 features (CLIP);
+    1 validation subject): single_stream and DSID on D=768 features (vit_b16; CLIP's D=512 costs less);
   * the per-fold overhead outside the epoch loop (building the model and loading a ViT-B/16 weights file,
     test predictions, checkpoint).
 
@@ -120,14 +120,14 @@ def main(argv=None) -> None:
         torch.save(create_backbone("vit_b16").model.state_dict(), vit_file)
         ss_epoch, ss_over = head_epoch_seconds("single_stream", "vit_b16", 768, a.epochs_measured, max(views), tmp,
                                                str(vit_file))
-        ds_epoch, ds_over = head_epoch_seconds("dsid", "vit_b16", 512, a.epochs_measured, max(views), tmp,
+        ds_epoch, ds_over = head_epoch_seconds("dsid", "vit_b16", 768, a.epochs_measured, max(views), tmp,
                                                str(vit_file))
 
     print(f"measured on {torch.get_num_threads()} threads, torch {torch.__version__}")
     for name, r in rates.items():
         print(f"extraction (bf16 auto) {name:13s}: {r:6.2f} img/s  (x{EXTRACTIONS[name]} distinct extraction(s))")
     print(f"head epoch from cache, 660 items (600 train / 30 val): single_stream D=768 {ss_epoch:.3f} s, "
-          f"dsid D=512 {ds_epoch:.3f} s; per-fold overhead (model + weights file, test, checkpoint): "
+          f"dsid D=768 {ds_epoch:.3f} s; per-fold overhead (model + weights file, test, checkpoint): "
           f"single_stream {ss_over:.1f} s, dsid {ds_over:.1f} s")
     folds = SUBJECTS
     heads = {name: RUNS[name] * folds * (EPOCHS_MAX * ep + ov)

@@ -139,6 +139,8 @@ def cache_key(cfg, data, backbone) -> dict:
 def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu", progress: bool = True) -> torch.Tensor:
     """Load the features for ``data`` from ``cache_dir`` if the stored key matches, else extract and store."""
     key = cache_key(cfg, data, backbone)
+    dtype = resolve_precision(cfg.features.precision, torch.device(device))
+    key["dtype"] = str(dtype)  # what "auto" resolved to here: a CUDA cache is not a CPU-fp32 cache
     if not is_augmenting(cfg.augment) and cfg.features.views > 1:
         log.warning("features.views=%d but augmentation is off: every view would be identical; using 1 view",
                     cfg.features.views)
@@ -151,7 +153,6 @@ def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu",
             log.info("features from cache %s", path)
             return stored["features"]
         log.warning("feature cache %s does not match this configuration; extracting again", path)
-    dtype = resolve_precision(cfg.features.precision, torch.device(device))
     mean, std = normalization(cfg.augment, backbone.data_config)
     feats = extract(backbone, data.images, Preprocess(mean, std, build_augment(cfg.augment)), views=key["views"],
                     seed=cfg.runtime.seed, batch_size=cfg.features.batch_size, dtype=dtype, device=device,
