@@ -56,20 +56,28 @@ def paper_sized_data():
                      paradigm="apex", source={"estimate": 1})
 
 
-def extraction_rate(name: str, n: int, batch: int) -> float:
+def extraction_rate(name: str, n: int, batch: int, *, image_path: bool = False) -> float:
+    """bf16 (precision auto) images/s of extract; ``image_path``: fp32 with augmentation, what the image path
+    pays per image and epoch for a frozen backbone on the CPU (its autocast is CUDA-only)."""
     from unmask.models.backbones import create_backbone
     from unmask.train.features import extract, resolve_precision
-    from unmask.train.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+    from unmask.config import AugmentConfig
+    from unmask.train.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess, build_augment
 
     torch.manual_seed(0)
     bb = create_backbone(name).eval()
     size = bb.data_config["input_size"][-1]
     images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
-    dtype = resolve_precision("auto", torch.device("cpu"))
-    pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD)
+    dtype = torch.float32 if image_path else resolve_precision("auto", torch.device("cpu"))
+    pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD, build_augment(AugmentConfig()) if image_path else None)
+    views = 2 if image_path else 1  # view 1 is augmented; time it alone
     extract(bb, images[:min(4, n)], pre, batch_size=batch, dtype=dtype, progress=False)  # warm-up
     t0 = time.perf_counter()
-    extract(bb, images, pre, batch_size=batch, dtype=dtype, progress=False)
+    extract(bb, images, pre, batch_size=batch, dtype=dtype, progress=False, views=views)
+    if image_path:
+        t1 = time.perf_counter()
+        extract(bb, images, pre, batch_size=batch, dtype=dtype, progress=False)
+        return n / ((t1 - t0) - (time.perf_counter() - t1))
     return n / (time.perf_counter() - t0)
 
 
@@ -111,6 +119,7 @@ def main(argv=None) -> None:
     views = [int(v) for v in a.views.split(",")]
 
     rates = {name: extraction_rate(name, a.n, a.batch) for name in EXTRACTIONS}
+    image_rate = extraction_rate("vit_b16", a.n, a.batch, image_path=True)
     with tempfile.TemporaryDirectory(prefix="unmask-estimate-") as tmp:
         tmp = Path(tmp)
         from unmask.models.backbones import create_backbone
@@ -122,6 +131,11 @@ def main(argv=None) -> None:
                                                str(vit_file))
         ds_epoch, ds_over = head_epoch_seconds("dsid", "vit_b16", 768, a.epochs_measured, max(views), tmp,
                                                str(vit_file))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # heads are small matmuls: one thread may beat two on a busy machine
+        ds1_epoch, _ = head_epoch_seconds("dsid", "vit_b16", 768, a.epochs_measured, max(views), tmp / "t1",
+                                          str(vit_file))
+        torch.set_num_threads(threads)
 
     print(f"measured on {torch.get_num_threads()} threads, torch {torch.__version__}")
     for name, r in rates.items():
@@ -129,6 +143,13 @@ def main(argv=None) -> None:
     print(f"head epoch from cache, 660 items (600 train / 30 val): single_stream D=768 {ss_epoch:.3f} s, "
           f"dsid D=768 {ds_epoch:.3f} s; per-fold overhead (model + weights file, test, checkpoint): "
           f"single_stream {ss_over:.1f} s, dsid {ds_over:.1f} s")
+    print(f"dsid head epoch with 1 thread instead of {threads}: {ds1_epoch:.3f} s "
+          f"({ds_epoch / ds1_epoch:.2f}x the speed of {threads} threads)")
+    per_epoch_images = (SUBJECTS - 2) * CLIPS + CLIPS  # training + validation subjects
+    img_epoch = per_epoch_images / image_rate + ss_epoch
+    print(f"image path, vit_b16 frozen, fp32 + augmentation: {image_rate:.2f} img/s -> one epoch of a paper fold "
+          f"({per_epoch_images} images) ~ {img_epoch:.0f} s; head training from cache vs image path per fold "
+          f"(derived from these two measurements): {img_epoch / ss_epoch:.0f}x")
     folds = SUBJECTS
     heads = {name: RUNS[name] * folds * (EPOCHS_MAX * ep + ov)
              for name, ep, ov in (("single_stream", ss_epoch, ss_over), ("dsid", ds_epoch, ds_over))}
