@@ -7,12 +7,18 @@ preprocessing, the views, the seed, the precision). Training then samples one vi
 runs only the heads; evaluation uses view 0. The stored key is compared field by field on load, never trusted
 from the file name alone.
 
-Extraction runs batched under ``torch.inference_mode``, in bf16 autocast where the hardware supports it
-(CUDA, or CPUs with AVX512-BF16/AMX) and channels-last memory for convolutional backbones.
+Extraction runs batched under ``torch.inference_mode``, in bf16 where the hardware supports it (CUDA, or
+CPUs with AVX512-BF16/AMX) and channels-last memory for convolutional backbones. bf16 means a bf16 *copy* of
+the backbone run under autocast, not autocast over fp32 weights: on the CPU, autocast alone re-casts every
+weight on every call and pushes ``nn.MultiheadAttention`` (open_clip's CLIP) off its fused path onto a
+``bmm`` over an expanded weight that copies it per batch element, which made CLIP ViT-B/16 *slower* in bf16
+than in fp32; the copy makes it faster (``python bench/extract_rate.py`` prints both). The caller's backbone
+is never modified beyond ``eval()``.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -54,37 +60,58 @@ def state_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def _runner(backbone: torch.nn.Module, dtype: torch.dtype, device: torch.device, channels_last: bool):
+    """The module that extracts: ``backbone`` itself in fp32, else a copy whose weights are cast once."""
+    module = backbone if dtype == torch.float32 else copy.deepcopy(backbone)
+    module = module.to(device=device, dtype=dtype)  # floating-point parameters and buffers only
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    return module
+
+
+def uses_convolutions(backbone: torch.nn.Module) -> bool:
+    """True for conv nets (channels-last helps oneDNN/cuDNN); a ViT's patch embedding does not count."""
+    return any(isinstance(m, torch.nn.Conv2d) and m.kernel_size != m.stride for m in backbone.modules())
+
+
 @torch.inference_mode()
 def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: int = 1, seed: int = 0,
-            batch_size: int = 64, dtype: torch.dtype = torch.float32, device="cpu", progress: bool = True) -> torch.Tensor:
-    """Features ``[V, N, D]`` (or ``[V, N, K, D]`` for clips) of uint8 ``images`` through ``backbone``."""
+            batch_size: int = 64, dtype: torch.dtype = torch.float32, device="cpu", progress: bool = True,
+            cast_weights: bool = True) -> torch.Tensor:
+    """Features ``[V, N, D]`` (or ``[V, N, K, D]`` for clips) of uint8 ``images`` through ``backbone``.
+
+    View 0 is unaugmented; view v > 0 draws its augmentation from ``seed * 1000 + v`` (the caller's RNG state
+    is restored afterwards). With a bf16 ``dtype`` a bf16 copy of the backbone runs under autocast
+    (``cast_weights=False``: autocast over the fp32 weights, kept for ``bench/extract_rate.py``).
+    """
     device = torch.device(device)
-    backbone.eval().to(device)
-    channels_last = any(isinstance(m, torch.nn.Conv2d) and m.kernel_size != m.stride for m in backbone.modules())
-    if channels_last:
-        backbone.to(memory_format=torch.channels_last)
+    backbone.eval()
+    channels_last = uses_convolutions(backbone)
+    low = dtype != torch.float32
+    module = _runner(backbone, dtype if cast_weights else torch.float32, device, channels_last)
     n, clip = images.shape[0], images.dim() == 5
     out = None
     bar = tqdm(total=views * n, desc="extracting features", unit="img", disable=not progress, leave=False)
-    for v in range(views):
-        torch.manual_seed(seed * 1000 + v)  # each view's augmentation is reproducible on its own
-        for start in range(0, n, batch_size):
-            batch = images[start:start + batch_size]
-            x = preprocess(batch, train=v > 0)
-            if clip:
-                x = x.flatten(0, 1)  # [B*K, 3, H, W]
-            x = x.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                f = backbone.forward_features(x)
-            f = f.float().cpu()
-            if clip:
-                f = f.view(batch.shape[0], batch.shape[1], -1)
-            if out is None:
-                out = torch.empty(views, n, *f.shape[1:])
-            out[v, start:start + batch.shape[0]] = f
-            bar.update(batch.shape[0])
+    with torch.random.fork_rng(devices=[]):
+        for v in range(views):
+            torch.manual_seed(seed * 1000 + v)  # each view's augmentation is reproducible on its own
+            for start in range(0, n, batch_size):
+                batch = images[start:start + batch_size]
+                x = preprocess(batch, train=v > 0)
+                if clip:
+                    x = x.flatten(0, 1)  # [B*K, 3, H, W]
+                x = x.to(device, dtype=dtype if cast_weights else torch.float32, non_blocking=True)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=dtype, enabled=low):
+                    f = module.forward_features(x)  # [B, D]
+                f = f.float().cpu()
+                if clip:
+                    f = f.view(batch.shape[0], batch.shape[1], -1)
+                if out is None:
+                    out = torch.empty(views, n, *f.shape[1:])
+                out[v, start:start + batch.shape[0]] = f
+                bar.update(batch.shape[0])
     bar.close()
     return out
 
@@ -112,6 +139,8 @@ def cache_key(cfg, data, backbone) -> dict:
 def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu", progress: bool = True) -> torch.Tensor:
     """Load the features for ``data`` from ``cache_dir`` if the stored key matches, else extract and store."""
     key = cache_key(cfg, data, backbone)
+    dtype = resolve_precision(cfg.features.precision, torch.device(device))
+    key["dtype"] = str(dtype)  # what "auto" resolved to here: a CUDA cache is not a CPU-fp32 cache
     if not is_augmenting(cfg.augment) and cfg.features.views > 1:
         log.warning("features.views=%d but augmentation is off: every view would be identical; using 1 view",
                     cfg.features.views)
@@ -124,7 +153,6 @@ def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu",
             log.info("features from cache %s", path)
             return stored["features"]
         log.warning("feature cache %s does not match this configuration; extracting again", path)
-    dtype = resolve_precision(cfg.features.precision, torch.device(device))
     mean, std = normalization(cfg.augment, backbone.data_config)
     feats = extract(backbone, data.images, Preprocess(mean, std, build_augment(cfg.augment)), views=key["views"],
                     seed=cfg.runtime.seed, batch_size=cfg.features.batch_size, dtype=dtype, device=device,

@@ -1,0 +1,171 @@
+"""Feature-extraction rate of :func:`unmask.train.features.extract` against this machine's matmul rate.
+
+For a randomly initialised backbone (same cost as pretrained weights) it prints GFLOP per image (counted with
+``torch.utils.flop_counter.FlopCounterMode`` on one image), images/s and achieved GFLOP/s per precision, the
+ratio achieved / possible (the fp32 or bf16 matmul rate measured in the same run, before and after, best of
+both), and the error of bf16 features against fp32 features.
+
+    python bench/extract_rate.py [--backbone clip_vit_b16] [--batch 32] [--n 64] [--quick] [--profile]
+                                 [--batches 16,32,64]
+
+Configurations: ``fp32``; ``bf16-autocast`` (autocast over the fp32 weights, what extract did before);
+``bf16`` (what extract does: a bf16 copy of the backbone under autocast); for conv nets also the same without
+channels-last memory. All timings of one run share the machine's load; compare ratios, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from matmul_rate import matmul_rate  # noqa: E402
+from unmask.models.backbones import create_backbone  # noqa: E402
+from unmask.train import features as feats  # noqa: E402
+from unmask.train.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess  # noqa: E402
+
+
+def gflop_per_image(backbone, size: int) -> float:
+    """Forward FLOP of one image. Grad mode with an input that requires grad keeps nn.MultiheadAttention off
+    its fused inference path, whose in-projection and attention FlopCounterMode would not see."""
+    x = torch.randn(1, 3, size, size, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        backbone.forward_features(x)
+    return counter.get_total_flops() / 1e9
+
+
+@contextlib.contextmanager
+def channels_last_off():
+    saved = feats.uses_convolutions
+    feats.uses_convolutions = lambda m: False
+    try:
+        yield
+    finally:
+        feats.uses_convolutions = saved
+
+
+def time_extract(backbone, images, *, dtype, batch, cast_weights=True, repeats=2, no_cl=False) -> tuple[float, torch.Tensor]:
+    """Best images/s over ``repeats`` full passes (after a one-batch warm-up) and the features."""
+    pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD)
+    ctx = channels_last_off if no_cl else contextlib.nullcontext
+    with ctx():
+        feats.extract(backbone, images[:min(batch, 8)], pre, batch_size=batch, dtype=dtype, cast_weights=cast_weights,
+                      progress=False)
+        best, out = float("inf"), None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = feats.extract(backbone, images, pre, batch_size=batch, dtype=dtype, cast_weights=cast_weights,
+                                progress=False)
+            best = min(best, time.perf_counter() - t0)
+    return len(images) / best, out[0]
+
+
+def profile_table(backbone, images, dtype, cast_weights: bool, rows: int = 8) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        feats.extract(backbone, images, pre, batch_size=len(images), dtype=dtype, cast_weights=cast_weights,
+                      progress=False)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=48)
+
+
+def attention_path(backbone, dtype, cast_weights) -> str:
+    """Which attention kernels one forward uses (fused SDPA / fused MHA / plain bmm+softmax)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    pre = Preprocess(IMAGENET_MEAN, IMAGENET_STD)
+    size = backbone.data_config["input_size"][-1]
+    img = torch.randint(0, 255, (2, 3, size, size), dtype=torch.uint8)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        feats.extract(backbone, img, pre, batch_size=2, dtype=dtype, cast_weights=cast_weights, progress=False)
+    names = {e.key for e in prof.key_averages()}
+    found = sorted(n for n in names if "scaled_dot_product" in n or "multi_head_attention" in n)
+    return ", ".join(found) or "none (no fused attention kernel)"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--backbone", default="clip_vit_b16")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--n", type=int, default=64, help="images per timed pass")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="16 images, one pass")
+    p.add_argument("--batches", default="", help="also time bf16 at these batch sizes, e.g. 16,32,64")
+    p.add_argument("--profile", action="store_true", help="print the top operators of one fp32 and one bf16 batch")
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args(argv)
+    if a.quick:
+        a.n, a.repeats = min(a.n, 16), 1
+        a.batch = min(a.batch, a.n)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    backbone = create_backbone(a.backbone).eval()
+    size = backbone.data_config["input_size"][-1]
+    images = torch.randint(0, 256, (a.n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    gflop = gflop_per_image(backbone, size)
+    conv = feats.uses_convolutions(backbone)
+    print(f"backbone {a.backbone} (random init), input {size}x{size}, {gflop:.2f} GFLOP/img, {a.n} images, "
+          f"batch {a.batch}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"cpu bf16 {feats.cpu_supports_bf16()}, mkldnn {torch.backends.mkldnn.is_available()}")
+
+    peak = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    configs = [("fp32", torch.float32, True, False), ("bf16-autocast", torch.bfloat16, False, False),
+               ("bf16", torch.bfloat16, True, False)]
+    if conv:
+        configs += [("fp32 no-channels-last", torch.float32, True, True),
+                    ("bf16 no-channels-last", torch.bfloat16, True, True)]
+    results = {}
+    for name, dtype, cast, no_cl in configs:
+        results[name] = time_extract(backbone, images, dtype=dtype, batch=a.batch, cast_weights=cast,
+                                     repeats=a.repeats, no_cl=no_cl)
+    for k, v in {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}.items():
+        peak[k] = max(peak[k], v)  # load from other processes only lowers a rate: keep the best
+    print(f"matmul rate (same run, best of before/after): fp32 {peak['fp32']:.1f} GFLOP/s, "
+          f"bf16 {peak['bf16']:.1f} GFLOP/s")
+    for name, (rate, _) in results.items():
+        prec = "bf16" if name.startswith("bf16") else "fp32"
+        achieved = rate * gflop
+        print(f"{name:24s} {rate:7.2f} img/s  {achieved:7.1f} GFLOP/s  achieved/possible({prec} matmul) "
+              f"{achieved / peak[prec]:.2f}")
+    f32 = results["fp32"][1]
+    for name in ("bf16-autocast", "bf16"):
+        b = results[name][1]
+        diff = (b - f32).abs()
+        cos = F.cosine_similarity(b, f32, dim=-1)
+        print(f"{name} vs fp32 features: max abs diff {diff.max():.4g}, max |fp32| {f32.abs().max():.4g}, "
+              f"relative L2 {((b - f32).norm() / f32.norm()):.4g}, cosine min {cos.min():.5f} mean {cos.mean():.5f}")
+    print(f"bf16/fp32 extraction speed: {results['bf16'][0] / results['fp32'][0]:.2f}; "
+          f"bf16 (weights cast once)/bf16-autocast: {results['bf16'][0] / results['bf16-autocast'][0]:.2f}")
+    if conv:
+        print(f"channels-last gain: fp32 {results['fp32'][0] / results['fp32 no-channels-last'][0]:.2f}, "
+              f"bf16 {results['bf16'][0] / results['bf16 no-channels-last'][0]:.2f}")
+    for name, dtype, cast in (("fp32", torch.float32, True), ("bf16-autocast", torch.bfloat16, False),
+                              ("bf16", torch.bfloat16, True)) if not conv else ():
+        print(f"attention kernels, {name}: {attention_path(backbone, dtype, cast)}")
+    if a.batches:
+        for b in (int(x) for x in a.batches.split(",")):
+            rate, _ = time_extract(backbone, images, dtype=torch.bfloat16, batch=b, repeats=a.repeats)
+            print(f"bf16 batch {b:4d}: {rate:7.2f} img/s  achieved/possible {rate * gflop / peak['bf16']:.2f}")
+    if a.profile:
+        for name, dtype, cast in (("fp32", torch.float32, True), ("bf16", torch.bfloat16, True)):
+            print(f"profile, {name}, one batch of {a.batch}:")
+            print(profile_table(backbone, images[:a.batch], dtype, cast))
+    ratio = results["bf16"][0] * gflop / peak["bf16"]
+    print(f"target extraction >= 0.5 x bf16 matmul rate: {'met' if ratio >= 0.5 else 'not met'} ({ratio:.2f})")
+
+
+if __name__ == "__main__":
+    main()
