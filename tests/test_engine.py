@@ -36,7 +36,7 @@ def toy_cfg(*overrides):
     return load_config(None, ["model.backbone=tiny_vit", "model.weights=null", "model.img_size=32",
                               "model.adapter_dim=32", "model.branch_dim=16", "optim.epochs=6", "optim.patience=6",
                               "optim.batch_size=16", "optim.lr=3e-3", "augment.hflip=false", "augment.rotation=0",
-                              "augment.color_jitter=0", "features.views=1", *overrides])
+                              "augment.color_jitter=0", "features.views=1", "runtime.save_every_s=0", *overrides])
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also follow the options (argparse stops a positional list at the first option)
+    for name in ("overrides", "table"):
+        if extra and isinstance(getattr(args, name, None), list) and all("=" in e and not e.startswith("-")
+                                                                          for e in extra):
+            getattr(args, name).extend(extra)
+            extra = []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

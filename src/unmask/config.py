@@ -97,6 +97,7 @@ class RuntimeConfig:
     amp: bool = True  # mixed precision on CUDA
     threads: int = 0  # torch threads per process; 0: torch's default
     tensorboard: bool = False
+    save_every_s: float = 30.0  # resume state is written after an epoch when this much time has passed
 
 
 @dataclass

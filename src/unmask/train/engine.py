@@ -160,7 +160,7 @@ def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | N
     state_path = out / "state.pt"
     if state_path.is_file():  # resume
         saved = torch.load(state_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(saved["model"], strict=False)  # frozen backbone weights are not in the state
+        _load_trainable(model, saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
         gen.set_state(saved["gen"])
@@ -176,6 +176,7 @@ def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | N
     epochs = cfg.optim.epochs if optimizer else 0
     bar = tqdm(total=epochs, initial=state["epoch"], desc=f"fold {fold.name}", unit="ep", disable=not progress,
                leave=False)
+    last_save = time.time()
     while state["epoch"] < epochs and state["bad_epochs"] < cfg.optim.patience:
         t0 = time.time()
         model.train()
@@ -207,8 +208,12 @@ def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | N
         else:
             state["bad_epochs"] += 1
         state["log"].append(row)
-        _atomic_save({"model": _trainable_state(model, frozen), "optimizer": optimizer.state_dict(),
-                      "rng": torch.get_rng_state(), "gen": gen.get_state(), "state": state}, state_path)
+        # resume state at epoch boundaries only (with the RNG states, so a resumed run replays the same
+        # epochs); rate-limited because heads on cached features run many epochs per second
+        if time.time() - last_save >= cfg.runtime.save_every_s:
+            _atomic_save({"model": _trainable_state(model, frozen), "optimizer": optimizer.state_dict(),
+                          "rng": torch.get_rng_state(), "gen": gen.get_state(), "state": state}, state_path)
+            last_save = time.time()
         if writer:
             for k, v in row.items():
                 if k != "epoch":
@@ -222,7 +227,7 @@ def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | N
         writer.close()
 
     if state["best_state"] is not None:
-        model.load_state_dict(state["best_state"], strict=False)
+        _load_trainable(model, state["best_state"])
     _write_log(state["log"], out / "log.csv")
     probs = predict(batches, test_idx, bs * 4)
     _write_predictions(data, test_idx, probs, out / "predictions.csv")
@@ -242,6 +247,11 @@ def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | N
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     state_path.unlink(missing_ok=True)
     return metrics
+
+
+def _load_trainable(model, trainable: dict) -> None:
+    """Load a state from :func:`_trainable_state`: the frozen backbone's weights are the model's own."""
+    model.load_state_dict({**model.state_dict(), **trainable})  # strict: a foreign key is an error
 
 
 def _trainable_state(model, frozen: bool) -> dict:
