@@ -8,7 +8,7 @@ def add_arguments(p):
     p.add_argument("--out", required=True, help="weights file (.safetensors for timm backbones, .pt for CLIP)")
     p.add_argument("--backbone", default="tiny_resnet")
     p.add_argument("--img-size", type=int, default=64, help="input size of tiny backbones (0: the backbone's)")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)

@@ -73,7 +73,7 @@ def save_backbone_weights(backbone, path: str | Path) -> Path:
 
 
 def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "tiny_resnet", img_size: int | None = 64,
-                epochs: int = 12, lr: float = 2e-3, batch_size: int = 32, seed: int = 0, augment=None,
+                epochs: int = 20, lr: float = 2e-3, batch_size: int = 32, seed: int = 0, augment=None,
                 progress: bool = True) -> Path:
     """Fine-tune ``backbone`` (random init) + a linear AU head on a prepared set; save the backbone to ``out``.
 
