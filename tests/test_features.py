@@ -67,7 +67,7 @@ def test_cache_key_changes_with_each_input_and_only_then(tiny):
     for what, key in changed.items():
         assert key != base, what
     same = [cfg("optim.lr=0.1"), cfg("optim.epochs=7"), cfg("loss.alpha=0.9"), cfg("features.batch_size=5"),
-            cfg("features.cache=on"), cfg("protocol.val_subjects=2"), cfg("model.dropout=0.1")]
+            cfg("features.cache=always"), cfg("protocol.val_subjects=2"), cfg("model.dropout=0.1")]
     for c in same:
         assert cache_key(c, toy_data(), tiny) == base
     assert cache_key(cfg(), toy_data(), backbone()) == base  # an equal state from a rebuilt backbone

@@ -36,7 +36,9 @@ def synth_run(tmp_path_factory):
     # crop_size 96 != input_size 64, so the resize step of the training path is exercised too
     prepare(manifest, tmp / "prepared", detector="annotated", size=96, clip_frames=0, masked_only=True,
             progress=False)
+    # fp32 features: the predictor runs fp32, and bf16-extracted features differ by ~1e-3
     cfg = load_config("dsid_synth", ["optim.epochs=2", "optim.patience=2", "protocol.validation=test_subject",
+                                     "features.precision=fp32",
                                      "protocol.folds=[s01]", f"data.prepared={tmp / 'prepared'}"])
     run = train_run(cfg, tmp / "run", progress=False)
     return run, manifest, tmp / "prepared"

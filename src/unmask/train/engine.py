@@ -132,8 +132,13 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | None = None, model=None,
-             device: torch.device | None = None, progress: bool = True, on_epoch_end=None) -> dict:
-    """Train on ``fold.train``, stop early on ``fold.val``, test on ``fold.test``; returns test metrics."""
+             backbone_state: dict | None = None, device: torch.device | None = None, progress: bool = True,
+             on_epoch_end=None) -> dict:
+    """Train on ``fold.train``, stop early on ``fold.val``, test on ``fold.test``; returns test metrics.
+
+    ``backbone_state`` sets the backbone's starting weights: the run passes the backbone that extracted
+    ``features``, so a randomly initialised frozen backbone in the checkpoint is the one the heads saw.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "metrics.json").is_file():
@@ -141,7 +146,10 @@ def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | N
     device = device or resolve_device(cfg.runtime.device)
     seed = fold_seed(cfg.runtime.seed, fold.name)
     torch.manual_seed(seed)
-    model = (model or build_model(cfg)).to(device)
+    model = model or build_model(cfg)
+    if backbone_state is not None:
+        model.backbone.load_state_dict(backbone_state)
+    model = model.to(device)
     frozen = backbone_frozen(model)
     if features is not None and not frozen:
         raise ValueError("cached features need a frozen backbone")

@@ -124,11 +124,14 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     log.info("%d fold(s), %d to train, %d clips, paradigm %s, %s", len(folds), len(todo), len(data),
              data.paradigm, "cached features" if features is not None else "image path")
 
+    # every fold starts from the same backbone weights: the ones that extracted the features
+    backbone_state = {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
     if jobs > 1 and len(todo) > 1:
-        _run_parallel(cfg, todo, data, features, out, jobs)
+        _run_parallel(cfg, todo, data, features, backbone_state, out, jobs)
     else:
         for fold in tqdm_folds(todo, progress):
-            fit_fold(cfg, fold, data, out / "folds" / fold.name, features=features, device=device, progress=progress)
+            fit_fold(cfg, fold, data, out / "folds" / fold.name, features=features, backbone_state=backbone_state,
+                     device=device, progress=progress)
     summary = write_summary(out, folds)
     write_report(out, summary)
     return out
@@ -140,15 +143,15 @@ def tqdm_folds(folds, progress: bool):
     return tqdm(folds, desc="folds", unit="fold", disable=not progress or len(folds) < 2)
 
 
-def _fold_worker(cfg_dict, fold, data, features, out, threads):
+def _fold_worker(cfg_dict, fold, data, features, backbone_state, out, threads):
     from unmask.train.engine import fit_fold
 
     torch.set_num_threads(threads)
     return fit_fold(from_dict(cfg_dict), fold, data, Path(out) / "folds" / fold.name, features=features,
-                    progress=False)["fold"]
+                    backbone_state=backbone_state, progress=False)["fold"]
 
 
-def _run_parallel(cfg, folds, data, features, out: Path, jobs: int) -> None:
+def _run_parallel(cfg, folds, data, features, backbone_state, out: Path, jobs: int) -> None:
     import multiprocessing as mp
 
     from tqdm.auto import tqdm
@@ -156,6 +159,6 @@ def _run_parallel(cfg, folds, data, features, out: Path, jobs: int) -> None:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(_fold_worker, cfg.to_dict(), f, data, features, str(out), threads) for f in folds]
+        futures = [pool.submit(_fold_worker, cfg.to_dict(), f, data, features, backbone_state, str(out), threads) for f in folds]
         for fut in tqdm(as_completed(futures), total=len(futures), desc="folds", unit="fold"):
             fut.result()
