@@ -129,6 +129,7 @@ def _pretrain_one(prepared: str, target: str, backbone: str, kwargs: dict, threa
     P.pretrain_au(prepared, tmp, backbone=backbone, progress=progress, **kwargs)
     os.replace(f"{tmp}.json", f"{target}.json")
     os.replace(tmp, target)
+    log.info("AU-pretrained %s -> %s", backbone, target)
     return target
 
 
