@@ -1,7 +1,8 @@
 """`unmask reproduce`: table files, shared runs, estimator rows, paper columns, resume, CLI errors.
 
 Bookkeeping tests replace the data loader and the fold trainer (train_run itself runs for real), so they take
-seconds; one end-to-end test runs `reproduce ablation --quick` on a tiny synthetic set.
+seconds; one end-to-end test runs `reproduce ablation --quick` on a tiny synthetic set (AU pretraining
+included, one epoch).
 """
 
 import os
@@ -69,6 +70,81 @@ def test_rows_use_the_models_the_paper_names(tmp_path):
     assert all(l.alpha == 0.5 and l.beta == x for x, l in beta.items())
     wo = next(c for c in cells["ablation"] if c.row.label == "DSID w/o HSIC")
     assert wo.cfg.loss.alpha == 0.0
+
+
+def test_quick_runs_use_frozen_au_pretrained_backbones(tmp_path):
+    cells = [c for cs in all_cells(ctx_for(tmp_path)).values() for c in cs]
+    pre = tmp_path.resolve() / "data" / "pretrain"
+    expected = {"tiny_resnet": str(pre / "tiny_resnet_au.safetensors"), "tiny_vit": str(pre / "tiny_vit_au.safetensors"),
+                "tiny_clip_vit": str(pre / "tiny_clip_vit_au.pt")}
+    assert {c.cfg.model.backbone: c.cfg.model.weights for c in cells} == expected
+    for c in cells:
+        cfg = c.cfg
+        assert cfg.model.mode == "frozen" and cfg.model.img_size == 64 and cfg.features.cache == "auto"
+        assert cfg.features.views == 4
+        assert (cfg.optim.lr, cfg.optim.batch_size, cfg.optim.weight_decay) == (5e-4, 32, 5e-4)  # the paper's
+        assert (cfg.optim.epochs, cfg.optim.patience) == (100, 30)
+        assert cfg.protocol.name == "loso" and cfg.protocol.validation == "subjects"
+    assert R.pretraining_needed(ctx_for(tmp_path), cells) == {
+        bb: {"path": path, "img_size": 64} for bb, path in expected.items()}
+    # --weights replaces one; it then is not pretrained
+    ctx = ctx_for(tmp_path, weights=["tiny_vit=null", "tiny_resnet=/w/r.safetensors"])
+    cells = [c for cs in all_cells(ctx).values() for c in cs]
+    weights = {c.cfg.model.backbone: c.cfg.model.weights for c in cells}
+    assert weights == {**expected, "tiny_vit": None, "tiny_resnet": "/w/r.safetensors"}
+    assert set(R.pretraining_needed(ctx, cells)) == {"tiny_clip_vit"}
+    assert R.pretraining_needed(ctx_for(tmp_path, quick=False), all_cells(ctx_for(tmp_path, quick=False))["ablation"]) == {}
+    note = " ".join(str(R.read_settings("quick")["note"]).split())
+    assert "AU-intensity regression" in note and "4 other people" in note and "frozen" in note
+    assert "leave-one-subject-out" in note
+
+
+def test_quick_pretraining_runs_once_per_backbone_and_is_reused(tmp_path, monkeypatch):
+    import unmask.experiments.quick as quick
+    import unmask.train.pretrain as P
+
+    calls = []
+
+    def fake_pretrain(prepared, out, *, backbone, img_size, **kw):
+        calls.append((backbone, img_size, kw["epochs"]))
+        Path(out).write_bytes(b"weights")
+        Path(f"{out}.json").write_text(json.dumps({"backbone": backbone, "img_size": img_size}))
+        return Path(out)
+
+    made_sets = []
+    monkeypatch.setattr(P, "pretrain_au", fake_pretrain)
+    monkeypatch.setattr(quick, "pretraining_set", lambda out, **kw: made_sets.append(out) or tmp_path / "pre")
+    ctx = ctx_for(tmp_path)
+    needed = R.pretraining_needed(ctx, [c for cs in all_cells(ctx).values() for c in cs])
+    assert sorted(quick.quick_pretrain(tmp_path, needed, progress=False)) == ["tiny_clip_vit", "tiny_resnet", "tiny_vit"]
+    assert sorted(calls) == [("tiny_clip_vit", 64, 40), ("tiny_resnet", 64, 12), ("tiny_vit", 64, 40)]
+    assert all(Path(w["path"]).is_file() for w in needed.values()) and len(made_sets) == 1
+    assert not list((tmp_path / "data" / "pretrain").glob("*.tmp*"))  # written under a temporary name, renamed
+    calls.clear()
+    assert quick.quick_pretrain(tmp_path, needed, progress=False) == []  # rerun: every file reused
+    assert calls == [] and len(made_sets) == 1
+    Path(needed["tiny_vit"]["path"]).unlink()  # resumable: only the missing one
+    assert quick.quick_pretrain(tmp_path, needed, progress=False) == ["tiny_vit"] and len(calls) == 1
+    with pytest.raises(Exception, match="input size 64"):
+        quick.quick_pretrain(tmp_path, {"tiny_vit": {**needed["tiny_vit"], "img_size": 32}}, progress=False)
+
+
+def test_au_pretrained_clip_weights_load_strictly(tmp_path):
+    from unmask.models import create_backbone
+    from unmask.train.pretrain import save_backbone_weights
+
+    torch.manual_seed(0)
+    bb = create_backbone("tiny_clip_vit", weights=None, mode="finetune", img_size=32)
+    with torch.no_grad():
+        for p in bb.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # as if trained
+    path = save_backbone_weights(bb, tmp_path / "clip_au.pt")
+    loaded = create_backbone("tiny_clip_vit", weights=str(path), img_size=32)  # strict: whole CLIP model
+    x = torch.randn(2, 3, 32, 32)
+    bb.eval()
+    assert torch.allclose(loaded.forward_features(x), bb.forward_features(x), atol=1e-6)
+    with pytest.raises(Exception, match=".pt suffix"):
+        save_backbone_weights(bb, tmp_path / "clip_au.safetensors")
 
 
 def test_quick_paradigm_runs_on_both_synthetic_presets(tmp_path):
@@ -191,16 +267,32 @@ class FakeFit:
         return {"fold": fold.name}
 
 
+def write_pretrained_stand_ins(out: Path) -> None:
+    """Random-init tiny backbones saved where quick mode's AU-pretrained weights go (the fake trainer ignores
+    the features; the real model still loads its weights file)."""
+    from unmask.experiments.quick import pretrained_weights
+    from unmask.models import create_backbone
+    from unmask.train.pretrain import save_backbone_weights
+
+    for bb, path in pretrained_weights(out).items():
+        save_backbone_weights(create_backbone(bb, weights=None, img_size=64), path)
+
+
 @pytest.fixture
-def fake_training(monkeypatch):
+def fake_training(monkeypatch, tmp_path):
     import unmask.eval.report as report
     import unmask.train.engine as engine
     import unmask.train.run as run
 
-    monkeypatch.setattr(run, "load_data", lambda cfg, out, **kw: (None, toy_frames()))
+    import unmask.train.features as features
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(run, "load_data", lambda cfg, out, **kw: (SimpleNamespace(root=tmp_path), toy_frames()))
+    monkeypatch.setattr(features, "cached_features", lambda *a, **kw: None)  # frozen backbone: no extraction
     monkeypatch.setattr(report, "write_report", lambda run, summary=None: None)  # figures: seconds per run
     fake = FakeFit()
     monkeypatch.setattr(engine, "fit_fold", fake)
+    write_pretrained_stand_ins(tmp_path)
     return fake
 
 
@@ -272,20 +364,34 @@ def test_reproduce_ablation_quick_end_to_end(tmp_path, monkeypatch, capsys):
     import unmask.experiments.quick as quick
     from unmask.experiments.tables import read_settings
 
-    def tiny(name):  # a smaller synthetic set than quick.yaml's: 3 subjects (3 folds), small frames
+    import unmask.train.pretrain as P
+
+    def tiny(name):  # smaller synthetic sets than quick.yaml's: 3 subjects (3 LOSO folds), 2 to pretrain on
         s = read_settings(name)
         if name == "quick":
             s["synth"] = {"subjects": 3, "width": 96, "height": 72, "workers": 2}
             s["prepare"] = {"size": 32, "detector": "annotated"}
+            s["pretrain"] = {**s["pretrain"], "subjects": 2, "epochs": 1}
         return s
 
+    real_pretrain, calls = P.pretrain_au, []
+    monkeypatch.setattr(P, "pretrain_au", lambda *a, **kw: calls.append(kw["backbone"]) or real_pretrain(*a, **kw))
     monkeypatch.setattr(quick, "read_settings", tiny)
     out = tmp_path / "out"
     args = ["reproduce", "ablation", "optim.epochs=1", "model.img_size=32", "--quick", "--out", str(out), "--quiet"]
     assert main(args) == 0
+    assert sorted(calls) == ["tiny_clip_vit", "tiny_vit"]  # ablation's backbones, each pretrained once
+    pre = out / "data" / "pretrain"
+    assert (pre / "tiny_vit_au.safetensors").is_file() and (pre / "tiny_clip_vit_au.pt").is_file()
+    assert json.loads((pre / "tiny_vit_au.safetensors.json").read_text())["subjects"] == ["s01", "s02"]
     rows = list(csv.DictReader(open(out / "tables" / "ablation.csv")))
     assert [r["row"] for r in rows] == list(PAPER["II"]) and all(r["ter_acc"] and r["der_f1"] for r in rows)
     assert len(list((out / "runs").iterdir())) == 4
-    first = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/folds/*/metrics.json")}
-    assert main(args) == 0  # a rerun finds everything finished
-    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/folds/*/metrics.json")} == first
+    for run in (out / "runs").iterdir():  # every run: frozen, on its AU-pretrained weights
+        cfg = R.load_config(str(run / "config.yaml"))
+        assert cfg.model.mode == "frozen" and Path(cfg.model.weights).parent == pre.resolve()
+    first = {p: p.stat().st_mtime_ns for p in [*out.glob("runs/*/folds/*/metrics.json"), *pre.glob("*_au.*")]}
+    calls.clear()
+    assert main(args) == 0  # a rerun finds everything finished, pretraining included
+    assert calls == []
+    assert {p: p.stat().st_mtime_ns for p in [*out.glob("runs/*/folds/*/metrics.json"), *pre.glob("*_au.*")]} == first

@@ -8,7 +8,8 @@ recomputed, and an interrupted ``reproduce`` continues where it stopped when rer
 
 Config of one run, in order: the base config (``common.yaml``: dsid_paper) <- quick settings (``--quick``)
 <- the user's ``key=value`` <- the table's overrides <- the row's overrides; then the quick backbone mapping
-and the backbone's weights (``--weights NAME=SPEC``, else ``common.yaml``/``quick.yaml`` defaults).
+and the backbone's weights (``--weights NAME=SPEC``, else ``common.yaml``'s defaults; in quick mode the
+AU-pretrained tiny backbones under ``OUT/data/pretrain``, see :mod:`unmask.experiments.quick`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,12 @@ def make_context(out, datasets: dict[str, str], *, quick: bool = False, override
     common = read_settings("common")
     base = str(common.get("base", "dsid_paper"))
     settings = read_settings("quick") if quick else {}
-    table_weights = dict(settings.get("weights") if quick else common.get("weights") or {})
+    if quick:  # the AU-pretrained tiny backbones under OUT/data/pretrain (quick.yaml `weights` may override)
+        from unmask.experiments.quick import pretrained_weights
+
+        table_weights = {**pretrained_weights(Path(out)), **(settings.get("weights") or {})}
+    else:
+        table_weights = dict(common.get("weights") or {})
     user = [o for o in overrides or [] if not o.startswith("model.weights=")]
     for o in overrides or []:
         if o.startswith("model.weights="):
@@ -140,6 +146,26 @@ def expand(ctx: Context, table: Table, estimators: list[str]) -> Table:
         table = for_datasets(table, table.quick_datasets)
     return with_estimators(table, estimators,
                            lambda row: is_hsic(resolve_config(ctx, table, row, next(iter(row.runs)))))
+
+
+def pretraining_needed(ctx: Context, cells: list[Cell]) -> dict[str, dict]:
+    """Quick mode: ``backbone -> {"path": weights file, "img_size": input size}`` for the backbones the planned
+    ``cells`` load from quick mode's own pretraining folder (not those pointed elsewhere with ``--weights``)."""
+    if not ctx.quick:
+        return {}
+    from unmask.experiments.quick import pretrained_weights
+
+    default = pretrained_weights(ctx.out)
+    needed: dict[str, dict] = {}
+    for c in cells:
+        bb = c.cfg.model.backbone
+        if not c.cfg.model.weights or default.get(bb) != c.cfg.model.weights:
+            continue
+        want = {"path": c.cfg.model.weights, "img_size": c.cfg.model.img_size}
+        if needed.setdefault(bb, want) != want:
+            raise UnmaskError(f"quick mode: runs of {bb} ask for input sizes {needed[bb]['img_size']} and "
+                              f"{want['img_size']}; one pretrained backbone serves one size")
+    return needed
 
 
 def plan(ctx: Context, table: Table) -> list[Cell]:

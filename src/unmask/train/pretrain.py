@@ -58,11 +58,37 @@ def load_au_frames(prepared, size: int) -> tuple[torch.Tensor, torch.Tensor, lis
     return stack, torch.tensor(targets, dtype=torch.float32), names, subjects
 
 
+def _full_clip_state(backbone) -> dict:
+    """An open_clip CLIP backbone's whole-model state dict (what ``create_backbone(name, weights=FILE)`` loads
+    strictly): its image tower as trained, under ``visual.``; where the backbone holds no text tower, the text
+    tower, ``logit_scale`` etc. come from a freshly built (random-init) CLIP of the same architecture."""
+    if backbone.has_text_tower:
+        return backbone.model.state_dict()
+    from unmask.models import create_backbone
+    from unmask.models.weights import restoring_checkpoint
+
+    with restoring_checkpoint():  # the random text tower is deliberate: no random-init warning
+        full = create_backbone(backbone.name, weights=None, mode="frozen", text_tower=True, **backbone.build_args)
+    full.model.visual.load_state_dict(backbone.model.state_dict(), strict=True)
+    return full.model.state_dict()
+
+
 def save_backbone_weights(backbone, path: str | Path) -> Path:
-    """Save in the library's format: timm -> safetensors state dict; open_clip -> a torch state dict (.pt)."""
+    """Save in the library's format: timm -> safetensors state dict; open_clip -> a torch state dict (.pt) of
+    the whole CLIP model (image tower + text tower), the layout open_clip checkpoints have, so that
+    ``create_backbone(name, weights=path)`` loads it strictly. A CLIP backbone built without its text tower
+    gets a random-init one in the file: its image features are trained, its text alignment is not."""
+    from unmask.models.backbones import ClipBackbone
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in backbone.model.state_dict().items()}
+    if isinstance(backbone, ClipBackbone):
+        if path.suffix == ".safetensors":
+            raise UnmaskError(f"{path}: CLIP backbones are saved as open_clip state dicts; use a .pt suffix")
+        state = _full_clip_state(backbone)
+    else:
+        state = backbone.model.state_dict()
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 
