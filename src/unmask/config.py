@@ -271,5 +271,16 @@ def validate(cfg: Config) -> None:
         raise UnmaskError("config key 'protocol.val_subjects' must be >= 1 when protocol.validation=subjects")
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+    """``{"loss": {"alpha": 0.5}}`` -> ``{"loss.alpha": 0.5}``."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

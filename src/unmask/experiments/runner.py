@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from unmask.config import Config, from_dict, load_config, parse_overrides, validate
+from unmask.config import Config, flatten, from_dict, load_config, parse_overrides, validate
 from unmask.errors import UnmaskError
 from unmask.experiments.tables import (SUMMARY_TASK, Row, Table, for_datasets, list_tables, load_table,
                                        read_settings, with_estimators)
@@ -107,18 +107,8 @@ def resolve_config(ctx: Context, table: Table, row: Row, task: str) -> Config:
     return cfg
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def run_hash(cfg: Config) -> str:
-    flat = {k: v for k, v in _flat(cfg.to_dict()).items() if k not in PRESENTATION_KEYS}
+    flat = {k: v for k, v in flatten(cfg.to_dict()).items() if k not in PRESENTATION_KEYS}
     return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -199,7 +189,7 @@ def execute(path: Path, cfg: Config, *, jobs: int = 1, progress: bool = True) ->
         return False
     saved = path / "config.yaml"
     if saved.is_file():  # keep the presentation-only values the run started with (train_run compares all)
-        old, new = _flat(yaml.safe_load(saved.read_text())), _flat(cfg.to_dict())
+        old, new = flatten(yaml.safe_load(saved.read_text())), flatten(cfg.to_dict())
         for key in PRESENTATION_KEYS:
             new[key] = old.get(key, new[key])
         cfg = from_dict(_nest(new))

@@ -26,7 +26,7 @@ import torch
 import yaml
 
 import unmask
-from unmask.config import Config, from_dict, save_config
+from unmask.config import Config, flatten, from_dict, save_config
 from unmask.errors import UnmaskError
 from unmask.train.protocols import make_folds
 
@@ -49,22 +49,12 @@ def _check_run_dir(cfg: Config, out: Path, resume: bool) -> None:
         return
     previous = from_dict(yaml.safe_load(cfg_path.read_text()))
     if previous.to_dict() != cfg.to_dict():
-        old, new = _flatten(previous.to_dict()), _flatten(cfg.to_dict())
+        old, new = flatten(previous.to_dict()), flatten(cfg.to_dict())
         diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
         if not (resume and set(d.split(":")[0] for d in diff) <= {"protocol.folds"}):
             raise UnmaskError(f"{out} holds a run with another configuration; choose another --out", diff)
     elif not resume:
         raise UnmaskError(f"{out} already holds this run; pass --resume to continue it (finished folds are kept)")
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def load_data(cfg: Config, out: Path, *, progress: bool = True, size: int | None = None):
@@ -127,7 +117,7 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     # every fold starts from the same backbone weights: the ones that extracted the features
     backbone_state = {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
     if jobs > 1 and len(todo) > 1:
-        _run_parallel(cfg, todo, data, features, backbone_state, out, jobs)
+        _run_parallel(cfg, todo, data, features, backbone_state, out, jobs, progress)
     else:
         for fold in tqdm_folds(todo, progress):
             fit_fold(cfg, fold, data, out / "folds" / fold.name, features=features, backbone_state=backbone_state,
@@ -151,7 +141,7 @@ def _fold_worker(cfg_dict, fold, data, features, backbone_state, out, threads):
                     backbone_state=backbone_state, progress=False)["fold"]
 
 
-def _run_parallel(cfg, folds, data, features, backbone_state, out: Path, jobs: int) -> None:
+def _run_parallel(cfg, folds, data, features, backbone_state, out: Path, jobs: int, progress: bool = True) -> None:
     import multiprocessing as mp
 
     from tqdm.auto import tqdm
@@ -160,5 +150,5 @@ def _run_parallel(cfg, folds, data, features, backbone_state, out: Path, jobs: i
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
         futures = [pool.submit(_fold_worker, cfg.to_dict(), f, data, features, backbone_state, str(out), threads) for f in folds]
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="folds", unit="fold"):
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="folds", unit="fold", disable=not progress):
             fut.result()
