@@ -61,10 +61,25 @@ def model_kwargs(cfg) -> dict:
     return kw
 
 
-def build_model(cfg):
+def build_model(cfg, init: dict | None = None):
+    """The model of ``cfg``. ``init`` (:func:`backbone_init` of the run's model) rebuilds the same architecture
+    from its resolved ``model_args`` and gives the backbone those weights, instead of loading ``model.weights``
+    again in every fold."""
     from unmask.models import create_model
+    from unmask.models.weights import restoring_checkpoint
 
-    return create_model(**model_kwargs(cfg))
+    if init is None:
+        return create_model(**model_kwargs(cfg))
+    with restoring_checkpoint():
+        model = create_model(**init["model_args"])
+    model.backbone.load_state_dict(init["backbone"])
+    return model
+
+
+def backbone_init(model) -> dict:
+    """What every fold of a run starts from: the run model's architecture and backbone weights."""
+    return {"model_args": dict(model.model_args),
+            "backbone": {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}}
 
 
 def fold_seed(seed: int, fold: str) -> int:
@@ -132,12 +147,12 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | None = None, model=None,
-             backbone_state: dict | None = None, device: torch.device | None = None, progress: bool = True,
+             init: dict | None = None, device: torch.device | None = None, progress: bool = True,
              on_epoch_end=None) -> dict:
     """Train on ``fold.train``, stop early on ``fold.val``, test on ``fold.test``; returns test metrics.
 
-    ``backbone_state`` sets the backbone's starting weights: the run passes the backbone that extracted
-    ``features``, so a randomly initialised frozen backbone in the checkpoint is the one the heads saw.
+    ``init`` (:func:`backbone_init`) sets the backbone's starting weights: the run passes the backbone that
+    extracted ``features``, so a randomly initialised frozen backbone in the checkpoint is the one the heads saw.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,10 +161,7 @@ def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | N
     device = device or resolve_device(cfg.runtime.device)
     seed = fold_seed(cfg.runtime.seed, fold.name)
     torch.manual_seed(seed)
-    model = model or build_model(cfg)
-    if backbone_state is not None:
-        model.backbone.load_state_dict(backbone_state)
-    model = model.to(device)
+    model = (model or build_model(cfg, init)).to(device)
     frozen = backbone_frozen(model)
     if features is not None and not frozen:
         raise ValueError("cached features need a frozen backbone")

@@ -79,7 +79,7 @@ def load_data(cfg: Config, out: Path, *, progress: bool = True, size: int | None
 def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int = 1, progress: bool = True,
               argv: list[str] | None = None) -> Path:
     from unmask.eval.report import write_report, write_summary
-    from unmask.train.engine import build_model, fit_fold, resolve_device
+    from unmask.train.engine import backbone_init, build_model, fit_fold, resolve_device
     from unmask.train.features import cached_features
 
     out = Path(out)
@@ -115,12 +115,12 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
              data.paradigm, "cached features" if features is not None else "image path")
 
     # every fold starts from the same backbone weights: the ones that extracted the features
-    backbone_state = {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
+    init = backbone_init(model)
     if jobs > 1 and len(todo) > 1:
-        _run_parallel(cfg, todo, data, features, backbone_state, out, jobs, progress)
+        _run_parallel(cfg, todo, data, features, init, out, jobs, progress)
     else:
         for fold in tqdm_folds(todo, progress):
-            fit_fold(cfg, fold, data, out / "folds" / fold.name, features=features, backbone_state=backbone_state,
+            fit_fold(cfg, fold, data, out / "folds" / fold.name, features=features, init=init,
                      device=device, progress=progress)
     summary = write_summary(out, folds)
     write_report(out, summary)
@@ -133,15 +133,15 @@ def tqdm_folds(folds, progress: bool):
     return tqdm(folds, desc="folds", unit="fold", disable=not progress or len(folds) < 2)
 
 
-def _fold_worker(cfg_dict, fold, data, features, backbone_state, out, threads):
+def _fold_worker(cfg_dict, fold, data, features, init, out, threads):
     from unmask.train.engine import fit_fold
 
     torch.set_num_threads(threads)
     return fit_fold(from_dict(cfg_dict), fold, data, Path(out) / "folds" / fold.name, features=features,
-                    backbone_state=backbone_state, progress=False)["fold"]
+                    init=init, progress=False)["fold"]
 
 
-def _run_parallel(cfg, folds, data, features, backbone_state, out: Path, jobs: int, progress: bool = True) -> None:
+def _run_parallel(cfg, folds, data, features, init, out: Path, jobs: int, progress: bool = True) -> None:
     import multiprocessing as mp
 
     from tqdm.auto import tqdm
@@ -149,6 +149,7 @@ def _run_parallel(cfg, folds, data, features, backbone_state, out: Path, jobs: i
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(_fold_worker, cfg.to_dict(), f, data, features, backbone_state, str(out), threads) for f in folds]
+        futures = [pool.submit(_fold_worker, cfg.to_dict(), f, data, features, init, str(out), threads)
+                   for f in folds]
         for fut in tqdm(as_completed(futures), total=len(futures), desc="folds", unit="fold", disable=not progress):
             fut.result()
