@@ -1,5 +1,4 @@
 import pytest
-import yaml
 
 from unmask.cli import main
 from unmask.config import Config, load_config, packaged_configs, save_config

@@ -131,7 +131,7 @@ def test_same_seed_same_metrics_other_seed_differs(data, fold, tmp_path):
     assert a == b
     la, lb = (pd.read_csv(tmp_path / x / "log.csv").drop(columns="seconds") for x in "ab")
     pd.testing.assert_frame_equal(la, lb)
-    c = fit_fold(toy_cfg("model.mode=frozen", "runtime.seed=5"), fold, data, tmp_path / "c", progress=False)
+    fit_fold(toy_cfg("model.mode=frozen", "runtime.seed=5"), fold, data, tmp_path / "c", progress=False)
     lc = pd.read_csv(tmp_path / "c" / "log.csv").drop(columns="seconds")
     assert not np.allclose(la["loss"], lc["loss"])
 
