@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from unmask.cli import main
 from unmask.data.faces import Detection, FaceDetector
@@ -102,6 +103,10 @@ def test_prepared_crops_give_the_training_predictions(synth_run, predictor):
     for task in ("true", "disguised"):
         np.testing.assert_allclose(out[task], expected[prob_columns(expected, task)].to_numpy(), atol=2e-5)
     assert out["features"].shape == (len(crops), 128)
+    # bf16 (a bf16 copy of the backbone) stays close to fp32 and leaves the fp32 model untouched
+    bf16 = Predictor.from_checkpoint(run, device="cpu", precision="bf16").predict_crops(crops)
+    np.testing.assert_allclose(bf16["disguised"], out["disguised"], atol=0.02)
+    assert next(predictor.model.backbone.parameters()).dtype == torch.float32
 
 
 def test_video_through_detection_and_crop_matches_training_and_apex_search(synth_run, predictor):

@@ -139,6 +139,12 @@ class Predictor:
         self.crop_size = int(prep.get("crop_size") or self.input_size)
         self.normalize = Preprocess(prep["mean"], prep["std"])
         self.batch_size, self.precision = batch_size, precision
+        # bf16: a bf16 copy of the backbone under autocast, as feature extraction does (autocast over fp32
+        # weights takes open_clip's attention off its fused path and was slower than fp32 on a CPU)
+        from unmask.train.features import cast_backbone
+
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        self._backbone = cast_backbone(model.backbone, dtype, device).eval()
         self.neutral_frames, self.smooth_s = neutral_frames, smooth_s
         self.detector, self.detector_note = self._make_detector(detector, prep.get("detector"))
         self.detector_fallback = "(auto:" in self.detector_note  # the checkpoint's detector could not be used
@@ -192,7 +198,7 @@ class Predictor:
             x = torch.from_numpy(crops[start:start + self.batch_size]).permute(0, 3, 1, 2)  # [B, 3, H, W]
             x = self.normalize(resize_uint8(x, self.input_size), train=False).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                f = self.model.backbone.forward_features(x)  # [B, D]
+                f = self._backbone.forward_features(x)  # [B, D]
                 o = self.model.forward_head(f.float())
             for task in TASKS:
                 if f"{task}_logits" in o:

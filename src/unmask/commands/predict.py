@@ -25,6 +25,8 @@ def add_arguments(p):
                    "auto when it was trained on manifest boxes)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     p.add_argument("--batch-size", type=int, default=32, help="faces per model pass (default 32)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: a bf16 copy of the backbone (faster on CPUs with bf16 units and on GPUs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -42,6 +44,7 @@ def run(args) -> int:
         raise UnmaskError(f"--every must be at least 1 (got {args.every})")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=args.detector,
+                                          precision=args.precision,
                                           batch_size=args.batch_size)
     if not predictor.detector_fallback:  # a fallback was already said, as a warning
         print(predictor.detector_note, file=sys.stderr)

@@ -60,7 +60,7 @@ def state_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _runner(backbone: torch.nn.Module, dtype: torch.dtype, device: torch.device, channels_last: bool):
+def cast_backbone(backbone: torch.nn.Module, dtype: torch.dtype, device: torch.device, channels_last: bool = False):
     """The module that extracts: ``backbone`` itself in fp32, else a copy whose weights are cast once."""
     module = backbone if dtype == torch.float32 else copy.deepcopy(backbone)
     module = module.to(device=device, dtype=dtype)  # floating-point parameters and buffers only
@@ -88,7 +88,7 @@ def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: in
     backbone.eval()
     channels_last = uses_convolutions(backbone)
     low = dtype != torch.float32
-    module = _runner(backbone, dtype if cast_weights else torch.float32, device, channels_last)
+    module = cast_backbone(backbone, dtype if cast_weights else torch.float32, device, channels_last)
     n, clip = images.shape[0], images.dim() == 5
     out = None
     bar = tqdm(total=views * n, desc="extracting features", unit="img", disable=not progress, leave=False)
