@@ -126,14 +126,13 @@ def _check_value(key: str, value, tp):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _check_value(key, value, a)
-            except UnmaskError as e:
-                errors.append(str(e))
+            except UnmaskError:
+                pass  # try the union's next type; the error below names them all
         raise UnmaskError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
     if origin is list:
         (item,) = typing.get_args(tp)
@@ -218,18 +217,25 @@ def packaged_configs() -> dict[str, Path]:
     return {p.stem: p for p in sorted((Path(__file__).parent / "configs").glob("*.yaml"))}
 
 
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file that must hold a mapping; a syntax error or another shape is an UnmaskError naming it."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UnmaskError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise UnmaskError(f"{path} must hold a mapping")
+    return data
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file() and str(path) in packaged_configs():
         path = packaged_configs()[str(path)]  # a bare name such as "dsid_paper"
     if not path.is_file():
         raise UnmaskError(f"config file not found: {path}; packaged configs: {', '.join(packaged_configs())}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UnmaskError(f"config file {path} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise UnmaskError(f"config file {path} must hold a mapping of sections")
+    data = read_yaml_mapping(path)
     data.pop("description", None)  # free text for people
     return data
 

@@ -15,12 +15,13 @@ from unmask.eval.report import load_predictions
 
 def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 2000, seed: int = 0) -> dict:
     a, b = load_predictions(run_a), load_predictions(run_b)
+    n_a = a.clip_id.nunique()
     common = sorted(set(a.clip_id) & set(b.clip_id))
     if not common:
         raise UnmaskError(f"{run_a} and {run_b} have no test clips in common; nothing to compare")
     a, b = a.set_index("clip_id").loc[common], b.set_index("clip_id").loc[common]
     result = {"run_a": str(run_a), "run_b": str(run_b), "n_common": len(common),
-              "only_a": int(len(set(load_predictions(run_a).clip_id)) - len(common)), "tasks": {}}
+              "only_a": int(n_a - len(common)), "tasks": {}}
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(common), size=(n_boot, len(common)))
     for task in ("true", "disguised"):

@@ -64,7 +64,7 @@ def metrics_table(summary: dict) -> str:
     lines = ["| task | metric | pooled [95% CI] | mean ± std over folds |", "|---|---|---|---|"]
     for task, s in summary["tasks"].items():
         for m in METRICS:
-            lines.append(f"| {TASK_NAMES[task]} | {m} | {_fmt(s, m).replace(' | ', ' | ')} |")
+            lines.append(f"| {TASK_NAMES[task]} | {m} | {_fmt(s, m)} |")
     return "\n".join(lines)
 
 

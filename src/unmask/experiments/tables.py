@@ -27,8 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
-
+from unmask.config import read_yaml_mapping
 from unmask.errors import UnmaskError
 from unmask.experiments.paper import PAPER, paper_row
 
@@ -69,17 +68,7 @@ def list_tables() -> list[str]:
 
 def read_settings(name: str) -> dict:
     """``common.yaml`` or ``quick.yaml`` as a mapping."""
-    return _read(EXPERIMENTS_DIR / f"{name}.yaml")
-
-
-def _read(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UnmaskError(f"{path} is not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise UnmaskError(f"{path} must hold a mapping")
-    return data
+    return read_yaml_mapping(EXPERIMENTS_DIR / f"{name}.yaml")
 
 
 def _overrides(value, where: str) -> tuple[str, ...]:
@@ -95,7 +84,7 @@ def load_table(name: str) -> Table:
     if name not in list_tables():
         raise UnmaskError(f"unknown table {name!r}; tables: {', '.join(list_tables())}, all")
     path = EXPERIMENTS_DIR / f"{name}.yaml"
-    data = _read(path)
+    data = read_yaml_mapping(path)
     paper_table = str(data.get("paper_table", ""))
     if paper_table not in PAPER:
         raise UnmaskError(f"{path}: paper_table must be one of {', '.join(PAPER)}, got {paper_table!r}")
