@@ -288,6 +288,7 @@ def fake_training(monkeypatch, tmp_path):
     from types import SimpleNamespace
 
     monkeypatch.setattr(run, "load_data", lambda cfg, out, **kw: (SimpleNamespace(root=tmp_path), toy_frames()))
+    monkeypatch.setattr(run, "_check_data_source", lambda cfg: None)  # the fake data has no prepared folder
     monkeypatch.setattr(features, "cached_features", lambda *a, **kw: None)  # frozen backbone: no extraction
     monkeypatch.setattr(report, "write_report", lambda run, summary=None: None)  # figures: seconds per run
     fake = FakeFit()

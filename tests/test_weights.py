@@ -205,7 +205,7 @@ def test_tag_offline_is_one_clear_error(monkeypatch, name, tag, hint):
         create_backbone(name, weights=tag)
     message = str(info.value)
     assert f"pretrained weights {tag!r} for {name} cannot be downloaded (offline)" in message
-    assert f"pass a local file: backbone.weights=/path/to/{hint}" in message
+    assert f"pass a local file: model.weights=/path/to/{hint}" in message
 
 
 def test_unknown_tags_and_tiny_tags(monkeypatch):

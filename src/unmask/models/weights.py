@@ -98,7 +98,7 @@ def announce_random_init(backbone: str) -> None:
 
 def offline_error(tag: str, backbone: str, file_hint: str, reason: str = "offline") -> UnmaskError:
     return UnmaskError(f"pretrained weights {tag!r} for {backbone} cannot be downloaded ({reason}); "
-                       f"pass a local file: backbone.weights=/path/to/{file_hint}")
+                       f"pass a local file: model.weights=/path/to/{file_hint}")
 
 
 def _is_torchscript(path: Path) -> bool:

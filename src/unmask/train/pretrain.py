@@ -111,11 +111,12 @@ def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "t
     from unmask.models import create_backbone
 
     out = Path(out)
+    prepared = PreparedSet(prepared_dir)  # a wrong folder fails before the backbone is built
     torch.manual_seed(seed)
     kwargs = {"img_size": img_size} if img_size else {}
     bb = create_backbone(backbone, weights=None, mode="finetune", **kwargs)
     size = bb.data_config["input_size"][-1]
-    images, targets, names, subjects = load_au_frames(PreparedSet(prepared_dir), size)
+    images, targets, names, subjects = load_au_frames(prepared, size)
     augment = augment or AugmentConfig(hflip=True, rotation=5.0, color_jitter=0.2)
     mean, std = normalization(augment, bb.data_config)
     pre = Preprocess(mean, std, build_augment(augment))

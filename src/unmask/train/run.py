@@ -57,6 +57,17 @@ def _check_run_dir(cfg: Config, out: Path, resume: bool) -> None:
         raise UnmaskError(f"{out} already holds this run; pass --resume to continue it (finished folds are kept)")
 
 
+def _check_data_source(cfg: Config) -> None:
+    from unmask.data.prepare import PreparedSet
+
+    if cfg.data.prepared:
+        PreparedSet(cfg.data.prepared)  # raises a clear error for a folder that is not a prepared set
+    elif not cfg.data.manifest:
+        raise UnmaskError("no data: set data.prepared=DIR (from `unmask prepare`) or data.manifest=CSV")
+    elif not Path(cfg.data.manifest).is_file():
+        raise UnmaskError(f"manifest not found: {cfg.data.manifest}")
+
+
 def load_data(cfg: Config, out: Path, *, progress: bool = True, size: int | None = None):
     """The prepared set for this run (preparing the manifest into <out>/prepared if needed) and its frames."""
     from unmask.data.prepare import PreparedSet, prepare
@@ -83,6 +94,7 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     from unmask.train.features import cached_features
 
     out = Path(out)
+    _check_data_source(cfg)  # before anything is written or a large backbone is built
     _check_run_dir(cfg, out, resume)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
