@@ -167,6 +167,8 @@ def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | N
         raise ValueError("cached features need a frozen backbone")
     mean, std = normalization(cfg.augment, model.data_config)
     amp = cfg.runtime.amp and device.type == "cuda"
+    if features is not None:
+        features = features.to(device)  # once per fold, not once per batch (a no-op on the CPU)
     batches = _Batches(model, data, features, Preprocess(mean, std, build_augment(cfg.augment)), device, amp)
     objective = DSIDObjective(alpha=cfg.loss.alpha, beta=cfg.loss.beta, estimator=cfg.loss.estimator,
                               kernel=cfg.loss.kernel, sigma=cfg.loss.sigma, normalize=cfg.loss.normalize)
