@@ -41,87 +41,119 @@ ESTIMATORS = ("biased", "unbiased", "paper")
 
 def median_sigma(u: torch.Tensor) -> float:
     """Median of the non-zero pairwise distances between rows of ``u`` (detached); 1.0 if all rows coincide."""
+    return float(_median_sigma(u[None], None)[0])
+
+
+def _median_sigma(u: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """:func:`median_sigma` per member of a stack: ``u [F, n, d]``, ``mask [F, n]`` (rows that count) -> ``[F]``."""
     u = u.detach().float()
-    n = u.shape[0]
-    iu = torch.triu_indices(n, n, offset=1, device=u.device)
-    dist = torch.cdist(u, u)[iu[0], iu[1]]  # [n (n - 1) / 2]
-    dist = dist[dist > 1e-12].sort().values
-    m = dist.numel()
-    return float(dist[(m - 1) // 2] + dist[m // 2]) / 2 if m else 1.0  # midpoint median for even m
+    f, n = u.shape[:2]
+    dist = torch.cdist(u, u)  # [F, n, n]
+    valid = torch.ones(n, n, dtype=torch.bool, device=u.device).triu(1).expand(f, n, n)  # pairs i < j
+    if mask is not None:
+        valid = valid & mask[:, :, None] & mask[:, None, :]
+    valid = valid & (dist > 1e-12)
+    dist = dist.masked_fill(~valid, float("inf")).flatten(1).sort(dim=1).values  # [F, n * n], valid ones first
+    m = valid.flatten(1).sum(dim=1)  # [F] number of valid pairs
+    lo, hi = ((m - 1).clamp_min(0) // 2)[:, None], (m // 2).clamp_max(n * n - 1)[:, None]
+    med = (dist.gather(1, lo) + dist.gather(1, hi))[:, 0] / 2  # midpoint median for even m
+    return torch.where(m > 0, med, torch.ones_like(med))
 
 
-def _gram(u: torch.Tensor, kernel: str, sigma: float | None) -> torch.Tensor:  # [n, d] -> [n, n]
+def _gram(u: torch.Tensor, kernel: str, sigma: torch.Tensor | None) -> torch.Tensor:  # [F, n, d] -> [F, n, n]
+    g = u @ u.transpose(1, 2)
     if kernel == "linear":
-        return u @ u.t()
-    sq = (u * u).sum(dim=1)  # [n]
-    d2 = (sq[:, None] + sq[None, :] - 2.0 * (u @ u.t())).clamp_min(0.0)  # [n, n] squared distances
-    return torch.exp(-d2 / (2.0 * sigma**2))
+        return g
+    sq = (u * u).sum(dim=2)  # [F, n]
+    d2 = (sq[:, :, None] + sq[:, None, :] - 2.0 * g).clamp_min(0.0)  # [F, n, n] squared distances
+    return torch.exp(-d2 / (2.0 * sigma[:, None, None] ** 2))
 
 
-def _rowwise(a: torch.Tensor, b: torch.Tensor, kernel: str, sigma: float | None) -> torch.Tensor:  # -> [n]
-    if kernel == "linear":
-        return (a * b).sum(dim=1)
-    return torch.exp(-((a - b) ** 2).sum(dim=1) / (2.0 * sigma**2))
+def _rowwise(a: torch.Tensor, b: torch.Tensor, kernel: str, sigma: torch.Tensor | None) -> torch.Tensor:
+    if kernel == "linear":  # [F, n, d] x2 -> [F, n]
+        return (a * b).sum(dim=2)
+    return torch.exp(-((a - b) ** 2).sum(dim=2) / (2.0 * sigma[:, None] ** 2))
 
 
-def _biased(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
-    n = k.shape[0]
-    h = torch.eye(n, device=k.device) - 1.0 / n  # centring matrix [n, n]
-    return torch.trace(k @ h @ l @ h) / (n - 1) ** 2
+def _biased(k: torch.Tensor, l: torch.Tensor, m: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    # masked centring matrix H = diag(m) - m m^T / n [F, n, n]: zero on padding rows/columns, I - 11^T/n elsewhere
+    h = torch.diag_embed(m) - m[:, :, None] * m[:, None, :] / n[:, None, None]
+    kh, lh = k @ h, l @ h
+    return (kh * lh.transpose(1, 2)).sum(dim=(1, 2)) / (n - 1) ** 2  # tr(K H L H) / (n - 1)^2
 
 
-def _unbiased(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
-    n = k.shape[0]
-    k = k - torch.diag_embed(torch.diagonal(k))  # K~: zero diagonal
-    l = l - torch.diag_embed(torch.diagonal(l))
-    trace_kl = (k * l.t()).sum()  # tr(K~ L~)
-    sums = k.sum() * l.sum() / ((n - 1) * (n - 2))  # 1^T K~ 1 * 1^T L~ 1 / ((n-1)(n-2))
-    cross = 2.0 / (n - 2) * (k.sum(dim=0) @ l.sum(dim=1))  # 2/(n-2) * 1^T K~ L~ 1
+def _unbiased(k: torch.Tensor, l: torch.Tensor, m: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    off = (m[:, :, None] * m[:, None, :]) * (1.0 - torch.eye(k.shape[1], device=k.device))  # valid pairs, i != j
+    k, l = k * off, l * off  # K~, L~: zero diagonal (and zero padding)
+    trace_kl = (k * l.transpose(1, 2)).sum(dim=(1, 2))  # tr(K~ L~)
+    sums = k.sum(dim=(1, 2)) * l.sum(dim=(1, 2)) / ((n - 1) * (n - 2))  # 1^T K~ 1 * 1^T L~ 1 / ((n-1)(n-2))
+    cross = 2.0 / (n - 2) * (k.sum(dim=1) * l.sum(dim=2)).sum(dim=1)  # 2/(n-2) * 1^T K~ L~ 1
     return (trace_kl + sums - cross) / (n * (n - 3))
 
 
 def hsic(x: torch.Tensor, y: torch.Tensor, *, kernel: str = "rbf", estimator: str = "biased",
-         sigma: float | None = None, normalize: bool = True, return_sigma: bool = False):
+         sigma: float | None = None, normalize: bool = True, return_sigma: bool = False,
+         mask: torch.Tensor | None = None):
     """HSIC between ``x [n, dx]`` and ``y [n, dy]`` (rows paired); a scalar tensor, float32.
 
     With ``return_sigma=True`` returns ``(value, sigmas)``: ``sigmas = (sigma_x, sigma_y)`` floats for the RBF
     kernel, ``None`` for the linear one.
+
+    Stacked form (many independent batches at once, e.g. the heads of several folds trained together):
+    ``x [F, n, dx]``, ``y [F, n, dy]`` and an optional ``mask [F, n]`` (bool; the rows of each member that count,
+    padding excluded) give ``[F]`` values, each equal to the 2-D call on that member's valid rows; sigmas are then
+    ``[F]`` tensors. A member with fewer valid rows than the estimator needs gets 0 (no term), not an error.
     """
     if kernel not in KERNELS:
         raise UnmaskError(f"unknown HSIC kernel {kernel!r}; expected one of: {', '.join(KERNELS)}")
     if estimator not in ESTIMATORS:
         raise UnmaskError(f"unknown HSIC estimator {estimator!r}; expected one of: {', '.join(ESTIMATORS)}")
-    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"hsic expects x [n, dx] and y [n, dy] with the same n, got {tuple(x.shape)} "
-                         f"and {tuple(y.shape)}")
-    if estimator == "paper" and x.shape[1] != y.shape[1]:
-        raise UnmaskError(f"the 'paper' HSIC compares x_i with y_i and needs equal widths, got {x.shape[1]} "
-                          f"and {y.shape[1]}")
-    n = x.shape[0]
+    stacked = x.ndim == 3
+    if x.ndim not in (2, 3) or y.ndim != x.ndim or x.shape[:-1] != y.shape[:-1]:
+        raise ValueError(f"hsic expects x [n, dx] and y [n, dy] (or [F, n, d] stacks) with the same n, got "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    if estimator == "paper" and x.shape[-1] != y.shape[-1]:
+        raise UnmaskError(f"the 'paper' HSIC compares x_i with y_i and needs equal widths, got {x.shape[-1]} "
+                          f"and {y.shape[-1]}")
     min_n = {"biased": 2, "unbiased": 4, "paper": 1}[estimator]
-    if n < min_n:
-        raise UnmaskError(f"HSIC estimator {estimator!r} needs a batch of at least {min_n} samples, got {n}")
+    if not stacked:
+        if mask is not None:
+            raise ValueError("mask needs the stacked form x [F, n, d]")
+        if x.shape[0] < min_n:
+            raise UnmaskError(f"HSIC estimator {estimator!r} needs a batch of at least {min_n} samples, "
+                              f"got {x.shape[0]}")
+        x, y = x[None], y[None]
     with torch.autocast(device_type=x.device.type, enabled=False):
-        x, y = x.float(), y.float()  # [n, dx], [n, dy]
+        x, y = x.float(), y.float()  # [F, n, dx], [F, n, dy]
+        m = torch.ones(x.shape[:2], device=x.device) if mask is None else mask.float()  # [F, n]
+        n = m.sum(dim=1)  # [F]
+        ok = n >= min_n
+        n = torch.where(ok, n, torch.full_like(n, 8.0))  # any n that keeps the formulas finite; zeroed below
         if normalize:
-            x, y = F.normalize(x, dim=1), F.normalize(y, dim=1)
+            x, y = F.normalize(x, dim=2), F.normalize(y, dim=2)
         sigmas = None
         if kernel == "rbf":
             if sigma is not None:
-                sigmas = (float(sigma), float(sigma))
+                s = torch.full_like(n, float(sigma))
+                sigmas = (s, s)
             elif estimator == "paper":
-                s = median_sigma(torch.cat([x, y], dim=0))
+                s = _median_sigma(torch.cat([x, y], dim=1), None if mask is None else torch.cat([mask, mask], 1))
                 sigmas = (s, s)
             else:
-                sigmas = (median_sigma(x), median_sigma(y))
+                sigmas = (_median_sigma(x, mask), _median_sigma(y, mask))
         if estimator == "paper":
             s = None if sigmas is None else sigmas[0]
-            k_xy = _rowwise(x, y, kernel, s)  # [n]
-            k_xx = _rowwise(x, x, kernel, s)  # [n] (= 1 on unit vectors)
+            k_xy = _rowwise(x, y, kernel, s)  # [F, n]
+            k_xx = _rowwise(x, x, kernel, s)  # (= 1 on unit vectors)
             k_yy = _rowwise(y, y, kernel, s)
-            value = ((k_xy - k_xx * k_yy) ** 2).mean()
+            value = (((k_xy - k_xx * k_yy) ** 2) * m).sum(dim=1) / n
         else:
-            k = _gram(x, kernel, None if sigmas is None else sigmas[0])  # [n, n]
-            l = _gram(y, kernel, None if sigmas is None else sigmas[1])  # [n, n]
-            value = _biased(k, l) if estimator == "biased" else _unbiased(k, l)
+            k = _gram(x, kernel, None if sigmas is None else sigmas[0])  # [F, n, n]
+            l = _gram(y, kernel, None if sigmas is None else sigmas[1])
+            value = (_biased if estimator == "biased" else _unbiased)(k, l, m, n)
+        value = torch.where(ok, value, torch.zeros_like(value))
+    if not stacked:
+        value = value[0]
+        if sigmas is not None:
+            sigmas = (float(sigma),) * 2 if sigma is not None else (float(sigmas[0][0]), float(sigmas[1][0]))
     return (value, sigmas) if return_sigma else value

@@ -45,32 +45,60 @@ class DSIDObjective(nn.Module):
         self.estimator, self.kernel, self.sigma, self.normalize = estimator, kernel, sigma, normalize
 
     def forward(self, outputs: dict[str, torch.Tensor], true_labels: torch.Tensor | None = None,
-                disguised_labels: torch.Tensor | None = None) -> dict[str, Any]:
-        """``outputs`` from a model (logits ``[B, C]``, features ``[B, d]``), labels ``[B]`` (int64)."""
+                disguised_labels: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> dict[str, Any]:
+        """``outputs`` from a model (logits ``[B, C]``, features ``[B, d]``), labels ``[B]`` (int64).
+
+        Stacked form (the heads of several folds trained at once, :mod:`unmask.train.stacked`): logits
+        ``[F, B, C]``, features ``[F, B, d]``, labels ``[F, B]`` and ``mask [F, B]`` (bool, the rows of each member
+        that count). Every term is then ``[F]``, member f's value equal to the 2-D call on its valid rows, and
+        ``loss`` is ``[F]`` (sum it to train all members at once: their parameters are disjoint).
+        """
         has_true = "true_logits" in outputs
         has_disguised = "disguised_logits" in outputs
         if not has_true and not has_disguised:
             raise ValueError(f"outputs hold neither true_logits nor disguised_logits: {sorted(outputs)}")
         ref = outputs["true_logits" if has_true else "disguised_logits"]
-        zero = ref.new_zeros((), dtype=torch.float32)
+        stacked = ref.dim() == 3
+        if not stacked:
+            if mask is not None:
+                raise ValueError("mask needs stacked outputs [F, B, C]")
+            outputs = {k: v[None] for k, v in outputs.items()}
+            true_labels = None if true_labels is None else true_labels[None]
+            disguised_labels = None if disguised_labels is None else disguised_labels[None]
+        ref = outputs["true_logits" if has_true else "disguised_logits"]  # [F, B, C]
+        m = torch.ones(ref.shape[:2], device=ref.device, dtype=torch.bool) if mask is None else mask
+        weights = m.float() / m.sum(dim=1, keepdim=True).clamp_min(1)  # [F, B]: masked mean per member
+        zero = ref.new_zeros(ref.shape[0], dtype=torch.float32)
         loss, true_ce, disguised_ce, hsic_value, sigma = zero, zero, zero, zero, None
 
         if has_true:
-            true_ce = F.cross_entropy(outputs["true_logits"].float(), _labels(true_labels, "true_labels"))
+            true_ce = _masked_ce(outputs["true_logits"], _labels(true_labels, "true_labels"), weights)
             loss = loss + true_ce
         beta = self.beta if has_true else 1.0
         if has_disguised and beta > 0:
-            disguised_ce = F.cross_entropy(outputs["disguised_logits"].float(),
-                                           _labels(disguised_labels, "disguised_labels"))
+            disguised_ce = _masked_ce(outputs["disguised_logits"], _labels(disguised_labels, "disguised_labels"),
+                                      weights)
             loss = loss + beta * disguised_ce
         if self.alpha > 0 and "true_features" in outputs and "disguised_features" in outputs:
             hsic_value, sigmas = hsic(
                 outputs["true_features"], outputs["disguised_features"], kernel=self.kernel,
-                estimator=self.estimator, sigma=self.sigma, normalize=self.normalize, return_sigma=True)
+                estimator=self.estimator, sigma=self.sigma, normalize=self.normalize, return_sigma=True,
+                mask=m if stacked else None)
             loss = loss + self.alpha * hsic_value
-            sigma = None if sigmas is None else sum(sigmas) / 2  # one number to log: mean of sigma_x, sigma_y
-        return {"loss": loss, "true_ce": true_ce.detach(), "disguised_ce": disguised_ce.detach(),
-                "hsic": hsic_value.detach(), "hsic_sigma": sigma}
+            sigma = None if sigmas is None else (sigmas[0] + sigmas[1]) / 2  # one number to log: their mean
+        terms = {"loss": loss, "true_ce": true_ce.detach(), "disguised_ce": disguised_ce.detach(),
+                 "hsic": hsic_value.detach(), "hsic_sigma": sigma}
+        if not stacked:
+            terms = {k: v[0] if torch.is_tensor(v) else v for k, v in terms.items()}
+            if torch.is_tensor(terms["hsic_sigma"]):
+                terms["hsic_sigma"] = float(terms["hsic_sigma"])
+        return terms
+
+
+def _masked_ce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per member: ``logits [F, B, C]``, ``labels [F, B]``, ``weights [F, B]`` -> ``[F]``."""
+    ce = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="none")  # [F * B]
+    return (ce.view(labels.shape) * weights).sum(dim=1)
 
 
 def _labels(labels: torch.Tensor | None, name: str) -> torch.Tensor:
