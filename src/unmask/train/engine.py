@@ -93,38 +93,88 @@ def monitor_key(cfg) -> str:
     return "disguised_acc" if cfg.model.name == "single_stream" and cfg.model.task == "disguised" else "true_acc"
 
 
-class _Batches:
-    """Runs the model on index batches from cached features or from images."""
+_TERMS = ("loss", "true_ce", "disguised_ce", "hsic", "hsic_sigma")
+
+
+class _Member:
+    """One fold of a stack: its indices, generator (batch order, views, dropout), log and early-stopping state."""
+
+    def __init__(self, cfg, fold, data, out: Path):
+        self.fold, self.out = fold, out
+        self.seed = fold_seed(cfg.runtime.seed, fold.name)
+        self.gen = torch.Generator().manual_seed(self.seed)
+        self.train_idx, self.val_idx, self.test_idx = (data.subset(fold.train), data.subset(fold.val),
+                                                       data.subset(fold.test))
+        self.state = {"epoch": 0, "best": None, "best_epoch": 0, "best_loss": float("inf"), "best_state": None,
+                      "bad_epochs": 0, "log": []}
+        self.last_save = time.time()
+        self.writer = None
+
+
+class _Features:
+    """Backbone features of index batches ``[F, B]`` -> ``[F, B, D]``: from the cache (one view per image per epoch)
+    or from images through the backbone (the image path, F = 1)."""
 
     def __init__(self, model, data, features, preprocess, device, amp):
         self.model, self.data, self.features = model, data, features
         self.preprocess, self.device, self.amp = preprocess, device, amp
 
-    def __call__(self, idx: torch.Tensor, *, train: bool, views: torch.Tensor | None = None) -> dict:
+    def __call__(self, idx: torch.Tensor, *, train: bool, views: torch.Tensor | None = None) -> torch.Tensor:
+        idx = idx.to(self.device)
         if self.features is not None:
-            f = self.features[views if views is not None else 0, idx]  # [B, D] or [B, K, D]
-            f = f.to(self.device)
+            f = self.features[views.to(self.device) if views is not None else 0, idx]  # [F, B, D] or [F, B, K, D]
         else:
-            x = self.preprocess(self.data.images[idx], train=train).to(self.device)
+            if idx.shape[0] != 1:
+                raise ValueError("the image path trains one fold at a time")
+            x = self.preprocess(self.data.images[idx[0].cpu()], train=train).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 if x.dim() == 5:  # clip: [B, K, 3, H, W]
                     b, k = x.shape[:2]
                     f = self.model.backbone.forward_features(x.flatten(0, 1)).view(b, k, -1)
                 else:
                     f = self.model.backbone.forward_features(x)
-            f = f.float()
-        if f.dim() == 3:
-            f = f.mean(1)  # clip paradigm: temporal average of frame features, [B, D]
-        return self.model.forward_head(f)
+            f = f.float()[None]
+        if f.dim() == 4:
+            f = f.mean(2)  # clip paradigm: temporal average of frame features
+        return f
+
+
+def _padded(rows: list[np.ndarray | torch.Tensor], width: int | None = None) -> torch.Tensor:
+    """Index rows of different lengths -> ``[F, width]`` padded with -1 (valid entries first in every row)."""
+    width = width or max((len(r) for r in rows), default=0)
+    out = torch.full((len(rows), width), -1, dtype=torch.long)
+    for f, r in enumerate(rows):
+        out[f, :len(r)] = torch.as_tensor(r, dtype=torch.long)
+    return out
 
 
 @torch.no_grad()
-def predict(run_batches, idx: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """Class probabilities per task for clips ``idx`` (eval mode, view 0, no augmentation)."""
-    run_batches.model.eval()
+def _predict_stack(stack, get_features, rows: list[np.ndarray], batch_size: int) -> list[dict[str, np.ndarray]]:
+    """Class probabilities per member and task for index rows (eval mode, view 0, no augmentation)."""
+    stack.eval()
+    get_features.model.eval()
+    index = _padded(rows)
+    chunks: dict[str, list] = {}
+    for start in range(0, index.shape[1], batch_size):
+        idx = index[:, start:start + batch_size]
+        mask = idx >= 0
+        stack.set_batch(mask, ())
+        out = stack.forward_head(get_features(idx.clamp_min(0), train=False))
+        for task in TASKS:
+            if f"{task}_logits" in out:
+                chunks.setdefault(task, []).append(out[f"{task}_logits"].float().softmax(-1).cpu())
+    probs = {t: torch.cat(v, dim=1).numpy() for t, v in chunks.items()}  # [F, width, C]
+    return [{t: p[f, :len(r)] for t, p in probs.items()} for f, r in enumerate(rows)]
+
+
+@torch.no_grad()
+def predict(model, get_features, idx: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    """Class probabilities per task of ``model`` (an unstacked model, as its checkpoint will hold it) for ``idx``."""
+    model.eval()
     out: dict[str, list] = {}
     for start in range(0, len(idx), batch_size):
-        o = run_batches(torch.as_tensor(idx[start:start + batch_size]), train=False)
+        f = get_features(torch.as_tensor(idx[start:start + batch_size])[None], train=False)[0]
+        o = model.forward_head(f)
         for task in TASKS:
             if f"{task}_logits" in o:
                 out.setdefault(task, []).append(o[f"{task}_logits"].float().softmax(-1).cpu())
@@ -146,139 +196,237 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def fit_fold(cfg, fold, data, out_dir: str | Path, *, features: torch.Tensor | None = None, model=None,
-             init: dict | None = None, device: torch.device | None = None, progress: bool = True,
-             on_epoch_end=None) -> dict:
-    """Train on ``fold.train``, stop early on ``fold.val``, test on ``fold.test``; returns test metrics.
+def fit_fold(cfg, fold, data, out_dir: str | Path, **kwargs) -> dict:
+    """:func:`fit_folds` for one fold; returns its test metrics."""
+    return fit_folds(cfg, [fold], data, [out_dir], **kwargs)[0]
 
-    ``init`` (:func:`backbone_init`) sets the backbone's starting weights: the run passes the backbone that
-    extracted ``features``, so a randomly initialised frozen backbone in the checkpoint is the one the heads saw.
+
+def fit_folds(cfg, folds, data, out_dirs, *, features: torch.Tensor | None = None, model=None,
+              init: dict | None = None, device: torch.device | None = None, progress: bool = True,
+              on_epoch_end=None) -> list[dict]:
+    """Train each fold on ``fold.train``, stop early on ``fold.val``, test on ``fold.test``; returns test metrics.
+
+    With cached ``features`` the heads of all unfinished folds train at once as one stack
+    (:mod:`unmask.train.stacked`); each fold's result is the same as when it trains alone. The image path
+    trains one fold at a time. A fold's head starts from weights drawn with the fold's seed; ``init``
+    (:func:`backbone_init`) sets the backbone's (the run passes the backbone that extracted ``features``, so a
+    randomly initialised frozen backbone in the checkpoint is the one the heads saw); ``model`` supplies
+    the architecture and backbone directly (tests).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "metrics.json").is_file():
-        return json.loads((out / "metrics.json").read_text())
+    out_dirs = [Path(o) for o in out_dirs]
+    results: list[dict | None] = [None] * len(folds)
+    for i, out in enumerate(out_dirs):
+        if (out / "metrics.json").is_file():
+            results[i] = json.loads((out / "metrics.json").read_text())
+    todo = [i for i, r in enumerate(results) if r is None]
+    if not todo:
+        return results
     device = device or resolve_device(cfg.runtime.device)
-    seed = fold_seed(cfg.runtime.seed, fold.name)
-    torch.manual_seed(seed)
-    model = (model or build_model(cfg, init)).to(device)
+    if features is None and len(todo) > 1:  # the image path: every fold trains its own backbone copy
+        for i in todo:
+            results[i] = fit_folds(cfg, [folds[i]], data, [out_dirs[i]], model=copy.deepcopy(model) if model else None,
+                                   init=init, device=device, progress=progress, on_epoch_end=on_epoch_end)[0]
+        return results
+    if model is None:
+        torch.manual_seed(cfg.runtime.seed)  # as train_run does: a randomly initialised backbone depends on the seed
+        model = build_model(cfg, init)
+    model = model.to(device)
     frozen = backbone_frozen(model)
     if features is not None and not frozen:
         raise ValueError("cached features need a frozen backbone")
+    if features is not None:
+        features = features.to(device)  # once, not once per batch (a no-op on the CPU)
+    for i in todo:
+        out_dirs[i].mkdir(parents=True, exist_ok=True)
+    members = [_Member(cfg, folds[i], data, out_dirs[i]) for i in todo]
+    metrics = _train_stack(cfg, members, data, model, features, device, progress, on_epoch_end)
+    for i, m in zip(todo, metrics):
+        results[i] = m
+    return results
+
+
+def _train_stack(cfg, members: list[_Member], data, model, features, device, progress, on_epoch_end) -> list[dict]:
+    from unmask.train.stacked import StackedAdam, StackedHead, head_names, init_head
+
+    frozen = backbone_frozen(model)
     mean, std = normalization(cfg.augment, model.data_config)
     amp = cfg.runtime.amp and device.type == "cuda"
-    if features is not None:
-        features = features.to(device)  # once per fold, not once per batch (a no-op on the CPU)
-    batches = _Batches(model, data, features, Preprocess(mean, std, build_augment(cfg.augment)), device, amp)
+    get_features = _Features(model, data, features, Preprocess(mean, std, build_augment(cfg.augment)), device, amp)
     objective = DSIDObjective(alpha=cfg.loss.alpha, beta=cfg.loss.beta, estimator=cfg.loss.estimator,
                               kernel=cfg.loss.kernel, sigma=cfg.loss.sigma, normalize=cfg.loss.normalize)
-    train_idx, val_idx, test_idx = data.subset(fold.train), data.subset(fold.val), data.subset(fold.test)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay) if params else None
-    gen = torch.Generator().manual_seed(seed)
+    names = head_names(model)
+    head_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("backbone.")]
+    backbone_params = [p for p in model.backbone.parameters() if p.requires_grad]
+    trainable = bool(head_params)  # a model without a trainable head (zero-shot) is evaluated as it is
+    stack = StackedHead(model, len(members)).to(device) if head_params else None
+    optimizer = (StackedAdam(stack.named_parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+                 if stack is not None else None)
+    backbone_optimizer = (torch.optim.Adam(backbone_params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+                          if backbone_params else None)
     monitor = monitor_key(cfg)
-    state = {"epoch": 0, "best": None, "best_epoch": 0, "best_loss": float("inf"), "best_state": None,
-             "bad_epochs": 0, "log": []}
-    state_path = out / "state.pt"
-    if state_path.is_file():  # resume
-        saved = torch.load(state_path, map_location="cpu", weights_only=False)
-        _load_trainable(model, saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
-        gen.set_state(saved["gen"])
-        state = saved["state"]
-        log.info("fold %s: resuming after epoch %d", fold.name, state["epoch"])
-    writer = None
-    if cfg.runtime.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(out / "tensorboard"))
+    order = [m.fold.name for m in members]
+
+    for f, m in enumerate(members):  # initial weights, or the state of an interrupted run
+        state_path = m.out / "state.pt"
+        if state_path.is_file():
+            saved = torch.load(state_path, map_location="cpu", weights_only=False)
+            if stack is not None:
+                stack.load_member(f, saved["head"])
+                optimizer.load_member(f, saved["optimizer"])
+            if backbone_optimizer is not None:
+                model.backbone.load_state_dict(saved["backbone"])
+                backbone_optimizer.load_state_dict(saved["backbone_optimizer"])
+            torch.set_rng_state(saved["rng"])
+            m.gen.set_state(saved["gen"])
+            m.state = saved["state"]
+            log.info("fold %s: resuming after epoch %d", m.fold.name, m.state["epoch"])
+        else:
+            init_head(model, m.seed)  # also seeds torch's global RNG (augmentation on the image path)
+            if stack is not None:
+                sd = model.state_dict()
+                stack.load_member(f, {k: sd[k] for k in names})
+        if cfg.runtime.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            m.writer = SummaryWriter(str(m.out / "tensorboard"))
+
+    def snapshot(f: int) -> dict:  # what a fold's best epoch keeps: its head (and a trained backbone)
+        out = stack.member_state(f) if stack is not None else {}
+        if not frozen:
+            out.update({f"backbone.{k}": v.detach().clone() for k, v in model.backbone.state_dict().items()})
+        return out
 
     n_views = features.shape[0] if features is not None else 1
-    bs = cfg.optim.batch_size
-    epochs = cfg.optim.epochs if optimizer else 0
-    bar = tqdm(total=epochs, initial=state["epoch"], desc=f"fold {fold.name}", unit="ep", disable=not progress,
-               leave=False)
-    last_save = time.time()
-    while state["epoch"] < epochs and state["bad_epochs"] < cfg.optim.patience:
+    bs, epochs, patience = cfg.optim.batch_size, cfg.optim.epochs if trainable else 0, cfg.optim.patience
+    bar = tqdm(total=sum(max(epochs - m.state["epoch"], 0) for m in members), unit="ep", leave=False,
+               desc=f"fold {members[0].fold.name}" if len(members) == 1 else f"{len(members)} folds",
+               disable=not progress)
+    results: dict[str, dict] = {}
+    while True:
+        done = [f for f, m in enumerate(members) if m.state["epoch"] >= epochs or m.state["bad_epochs"] >= patience]
+        for f in done:
+            m = members[f]
+            bar.total -= max(epochs - m.state["epoch"], 0)  # stopped early: its remaining epochs will not run
+            results[m.fold.name] = _finish(cfg, m, data, model, m.state["best_state"] or snapshot(f), get_features,
+                                           mean, std, frozen)
+        if done:
+            keep = [f for f in range(len(members)) if f not in done]
+            members = [members[f] for f in keep]
+            if stack is not None and members:
+                stack.select(keep)
+                optimizer.select(keep)
+        bar.refresh()
+        if not members:
+            break
         t0 = time.time()
-        model.train()
-        perm = torch.as_tensor(train_idx)[torch.randperm(len(train_idx), generator=gen)]
-        views = torch.randint(n_views, (len(data),), generator=gen) if n_views > 1 else None
-        sums: dict[str, float] = {}
-        n_seen = 0
-        for start in range(0, len(perm), bs):
-            idx = perm[start:start + bs]
-            if len(idx) < 2:  # BatchNorm needs two samples
+        n = len(members)
+        model.train()  # the backbone's trainable part (image path); frozen parts stay in eval mode
+        stack.train()
+        perms = [torch.as_tensor(m.train_idx)[torch.randperm(len(m.train_idx), generator=m.gen)] for m in members]
+        views = (torch.stack([torch.randint(n_views, (len(data),), generator=m.gen) for m in members])
+                 if n_views > 1 else None)  # [F, N]: the view each image shows this epoch
+        steps = max(-(-len(p) // bs) for p in perms)
+        index = _padded(perms, steps * bs).view(n, steps, bs)
+        sums = {k: torch.zeros(n) for k in _TERMS}
+        seen = torch.zeros(n)
+        for s in range(steps):
+            idx = index[:, s]  # [F, bs], -1 = no sample
+            counts = (idx >= 0).sum(dim=1)
+            active = counts >= 2  # BatchNorm needs two samples: a fold's 1-sample last batch is skipped
+            if not active.any():
                 continue
-            o = batches(idx, train=True, views=None if views is None else views[idx])
-            terms = objective(o, data.true[idx].to(device), data.disguised[idx].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
-            for k, v in terms.items():
-                if v is not None:
-                    sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) * len(idx)
-            n_seen += len(idx)
-        state["epoch"] += 1
-        row = {"epoch": state["epoch"], **{k: v / max(n_seen, 1) for k, v in sums.items()}}
-        row.update(_evaluate(predict(batches, val_idx, bs * 4), data, val_idx, "val_"))
-        row["seconds"] = round(time.time() - t0, 3)
-        score, loss = row.get(f"val_{monitor}", 0.0), row.get(f"val_{monitor.split('_')[0]}_loss", 0.0)
-        if state["best"] is None or score > state["best"] or (score == state["best"] and loss < state["best_loss"]):
-            state.update(best=score, best_loss=loss, best_epoch=state["epoch"], bad_epochs=0,
-                         best_state=copy.deepcopy(_trainable_state(model, frozen)))
+            width = int(counts.max())
+            idx = idx[:, :width]
+            mask = (idx >= 0) & active[:, None]
+            safe = idx.clamp_min(0)
+            stack.set_batch(mask.to(device), [m.gen for m in members])
+            feats = get_features(safe, train=True, views=None if views is None else views.gather(1, safe))
+            out = stack.forward_head(feats)
+            terms = objective(out, data.true[safe].to(device), data.disguised[safe].to(device), mask=mask.to(device))
+            optimizer.zero_grad()
+            if backbone_optimizer is not None:
+                backbone_optimizer.zero_grad(set_to_none=True)
+            terms["loss"].sum().backward()
+            optimizer.step(active.tolist())
+            if backbone_optimizer is not None:
+                backbone_optimizer.step()
+            rows = mask.sum(dim=1).float()
+            for k in _TERMS:
+                if terms[k] is not None:
+                    sums[k] += terms[k].detach().float().cpu() * rows
+                else:
+                    sums.pop(k, None)
+            seen += rows
+        val = _predict_stack(stack, get_features, [m.val_idx for m in members], bs * 4)
+        seconds = round((time.time() - t0) / n, 4)  # each fold's share of the stack's epoch
+        for f, m in enumerate(members):
+            state = m.state
+            state["epoch"] += 1
+            row = {"epoch": state["epoch"], **{k: float(v[f]) / max(float(seen[f]), 1.0) for k, v in sums.items()}}
+            row.update(_evaluate(val[f], data, m.val_idx, "val_"))
+            row["seconds"] = seconds
+            score, loss = row.get(f"val_{monitor}", 0.0), row.get(f"val_{monitor.split('_')[0]}_loss", 0.0)
+            if state["best"] is None or score > state["best"] or (score == state["best"] and loss < state["best_loss"]):
+                state.update(best=score, best_loss=loss, best_epoch=state["epoch"], bad_epochs=0,
+                             best_state=snapshot(f))
+            else:
+                state["bad_epochs"] += 1
+            state["log"].append(row)
+            # resume state at epoch boundaries only (with the RNG states, so a resumed run replays the same
+            # epochs); rate-limited because heads on cached features run many epochs per second
+            if time.time() - m.last_save >= cfg.runtime.save_every_s:
+                _atomic_save({"head": stack.member_state(f), "optimizer": optimizer.member_state(f),
+                              "backbone": None if frozen else model.backbone.state_dict(),
+                              "backbone_optimizer": backbone_optimizer.state_dict() if backbone_optimizer else None,
+                              "rng": torch.get_rng_state(), "gen": m.gen.get_state(), "state": state},
+                             m.out / "state.pt")
+                m.last_save = time.time()
+            if m.writer:
+                for k, v in row.items():
+                    if k != "epoch":
+                        m.writer.add_scalar(k, v, state["epoch"])
+            if on_epoch_end:
+                on_epoch_end(state["epoch"], row)
+        bar.update(n)
+        if n == 1:
+            bar.set_postfix({monitor: f"{score:.3f}", "best": f"{members[0].state['best']:.3f}@"
+                                                              f"{members[0].state['best_epoch']}"})
         else:
-            state["bad_epochs"] += 1
-        state["log"].append(row)
-        # resume state at epoch boundaries only (with the RNG states, so a resumed run replays the same
-        # epochs); rate-limited because heads on cached features run many epochs per second
-        if time.time() - last_save >= cfg.runtime.save_every_s:
-            _atomic_save({"model": _trainable_state(model, frozen), "optimizer": optimizer.state_dict(),
-                          "rng": torch.get_rng_state(), "gen": gen.get_state(), "state": state}, state_path)
-            last_save = time.time()
-        if writer:
-            for k, v in row.items():
-                if k != "epoch":
-                    writer.add_scalar(k, v, state["epoch"])
-        bar.update(1)
-        bar.set_postfix({monitor: f"{score:.3f}", "best": f"{state['best']:.3f}@{state['best_epoch']}"})
-        if on_epoch_end:
-            on_epoch_end(state["epoch"], row)
+            bar.set_postfix({"folds training": n})
     bar.close()
-    if writer:
-        writer.close()
+    return [results[name] for name in order]
 
-    if state["best_state"] is not None:
-        _load_trainable(model, state["best_state"])
-    _write_log(state["log"], out / "log.csv")
-    probs = predict(batches, test_idx, bs * 4)
-    _write_predictions(data, test_idx, probs, out / "predictions.csv")
+
+def _finish(cfg, m: _Member, data, model, best_state: dict, get_features, mean, std, frozen) -> dict:
+    """Write a finished fold: its best epoch's model, log, test predictions, checkpoint and metrics."""
+    if m.writer:
+        m.writer.close()
+    state = m.state
+    _load_trainable(model, best_state)
+    _write_log(state["log"], m.out / "log.csv")
+    probs = predict(model, get_features, m.test_idx, cfg.optim.batch_size * 4)
+    _write_predictions(data, m.test_idx, probs, m.out / "predictions.csv")
     prep = data.source.get("prepared", {})
     save_checkpoint(
-        out / "checkpoint.pt", model, config=cfg.to_dict(),
+        m.out / "checkpoint.pt", model, config=cfg.to_dict(),
         preprocess={"input_size": list(model.data_config["input_size"]), "mean": list(mean), "std": list(std),
                     "paradigm": data.paradigm, "detector": prep.get("detector"), "margin": prep.get("margin"),
                     "crop_size": prep.get("size")},
         include_backbone=not frozen or cfg.model.weights is None,
-        extra={"fold": fold.name, "epoch": state["best_epoch"]})
+        extra={"fold": m.fold.name, "epoch": state["best_epoch"]})
+    fold = m.fold
     metrics = {"fold": fold.name, "train": list(fold.train), "val": list(fold.val), "test": list(fold.test),
                "optimistic": fold.optimistic, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
-               "monitor": monitor, "val_best": state["best"], "n_test": int(len(test_idx))}
+               "monitor": monitor_key(cfg), "val_best": state["best"], "n_test": int(len(m.test_idx))}
     for task, p in probs.items():
-        metrics[task] = scores(getattr(data, task)[test_idx].numpy(), p.argmax(1))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    state_path.unlink(missing_ok=True)
+        metrics[task] = scores(getattr(data, task)[m.test_idx].numpy(), p.argmax(1))
+    (m.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (m.out / "state.pt").unlink(missing_ok=True)
     return metrics
 
 
 def _load_trainable(model, trainable: dict) -> None:
-    """Load a state from :func:`_trainable_state`: the frozen backbone's weights are the model's own."""
+    """Load a fold's trained state (its head, and its backbone when that trained) into ``model``."""
     model.load_state_dict({**model.state_dict(), **trainable})  # strict: a foreign key is an error
-
-
-def _trainable_state(model, frozen: bool) -> dict:
-    sd = model.state_dict()
-    return {k: v for k, v in sd.items() if not (frozen and k.startswith("backbone."))}
 
 
 def _write_log(rows: list[dict], path: Path) -> None:

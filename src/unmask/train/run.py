@@ -90,7 +90,7 @@ def load_data(cfg: Config, out: Path, *, progress: bool = True, size: int | None
 def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int = 1, progress: bool = True,
               argv: list[str] | None = None) -> Path:
     from unmask.eval.report import write_report, write_summary
-    from unmask.train.engine import backbone_init, build_model, fit_fold, resolve_device
+    from unmask.train.engine import backbone_init, build_model, fit_folds, resolve_device
     from unmask.train.features import cached_features
 
     out = Path(out)
@@ -128,32 +128,37 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
 
     # every fold starts from the same backbone weights: the ones that extracted the features
     init = backbone_init(model)
-    if jobs > 1 and len(todo) > 1:
-        _run_parallel(cfg, todo, data, features, init, out, jobs, progress)
+    # cached features: the heads of all folds train at once as one stack (--jobs N: N stacks in N processes);
+    # the image path trains one fold at a time (--jobs N: N folds in parallel)
+    groups = ([todo[j::jobs] for j in range(jobs)] if features is not None else [[f] for f in todo])
+    groups = [g for g in groups if g]
+    if jobs > 1 and len(groups) > 1:
+        _run_parallel(cfg, groups, data, features, init, out, jobs, progress)
     else:
-        for fold in tqdm_folds(todo, progress):
-            fit_fold(cfg, fold, data, out / "folds" / fold.name, features=features, init=init,
-                     device=device, progress=progress)
+        for group in (groups if features is not None else tqdm_folds(groups, progress)):
+            fit_folds(cfg, group, data, [out / "folds" / f.name for f in group], features=features, init=init,
+                      device=device, progress=progress)
     summary = write_summary(out, folds)
     write_report(out, summary)
     return out
 
 
-def tqdm_folds(folds, progress: bool):
+def tqdm_folds(groups, progress: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(folds, desc="folds", unit="fold", disable=not progress or len(folds) < 2)
+    return tqdm(groups, desc="folds", unit="fold", disable=not progress or len(groups) < 2)
 
 
-def _fold_worker(cfg_dict, fold, data, features, init, out, threads):
-    from unmask.train.engine import fit_fold
+def _fold_worker(cfg_dict, group, data, features, init, out, threads):
+    from unmask.train.engine import fit_folds
 
     torch.set_num_threads(threads)
-    return fit_fold(from_dict(cfg_dict), fold, data, Path(out) / "folds" / fold.name, features=features,
-                    init=init, progress=False)["fold"]
+    fit_folds(from_dict(cfg_dict), group, data, [Path(out) / "folds" / f.name for f in group], features=features,
+              init=init, progress=False)
+    return [f.name for f in group]
 
 
-def _run_parallel(cfg, folds, data, features, init, out: Path, jobs: int, progress: bool = True) -> None:
+def _run_parallel(cfg, groups, data, features, init, out: Path, jobs: int, progress: bool = True) -> None:
     import multiprocessing as mp
 
     from tqdm.auto import tqdm
@@ -161,7 +166,9 @@ def _run_parallel(cfg, folds, data, features, init, out: Path, jobs: int, progre
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(_fold_worker, cfg.to_dict(), f, data, features, init, str(out), threads)
-                   for f in folds]
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="folds", unit="fold", disable=not progress):
-            fut.result()
+        futures = [pool.submit(_fold_worker, cfg.to_dict(), g, data, features, init, str(out), threads)
+                   for g in groups]
+        bar = tqdm(total=sum(len(g) for g in groups), desc="folds", unit="fold", disable=not progress)
+        for fut in as_completed(futures):
+            bar.update(len(fut.result()))
+        bar.close()
