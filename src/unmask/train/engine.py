@@ -313,7 +313,7 @@ def _train_stack(cfg, members: list[_Member], data, model, features, device, pro
             members = [members[f] for f in keep]
             if stack is not None and members:
                 stack.select(keep)
-                optimizer.select(keep)
+                optimizer.select(keep, stack.named_parameters())
         bar.refresh()
         if not members:
             break

@@ -208,9 +208,8 @@ class StackedHead(nn.Module):
         """Keep only the members ``keep`` (in that order): parameters and buffers are sliced in place."""
         idx = torch.as_tensor(list(keep), dtype=torch.long)
         for module in self._members.values():
-            for _, p in module.named_parameters(recurse=False):
-                p.data = p.data[idx.to(p.device)].contiguous()
-                p.grad = None
+            for k, p in list(module.named_parameters(recurse=False)):  # new leaves: autograd knows their shapes
+                setattr(module, k, nn.Parameter(p.data[idx.to(p.device)].contiguous()))
             for k, b in list(module.named_buffers(recurse=False)):
                 setattr(module, k, b[idx.to(b.device)].contiguous())
         self.n = len(idx)
@@ -261,7 +260,9 @@ class StackedAdam:
             for s, v in st.items():
                 v[f] = state[f"{k}.{s}"]
 
-    def select(self, keep: Sequence[int]) -> None:
+    def select(self, keep: Sequence[int], params: Iterable[tuple[str, nn.Parameter]]) -> None:
+        """Keep the members ``keep``; ``params``: the stack's parameters after its own ``select``."""
+        self.params = dict(params)
         idx = torch.as_tensor(list(keep), dtype=torch.long, device=self.steps.device)
         self.steps = self.steps[idx].contiguous()
         for st in self.state.values():
