@@ -229,26 +229,32 @@ class StackedAdam:
         device = next(iter(self.params.values())).device if self.params else "cpu"
         self.steps = torch.zeros(n, len(self.params), device=device)  # [F, P] float: the fused kernel's format
         self.fused = True  # torch has a fused Adam kernel for float tensors on the CPU and CUDA
+        self._views: dict = {}
 
     def zero_grad(self) -> None:
         for p in self.params.values():
             p.grad = None
 
     def step(self, active: Sequence[bool]) -> None:
-        ps, gs, m1, m2, steps = [], [], [], [], []
-        for f, on in enumerate(active):
-            if not on:
-                continue
-            for j, (k, p) in enumerate(self.params.items()):
-                if p.grad is None:
-                    continue
-                ps.append(p.data[f]); gs.append(p.grad[f])
-                m1.append(self.state[k]["exp_avg"][f]); m2.append(self.state[k]["exp_avg_sq"][f])
-                steps.append(self.steps[f, j])
+        key = tuple(bool(a) for a in active)
+        if key not in self._views:  # per-member views of weights and moments (fixed until select)
+            on = [f for f, a in enumerate(key) if a]
+            self._views = {key: (
+                [(k, f) for f in on for k in self.params],
+                [p.data[f] for f in on for p in self.params.values()],
+                [self.state[k]["exp_avg"][f] for f in on for k in self.params],
+                [self.state[k]["exp_avg_sq"][f] for f in on for k in self.params],
+                [self.steps[f, j] for f in on for j in range(len(self.params))])}
+        slots, ps, m1, m2, steps = self._views[key]
+        grads = {k: p.grad for k, p in self.params.items()}
+        if any(g is None for g in grads.values()):  # a parameter the loss did not reach (e.g. beta = 0): no step
+            use = [i for i, (k, _) in enumerate(slots) if grads[k] is not None]
+            slots, ps, m1, m2, steps = ([x[i] for i in use] for x in (slots, ps, m1, m2, steps))
+        gs = [grads[k][f] for k, f in slots]
         if ps:
             _adam(ps, gs, m1, m2, [], steps, fused=self.fused, foreach=None if self.fused else False,
-                                  amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
-                                  weight_decay=self.weight_decay, eps=self.eps, maximize=False)
+                  amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
+                  weight_decay=self.weight_decay, eps=self.eps, maximize=False)
 
     def member_state(self, f: int) -> dict:
         return {"steps": self.steps[f].clone(),
@@ -263,6 +269,7 @@ class StackedAdam:
     def select(self, keep: Sequence[int], params: Iterable[tuple[str, nn.Parameter]]) -> None:
         """Keep the members ``keep``; ``params``: the stack's parameters after its own ``select``."""
         self.params = dict(params)
+        self._views = {}
         idx = torch.as_tensor(list(keep), dtype=torch.long, device=self.steps.device)
         self.steps = self.steps[idx].contiguous()
         for st in self.state.values():
