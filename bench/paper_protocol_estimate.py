@@ -5,10 +5,11 @@ Paper settings: LOSO over 22 subjects x 30 masked clips = 660 apex (or onset) im
 
 Measured here, in one run (random-init backbones cost the same as pretrained ones):
   * bf16 extraction rate (images/s) of vit_b16, clip_vit_b16 and resnet18 through ``features.extract``;
-  * head training per epoch from cached features on a 660-image set (one LOSO fold: 20 training subjects,
-    1 validation subject): single_stream and DSID on D=768 features (vit_b16; CLIP's D=512 costs less);
-  * the per-fold overhead outside the epoch loop (building the model and loading a ViT-B/16 weights file,
-    test predictions, checkpoint).
+  * head training from cached features on a 660-image set, the 22 LOSO folds (20 training subjects,
+    1 validation subject each) trained at once as one stack, as ``unmask train`` does: seconds per
+    fold-epoch for single_stream on vit_b16 (D=768) and DSID on clip_vit_b16 (D=512), and the time per run
+    outside the epoch loops (test predictions, checkpoints); DSID one fold at a time, for the ratio;
+  * the image path's rate (fp32 + augmentation through the frozen ViT-B/16) for the cached-vs-image ratio.
 
 Counted from the tables (src/unmask/configs/experiments/*.yaml; runs shared between tables run once):
   extractions: vit_b16 apex, vit_b16 onset, clip_vit_b16 apex, resnet18 apex = 4 (x 660 x V images);
@@ -81,28 +82,31 @@ def extraction_rate(name: str, n: int, batch: int, *, image_path: bool = False) 
     return n / (time.perf_counter() - t0)
 
 
-def head_epoch_seconds(model_name: str, backbone: str, dim: int, epochs: int, views: int, tmp: Path,
-                       weights_file: str | None = None) -> tuple[float, float]:
-    """(median seconds per epoch, fold seconds outside the epoch loop) for one LOSO fold from cached features."""
+def head_seconds(model_name: str, backbone: str, epochs: int, views: int, tmp: Path, *, folds: int = SUBJECTS,
+                 weights_file: str | None = None) -> tuple[float, float]:
+    """(seconds per fold-epoch, seconds per run outside the epoch loops) for the heads of ``folds`` LOSO folds
+    trained from cached features as :func:`unmask.train.engine.fit_folds` trains them (one stack)."""
     from unmask.config import load_config
-    from unmask.train.engine import fit_fold
+    from unmask.train.engine import build_model, fit_folds
     from unmask.train.protocols import make_folds
 
     data = paper_sized_data()
-    fold = make_folds(data.subjects)[0]
+    chosen = make_folds(data.subjects)[:folds]
     over = [f"model.name={model_name}", f"model.backbone={backbone}", f"optim.epochs={epochs}",
             f"optim.patience={epochs}", "runtime.device=cpu", f"features.views={views}",
             f"model.weights={weights_file or 'null'}"]
     if model_name == "single_stream":
         over.append("model.task='true'")
     cfg = load_config("dsid_paper", over)
-    feats = torch.randn(views, len(data), dim)
-    out = tmp / f"{model_name}-{backbone}"
+    out = tmp / f"{model_name}-{backbone}-{folds}"
+    torch.manual_seed(0)
+    model = build_model(cfg)  # built (and its weights file loaded) once per run, outside the timing
+    feats = torch.randn(views, len(data), model.backbone.num_features)
     t0 = time.perf_counter()
-    fit_fold(cfg, fold, data, out, features=feats, progress=False)
+    fit_folds(cfg, chosen, data, [out / f.name for f in chosen], features=feats, model=model, progress=False)
     wall = time.perf_counter() - t0
-    sec = pd.read_csv(out / "log.csv")["seconds"]
-    return float(sec.median()), wall - float(sec.sum())
+    loop = sum(float(pd.read_csv(out / f.name / "log.csv")["seconds"].sum()) for f in chosen)  # shares of the stack
+    return loop / (folds * epochs), wall - loop
 
 
 def fmt(s: float) -> str:
@@ -122,43 +126,39 @@ def main(argv=None) -> None:
     image_rate = extraction_rate("vit_b16", a.n, a.batch, image_path=True)
     with tempfile.TemporaryDirectory(prefix="unmask-estimate-") as tmp:
         tmp = Path(tmp)
-        from unmask.models.backbones import create_backbone
-
-        torch.manual_seed(0)
-        vit_file = tmp / "vit_base_patch16_224.pth"  # a weights file, as a paper run loads per fold
-        torch.save(create_backbone("vit_b16").model.state_dict(), vit_file)
-        ss_epoch, ss_over = head_epoch_seconds("single_stream", "vit_b16", 768, a.epochs_measured, max(views), tmp,
-                                               str(vit_file))
-        ds_epoch, ds_over = head_epoch_seconds("dsid", "vit_b16", 768, a.epochs_measured, max(views), tmp,
-                                               str(vit_file))
+        ep, v = a.epochs_measured, max(views)
+        # the runs' models: Table I's single-stream ViT-B/16 (D=768), Tables II-IV's DSID on CLIP (D=512)
+        ss_epoch, ss_over = head_seconds("single_stream", "vit_b16", ep, v, tmp)
+        ds_epoch, ds_over = head_seconds("dsid", "clip_vit_b16", ep, v, tmp)
+        ds_alone, _ = head_seconds("dsid", "clip_vit_b16", ep, v, tmp, folds=1)  # one fold at a time
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # heads are small matmuls: one thread may beat two on a busy machine
-        ds1_epoch, _ = head_epoch_seconds("dsid", "vit_b16", 768, a.epochs_measured, max(views), tmp / "t1",
-                                          str(vit_file))
+        torch.set_num_threads(1)  # a busy machine can make two threads slower than one
+        ds1_epoch, _ = head_seconds("dsid", "clip_vit_b16", ep, v, tmp / "t1")
         torch.set_num_threads(threads)
 
-    print(f"measured on {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"measured on {threads} threads, torch {torch.__version__}")
     for name, r in rates.items():
         print(f"extraction (bf16 auto) {name:13s}: {r:6.2f} img/s  (x{EXTRACTIONS[name]} distinct extraction(s))")
-    print(f"head epoch from cache, 660 items (600 train / 30 val): single_stream D=768 {ss_epoch:.3f} s, "
-          f"dsid D=768 {ds_epoch:.3f} s; per-fold overhead (model + weights file, test, checkpoint): "
-          f"single_stream {ss_over:.1f} s, dsid {ds_over:.1f} s")
-    print(f"dsid head epoch with 1 thread instead of {threads}: {ds1_epoch:.3f} s "
-          f"({ds_epoch / ds1_epoch:.2f}x the speed of {threads} threads)")
+    print(f"heads from cache, 22 LOSO folds trained as one stack, 600 training / 30 validation items per fold: "
+          f"single_stream D=768 {ss_epoch * 1000:.1f} ms, dsid D=512 {ds_epoch * 1000:.1f} ms per fold-epoch; "
+          f"per run outside the epoch loops: {ss_over:.1f} s, {ds_over:.1f} s")
+    print(f"dsid one fold at a time: {ds_alone * 1000:.1f} ms per fold-epoch -> the stack is "
+          f"{ds_alone / ds_epoch:.1f}x faster; stack on 1 thread: {ds1_epoch * 1000:.1f} ms "
+          f"({ds1_epoch / ds_epoch:.2f}x the time on {threads} threads)")
     per_epoch_images = (SUBJECTS - 2) * CLIPS + CLIPS  # training + validation subjects
     img_epoch = per_epoch_images / image_rate + ss_epoch
     print(f"image path, vit_b16 frozen, fp32 + augmentation: {image_rate:.2f} img/s -> one epoch of a paper fold "
           f"({per_epoch_images} images) ~ {img_epoch:.0f} s; head training from cache vs image path per fold "
           f"(derived from these two measurements): {img_epoch / ss_epoch:.0f}x")
     folds = SUBJECTS
-    heads = {name: RUNS[name] * folds * (EPOCHS_MAX * ep + ov)
+    heads = {name: RUNS[name] * (folds * EPOCHS_MAX * ep + ov)
              for name, ep, ov in (("single_stream", ss_epoch, ss_over), ("dsid", ds_epoch, ds_over))}
     head_total = sum(heads.values())
     print(f"heads: {sum(RUNS.values())} runs x {folds} folds x {EPOCHS_MAX} epochs = "
-          f"{sum(RUNS.values()) * folds * EPOCHS_MAX} epochs: {fmt(head_total)} "
+          f"{sum(RUNS.values()) * folds * EPOCHS_MAX} fold-epochs: {fmt(head_total)} "
           f"(single_stream {fmt(heads['single_stream'])}, dsid {fmt(heads['dsid'])}; upper bound: early stopping "
           f"with patience 50 can stop a fold from epoch 51)")
-    min_epochs = sum(RUNS[n] * folds * (51 * ep + ov) for n, ep, ov in
+    min_epochs = sum(RUNS[n] * (folds * 51 * ep + ov) for n, ep, ov in
                      (("single_stream", ss_epoch, ss_over), ("dsid", ds_epoch, ds_over)))
     best = None
     for v in views:

@@ -13,7 +13,7 @@ from torch import nn
 from test_engine import toy_cfg, toy_data
 from unmask.errors import UnmaskError
 from unmask.losses import DSIDObjective, hsic
-from unmask.train.engine import build_model, fit_fold, fit_folds
+from unmask.train.engine import build_model, fit_fold, fit_folds, fold_seed
 from unmask.train.features import cached_features
 from unmask.train.protocols import make_folds
 from unmask.train.stacked import StackedAdam, StackedHead, head_names, init_head
@@ -208,3 +208,18 @@ def test_a_head_without_a_stacked_form_is_refused_by_name():
     model.masked_adapter[1] = nn.LayerNorm(model.masked_adapter[0].out_features)
     with pytest.raises(UnmaskError, match=r"masked_adapter\.1.*LayerNorm"):
         StackedHead(model, 2)
+
+
+def test_parameters_the_loss_does_not_reach_stay_at_their_initial_values(tmp_path):
+    """beta = 0: the disguised classifier gets no gradient and no Adam step (weight decay included)."""
+    data = toy_data()
+    fold = make_folds(data.subjects)[0]
+    cfg = toy_cfg("model.mode=frozen", "loss.beta=0", "optim.epochs=3")
+    feats = _features(cfg, data, tmp_path)
+    fit_fold(cfg, fold, data, tmp_path / "run", features=feats, progress=False)
+    model = build_model(cfg)
+    init_head(model, seed=fold_seed(cfg.runtime.seed, fold.name))
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["state_dict"]
+    for k in ("disguised_classifier.weight", "disguised_classifier.bias"):
+        assert torch.equal(saved[k], model.state_dict()[k])
+    assert not torch.equal(saved["true_classifier.weight"], model.state_dict()["true_classifier.weight"])

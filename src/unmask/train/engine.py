@@ -1,13 +1,21 @@
-"""Fit one fold: optimiser, early stopping on validation accuracy, best-checkpoint restore, resume.
+"""Fit folds: optimiser, early stopping on validation accuracy, best-checkpoint restore, resume.
 
 The heads see either cached backbone features (frozen backbone: ``features`` is ``[V, N, D]``, one view
 sampled per image per epoch, view 0 for evaluation) or images through the backbone (the image path, used
-for fine-tuning). Both paths share every other line, so their results mean the same thing.
+for fine-tuning). Either way the head trains as a :class:`unmask.train.stacked.StackedHead`: from the cache,
+the heads of all folds of a run train at once as one stack (each fold stops early on its own and leaves the
+stack); on the image path a stack of one. So both paths share every line after the backbone.
+
+A fold's randomness is its own: its head's initial weights are drawn with the fold's seed (``fold_seed``:
+run seed and fold name), and its batch order, views and dropout masks come from its own generator. Its
+results therefore do not depend on the other folds, on their order, on ``--jobs`` or on ``--folds``.
 
 Fold folder::
 
-    log.csv          one row per epoch: loss terms, HSIC bandwidth, validation metrics, seconds
-    state.pt         resume state, rewritten atomically after every epoch, removed when the fold ends
+    log.csv          one row per epoch: loss terms, HSIC bandwidth, validation metrics, seconds (the fold's
+                     share of the epoch's wall time when folds train as a stack)
+    state.pt         resume state, written atomically at epoch ends (at most every runtime.save_every_s
+                     seconds), removed when the fold ends
     checkpoint.pt    the best epoch's model (see unmask.checkpoint)
     predictions.csv  test clips: labels, predictions, probabilities
     metrics.json     test metrics; its presence marks the fold finished
