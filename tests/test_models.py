@@ -233,3 +233,16 @@ def test_full_size_backbones_config(full_size):
     with torch.no_grad():
         assert resnet(torch.randn(1, 3, 224, 224)).shape == (1, 512)
         assert clip(torch.randn(1, 3, 224, 224)).shape == (1, 512)
+
+
+@pytest.mark.parametrize("bb", ["tiny_vit", "tiny_resnet"])
+def test_inference_copy_is_a_cast_deepcopy(bb):
+    import copy
+
+    model = create_backbone(bb).eval()
+    fast, plain = model.inference_copy(torch.bfloat16), copy.deepcopy(model).to(torch.bfloat16)
+    a, b = fast.state_dict(), plain.state_dict()
+    assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+    x = _images(model)
+    with torch.inference_mode():
+        assert torch.equal(fast(x.bfloat16()), plain(x.bfloat16()))

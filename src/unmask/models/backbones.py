@@ -20,6 +20,8 @@ A CLIP text tower, when built (zero-shot), is always frozen.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
 from typing import Any, Sequence
 
@@ -123,10 +125,40 @@ class Backbone(nn.Module):
                     done.append(f"{name}." if name else "")
         return self
 
+    # -- inference copy ----------------------------------------------------------------------------
+    def inference_copy(self, dtype: torch.dtype, device: torch.device | str | None = None) -> "Backbone":
+        """A copy of this backbone for inference (feature extraction, prediction) whose floating-point
+        parameters and buffers are cast once to ``dtype`` (and moved to ``device``); ``self`` is untouched and
+        shares no storage with the copy. The copy computes the same ``forward_features`` (up to ``dtype``
+        rounding) but may be rewritten into a faster equivalent form, so it is not meant for training."""
+        return _cast_copy(self, dtype, device, self._inference_scales())
+
+    def _inference_scales(self) -> dict[int, float]:
+        """``id(tensor) -> factor``: parameters the inference copy stores multiplied by ``factor``."""
+        return {}
+
     def param_counts(self) -> dict[str, int]:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
         return {"trainable": trainable, "frozen": frozen}
+
+
+def _cast_copy(module: nn.Module, dtype: torch.dtype, device, scales: dict[int, float]) -> nn.Module:
+    """``copy.deepcopy(module)`` whose floating-point tensors are created directly in ``dtype`` on ``device``
+    (no full-precision intermediate copy: a deepcopy then ``.to(bf16)`` of CLIP ViT-B/16 took 0.7-0.9 s on this
+    CPU), a tensor listed in ``scales`` multiplied by its factor in fp32 before the cast (one rounding)."""
+    memo: dict[int, Any] = {}
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        if id(t) in memo or not t.is_floating_point():
+            continue
+        value = t.detach()
+        factor = scales.get(id(t))
+        if factor is None:
+            value = value.to(device=device or value.device, dtype=dtype, copy=True)
+        else:
+            value = (value.float() * factor).to(device=device or value.device, dtype=dtype)
+        memo[id(t)] = nn.Parameter(value, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else value
+    return copy.deepcopy(module, memo)
 
 
 class TimmBackbone(Backbone):
