@@ -6,7 +6,7 @@ ratio achieved / possible (the fp32 or bf16 matmul rate measured in the same run
 both), and the error of bf16 features against fp32 features.
 
     python bench/extract_rate.py [--backbone clip_vit_b16] [--batch 32] [--n 64] [--quick] [--profile]
-                                 [--batches 16,32,64]
+                                 [--batches 16,32,64] [--quick-gelu]
 
 Configurations: ``fp32``; ``bf16-autocast`` (autocast over the fp32 weights, what extract did before);
 ``bf16`` (what extract does: a bf16 copy of the backbone under autocast); for conv nets also the same without
@@ -105,6 +105,8 @@ def main(argv=None) -> None:
     p.add_argument("--batches", default="", help="also time bf16 at these batch sizes, e.g. 16,32,64")
     p.add_argument("--profile", action="store_true", help="print the top operators of one fp32 and one bf16 batch")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--quick-gelu", action="store_true",
+                   help="CLIP with QuickGELU, as with OpenAI weights (random init otherwise builds nn.GELU)")
     a = p.parse_args(argv)
     if a.quick:
         a.n, a.repeats = min(a.n, 16), 1
@@ -112,12 +114,12 @@ def main(argv=None) -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    backbone = create_backbone(a.backbone).eval()
+    backbone = create_backbone(a.backbone, **({"quick_gelu": True} if a.quick_gelu else {})).eval()
     size = backbone.data_config["input_size"][-1]
     images = torch.randint(0, 256, (a.n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     gflop = gflop_per_image(backbone, size)
     conv = feats.uses_convolutions(backbone)
-    print(f"backbone {a.backbone} (random init), input {size}x{size}, {gflop:.2f} GFLOP/img, {a.n} images, "
+    print(f"backbone {a.backbone}{' (QuickGELU)' if a.quick_gelu else ''} (random init), input {size}x{size}, {gflop:.2f} GFLOP/img, {a.n} images, "
           f"batch {a.batch}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"cpu bf16 {feats.cpu_supports_bf16()}, mkldnn {torch.backends.mkldnn.is_available()}")
 

@@ -148,3 +148,18 @@ def test_parallel_frame_loading_equals_serial(tmp_path, paradigm):
     expected = np.stack([prepared.load(c, "apex") for c in serial.clip_ids]) if paradigm == "apex" else None
     if expected is not None:
         assert torch.equal(serial.images, torch.from_numpy(expected).permute(0, 3, 1, 2))
+
+
+def test_bf16_clip_extraction_with_quick_gelu_is_close_to_fp32():
+    """CLIP with QuickGELU (OpenAI weights) extracts through the folded SiLU copy in bf16, the module in fp32."""
+    torch.manual_seed(0)
+    clip = create_backbone("tiny_clip_vit", quick_gelu=True, img_size=32)
+    data, c = toy_data(), cfg("features.views=1", "model.backbone=tiny_clip_vit")
+    state = {k: v.clone() for k, v in clip.state_dict().items()}
+    f32 = _extract(clip, data, c, dtype=torch.float32)
+    b16 = _extract(clip, data, c, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        ref = clip.forward_features(Preprocess(*normalization(c.augment, clip.data_config))(data.images, train=False))
+    assert torch.allclose(f32[0], ref, rtol=1e-5, atol=1e-6)
+    assert F.cosine_similarity(b16[0], f32[0], dim=-1).min() > 0.999 and not torch.equal(b16, f32)
+    assert all(torch.equal(v, state[k]) for k, v in clip.state_dict().items())

@@ -233,3 +233,53 @@ def test_full_size_backbones_config(full_size):
     with torch.no_grad():
         assert resnet(torch.randn(1, 3, 224, 224)).shape == (1, 512)
         assert clip(torch.randn(1, 3, 224, 224)).shape == (1, 512)
+
+
+@pytest.mark.parametrize("quick_gelu", [True, False])
+def test_clip_inference_copy_equals_plain_open_clip_forward(quick_gelu):
+    """The extraction/prediction copy (cast while copying; QuickGELU MLPs folded into SiLU ones) gives the
+    plain open_clip forward's features: fp32 to float tolerance, bf16 as close as a plain bf16 copy."""
+    import copy
+
+    from open_clip.transformer import QuickGELU
+
+    torch.manual_seed(0)
+    bb = create_backbone("tiny_clip_vit", quick_gelu=quick_gelu, text_tower=True).eval()
+    state = {k: v.clone() for k, v in bb.state_dict().items()}
+    x = torch.randn(6, *bb.data_config["input_size"], generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        ref = bb.model.visual(x)  # open_clip's own forward
+        fast32 = bb.inference_copy(torch.float32)
+        bf16 = bb.inference_copy(torch.bfloat16)
+        plain16 = copy.deepcopy(bb).to(torch.bfloat16)  # what extraction ran before
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out16 = bf16.forward_features(x.bfloat16()).float()
+            plain_out16 = plain16.forward_features(x.bfloat16()).float()
+        out32 = fast32.forward_features(x)
+    acts = {type(m) for c in (fast32, bf16) for m in c.image_tower.modules() if isinstance(m, (QuickGELU, torch.nn.SiLU))}
+    assert acts == ({torch.nn.SiLU} if quick_gelu else set())  # the text tower is left as it is
+    assert torch.allclose(out32, ref, rtol=1e-4, atol=1e-5), (out32 - ref).abs().max()
+    cos = torch.nn.functional.cosine_similarity(out16, ref, dim=-1)
+    plain_cos = torch.nn.functional.cosine_similarity(plain_out16, ref, dim=-1)
+    assert cos.min() > 0.999 and cos.min() > plain_cos.min() - 1e-3
+    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
+    assert bf16.has_text_tower and bf16.mode == bb.mode and not bf16.training
+    for k, v in bb.state_dict().items():  # the original is untouched and shares no storage with the copies
+        assert v.dtype == state[k].dtype and torch.equal(v, state[k]), k
+    ptrs = {p.data_ptr() for p in bb.parameters()}
+    assert not ptrs & {p.data_ptr() for c in (fast32, bf16) for p in c.parameters()}
+    assert isinstance(bb.model.visual.transformer.resblocks[0].mlp.gelu,
+                      QuickGELU if quick_gelu else torch.nn.GELU)
+
+
+@pytest.mark.parametrize("bb", ["tiny_vit", "tiny_resnet"])
+def test_inference_copy_is_a_cast_deepcopy(bb):
+    import copy
+
+    model = create_backbone(bb).eval()
+    fast, plain = model.inference_copy(torch.bfloat16), copy.deepcopy(model).to(torch.bfloat16)
+    a, b = fast.state_dict(), plain.state_dict()
+    assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+    x = _images(model)
+    with torch.inference_mode():
+        assert torch.equal(fast(x.bfloat16()), plain(x.bfloat16()))

@@ -20,6 +20,8 @@ A CLIP text tower, when built (zero-shot), is always frozen.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
 from typing import Any, Sequence
 
@@ -123,10 +125,40 @@ class Backbone(nn.Module):
                     done.append(f"{name}." if name else "")
         return self
 
+    # -- inference copy ----------------------------------------------------------------------------
+    def inference_copy(self, dtype: torch.dtype, device: torch.device | str | None = None) -> "Backbone":
+        """A copy of this backbone for inference (feature extraction, prediction) whose floating-point
+        parameters and buffers are cast once to ``dtype`` (and moved to ``device``); ``self`` is untouched and
+        shares no storage with the copy. The copy computes the same ``forward_features`` (up to ``dtype``
+        rounding) but may be rewritten into a faster equivalent form, so it is not meant for training."""
+        return _cast_copy(self, dtype, device, self._inference_scales())
+
+    def _inference_scales(self) -> dict[int, float]:
+        """``id(tensor) -> factor``: parameters the inference copy stores multiplied by ``factor``."""
+        return {}
+
     def param_counts(self) -> dict[str, int]:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in self.parameters() if not p.requires_grad)
         return {"trainable": trainable, "frozen": frozen}
+
+
+def _cast_copy(module: nn.Module, dtype: torch.dtype, device, scales: dict[int, float]) -> nn.Module:
+    """``copy.deepcopy(module)`` whose floating-point tensors are created directly in ``dtype`` on ``device``
+    (no full-precision intermediate copy: a deepcopy then ``.to(bf16)`` of CLIP ViT-B/16 took 0.7-0.9 s on this
+    CPU), a tensor listed in ``scales`` multiplied by its factor in fp32 before the cast (one rounding)."""
+    memo: dict[int, Any] = {}
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        if id(t) in memo or not t.is_floating_point():
+            continue
+        value = t.detach()
+        factor = scales.get(id(t))
+        if factor is None:
+            value = value.to(device=device or value.device, dtype=dtype, copy=True)
+        else:
+            value = (value.float() * factor).to(device=device or value.device, dtype=dtype)
+        memo[id(t)] = nn.Parameter(value, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else value
+    return copy.deepcopy(module, memo)
 
 
 class TimmBackbone(Backbone):
@@ -148,6 +180,41 @@ class ClipBackbone(Backbone):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.image_tower(x)  # [B, embed_dim], projected, not normalised
+
+    _QUICK_GELU = 1.702  # open_clip QuickGELU: x * sigmoid(1.702 x)
+
+    def _quick_gelu_mlps(self) -> list[nn.Sequential]:
+        """The image tower's MLPs ``c_fc -> QuickGELU -> c_proj`` (OpenAI weights use QuickGELU)."""
+        from open_clip.transformer import QuickGELU
+
+        mlps = []
+        for block in self._blocks:
+            mlp = getattr(block, "mlp", None)
+            if (isinstance(mlp, nn.Sequential) and isinstance(getattr(mlp, "gelu", None), QuickGELU)
+                    and isinstance(getattr(mlp, "c_fc", None), nn.Linear)
+                    and isinstance(getattr(mlp, "c_proj", None), nn.Linear)):
+                mlps.append(mlp)
+        return mlps
+
+    def _inference_scales(self) -> dict[int, float]:
+        k = self._QUICK_GELU
+        scales: dict[int, float] = {}
+        for mlp in self._quick_gelu_mlps():
+            scales[id(mlp.c_fc.weight)] = k
+            if mlp.c_fc.bias is not None:
+                scales[id(mlp.c_fc.bias)] = k
+            scales[id(mlp.c_proj.weight)] = 1.0 / k
+        return scales
+
+    def inference_copy(self, dtype: torch.dtype, device: torch.device | str | None = None) -> "Backbone":
+        """As :meth:`Backbone.inference_copy`; QuickGELU MLPs become SiLU MLPs: with ``y = 1.702 x``,
+        ``c_proj(x * sigmoid(1.702 x)) = (c_proj.weight / 1.702) silu(y) + c_proj.bias``, so ``c_fc`` is stored
+        times 1.702, ``c_proj.weight`` divided by 1.702, and the three elementwise passes of QuickGELU become
+        one ``silu`` (CLIP ViT-B/16 with OpenAI weights: about 15% faster bf16 extraction on this CPU)."""
+        clone = super().inference_copy(dtype, device)
+        for mlp in clone._quick_gelu_mlps():  # the scaled weights were stored by _inference_scales
+            mlp.gelu = nn.SiLU()
+        return clone
 
     def tokenizer(self):
         """open_clip's BPE tokenizer (its vocabulary ships inside the package: works offline)."""

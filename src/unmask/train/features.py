@@ -61,8 +61,14 @@ def state_digest(module: torch.nn.Module) -> str:
 
 
 def cast_backbone(backbone: torch.nn.Module, dtype: torch.dtype, device: torch.device, channels_last: bool = False):
-    """The module that extracts: ``backbone`` itself in fp32, else a copy whose weights are cast once."""
-    module = backbone if dtype == torch.float32 else copy.deepcopy(backbone)
+    """The module that extracts: ``backbone`` itself in fp32, else a copy whose weights are cast once
+    (``Backbone.inference_copy``: cast while copying, and for CLIP with QuickGELU an equivalent faster MLP)."""
+    if dtype == torch.float32:
+        module = backbone
+    elif hasattr(backbone, "inference_copy"):
+        module = backbone.inference_copy(dtype, device)
+    else:
+        module = copy.deepcopy(backbone)
     module = module.to(device=device, dtype=dtype)  # floating-point parameters and buffers only
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
