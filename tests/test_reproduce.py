@@ -245,12 +245,15 @@ def toy_frames(n_subjects=3, per_subject=12):
 
 
 class FakeFit:
-    """Stands in for engine.fit_fold: writes what a finished fold writes; can interrupt after N calls."""
+    """Stands in for engine.fit_folds: writes what a finished fold writes; can interrupt after N folds."""
 
     def __init__(self, interrupt_after=None):
         self.calls, self.interrupt_after = [], interrupt_after
 
-    def __call__(self, cfg, fold, data, out_dir, **kw):
+    def __call__(self, cfg, folds, data, out_dirs, **kw):
+        return [self.fit_one(cfg, fold, data, out_dir) for fold, out_dir in zip(folds, out_dirs)]
+
+    def fit_one(self, cfg, fold, data, out_dir):
         from unmask.train.engine import _write_predictions
 
         if self.interrupt_after is not None and len(self.calls) >= self.interrupt_after:
@@ -292,7 +295,7 @@ def fake_training(monkeypatch, tmp_path):
     monkeypatch.setattr(features, "cached_features", lambda *a, **kw: None)  # frozen backbone: no extraction
     monkeypatch.setattr(report, "write_report", lambda run, summary=None: None)  # figures: seconds per run
     fake = FakeFit()
-    monkeypatch.setattr(engine, "fit_fold", fake)
+    monkeypatch.setattr(engine, "fit_folds", fake)
     write_pretrained_stand_ins(tmp_path)
     return fake
 
@@ -332,19 +335,19 @@ def test_interrupted_all_resumes_without_recomputing(tmp_path, fake_training, mo
     ctx = ctx_for(tmp_path)
     total_folds = len(R.unique_runs([c for cs in all_cells(ctx).values() for c in cs])) * 3
     interrupted = FakeFit(interrupt_after=10)
-    monkeypatch.setattr(engine, "fit_fold", interrupted)
+    monkeypatch.setattr(engine, "fit_folds", interrupted)
     with pytest.raises(KeyboardInterrupt):
         R.reproduce(["all"], ctx, progress=False)
     done = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/folds/*/metrics.json")}
     assert len(done) == 10
     resumed = FakeFit()
-    monkeypatch.setattr(engine, "fit_fold", resumed)
+    monkeypatch.setattr(engine, "fit_folds", resumed)
     R.reproduce(["all"], ctx, progress=False)
     assert len(resumed.calls) == total_folds - 10  # only the unfinished folds
     assert not set(map(str, (p.parent for p in done))) & set(resumed.calls)
     assert all(p.stat().st_mtime_ns == t for p, t in done.items())
     again = FakeFit()
-    monkeypatch.setattr(engine, "fit_fold", again)
+    monkeypatch.setattr(engine, "fit_folds", again)
     R.reproduce(["all"], ctx, progress=False)
     assert again.calls == []
     assert sorted(p.stem for p in (tmp_path / "tables").glob("*.md")) == TABLES

@@ -157,9 +157,11 @@ def test_one_training_step_equals_torch_modules_and_adam():
             objective(model.forward_head(x[f, :n]), t[f, :n], d[f, :n])["loss"].backward()
             ref_opt.step()
         got = stack.member_state(f)
+        # Adam moves a weight by ~lr whatever its gradient's size, so float rounding (thread count, kernel) in a
+        # near-zero gradient can show as ~1e-5 after 3 steps of lr 1e-2: the tolerance is 1% of one step
         for k, v in model.state_dict().items():
             if k in names:
-                torch.testing.assert_close(got[k].float(), v.float(), atol=2e-5, rtol=1e-4)
+                torch.testing.assert_close(got[k].float(), v.float(), atol=1e-4, rtol=1e-4)
 
 
 def test_inactive_members_are_left_untouched():

@@ -31,14 +31,16 @@ def backbone_frozen(model) -> bool:
 
 
 def save_checkpoint(path: str | Path, model, *, config: dict, preprocess: dict, include_backbone: bool,
-                    extra: dict | None = None) -> Path:
+                    extra: dict | None = None, backbone_sha256: str | None = None) -> Path:
+    """``backbone_sha256``: the frozen backbone's ``state_digest`` when the caller has it (the folds of a run
+    share one backbone; hashing 86M parameters per fold costs about a second)."""
     from unmask.train.features import state_digest
 
     state = model.state_dict()
     backbone = None
     if not include_backbone:
         state = {k: v for k, v in state.items() if not k.startswith("backbone.")}
-        backbone = {"weights": config["model"]["weights"], "sha256": state_digest(model.backbone)}
+        backbone = {"weights": config["model"]["weights"], "sha256": backbone_sha256 or state_digest(model.backbone)}
     ckpt = {
         "format": FORMAT, "version": 1, "unmask_version": unmask.__version__,
         "model_args": dict(model.model_args), "state_dict": state, "backbone": backbone,

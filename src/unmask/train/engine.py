@@ -40,6 +40,7 @@ from unmask.checkpoint import backbone_frozen, save_checkpoint
 from unmask.emotions import EMOTIONS
 from unmask.eval.metrics import scores
 from unmask.losses.objective import DSIDObjective
+from unmask.train.features import state_digest
 from unmask.train.transforms import Preprocess, build_augment, normalization
 
 log = logging.getLogger("unmask")
@@ -303,6 +304,8 @@ def _train_stack(cfg, members: list[_Member], data, model, features, device, pro
             out.update({f"backbone.{k}": v.detach().clone() for k, v in model.backbone.state_dict().items()})
         return out
 
+    # a frozen backbone is the same in every fold's checkpoint: hash it once (it is not trained, so not changed)
+    digest = state_digest(model.backbone) if frozen and cfg.model.weights is not None else None
     n_views = features.shape[0] if features is not None else 1
     bs, epochs, patience = cfg.optim.batch_size, cfg.optim.epochs if trainable else 0, cfg.optim.patience
     bar = tqdm(total=sum(max(epochs - m.state["epoch"], 0) for m in members), unit="ep", leave=False,
@@ -315,7 +318,7 @@ def _train_stack(cfg, members: list[_Member], data, model, features, device, pro
             m = members[f]
             bar.total -= max(epochs - m.state["epoch"], 0)  # stopped early: its remaining epochs will not run
             results[m.fold.name] = _finish(cfg, m, data, model, m.state["best_state"] or snapshot(f), get_features,
-                                           mean, std, frozen)
+                                           mean, std, frozen, digest)
         if done:
             keep = [f for f in range(len(members)) if f not in done]
             members = [members[f] for f in keep]
@@ -404,7 +407,7 @@ def _train_stack(cfg, members: list[_Member], data, model, features, device, pro
     return [results[name] for name in order]
 
 
-def _finish(cfg, m: _Member, data, model, best_state: dict, get_features, mean, std, frozen) -> dict:
+def _finish(cfg, m: _Member, data, model, best_state: dict, get_features, mean, std, frozen, digest) -> dict:
     """Write a finished fold: its best epoch's model, log, test predictions, checkpoint and metrics."""
     if m.writer:
         m.writer.close()
@@ -420,7 +423,7 @@ def _finish(cfg, m: _Member, data, model, best_state: dict, get_features, mean, 
                     "paradigm": data.paradigm, "detector": prep.get("detector"), "margin": prep.get("margin"),
                     "crop_size": prep.get("size")},
         include_backbone=not frozen or cfg.model.weights is None,
-        extra={"fold": m.fold.name, "epoch": state["best_epoch"]})
+        extra={"fold": m.fold.name, "epoch": state["best_epoch"]}, backbone_sha256=digest)
     fold = m.fold
     metrics = {"fold": fold.name, "train": list(fold.train), "val": list(fold.val), "test": list(fold.test),
                "optimistic": fold.optimistic, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],

@@ -84,6 +84,7 @@ class StackedBatchNorm1d(nn.Module):
         self.register_buffer("num_batches_tracked", torch.zeros(n, dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [F, B, C]
+        x = x.float()  # statistics in float32, also under bf16 autocast (as torch's batch_norm)
         if self.training:
             m = self._batch.mask.to(x.dtype)[:, :, None]  # [F, B, 1]
             n = m.sum(dim=1, keepdim=True)  # [F, 1, 1]
