@@ -7,9 +7,11 @@ extracts V views once (bf16 where supported, ``features.precision=auto``) into a
 extraction is timed and charged to it -- then trains the heads on the features. Loading the frames (PNG
 decode, resize) is done once and charged to neither.
 
-Per fold it prints the wall time of ``fit_fold`` (model build, epochs, test predictions, checkpoint) and the
-time of the epoch loop alone (training + validation, the ``seconds`` column of log.csv); the head-training
-ratio is image-path epoch loop / cached epoch loop. The last line is ``speedup: X``, the image path's total
+Both paths train as ``unmask train`` does: the image path fold by fold, the cached path all folds at once as
+one stack (a fold's times are then its share of the stack's). Per fold it prints the wall time of training
+(model build, epochs, test predictions, checkpoint) and the time of the epoch loop alone (training +
+validation, the ``seconds`` column of log.csv); the head-training ratio is image-path epoch loop / cached
+epoch loop. The last line is ``speedup: X``, the image path's total
 time over the cached path's total time (extraction included).
 
     python bench/cache_speedup.py --quick              # resnet18 (random init, 224 px), 3 subjects, 3 folds, 3 epochs
@@ -47,7 +49,7 @@ def synthetic_prepared(root: Path, subjects: int) -> Path:
 
 
 def run_way(cfg, folds, data, out: Path, *, cached: bool) -> dict:
-    from unmask.train.engine import build_model, fit_fold
+    from unmask.train.engine import build_model, fit_folds
     from unmask.train.features import cached_features
 
     res = {"extract": 0.0, "folds": {}}
@@ -60,12 +62,15 @@ def run_way(cfg, folds, data, out: Path, *, cached: bool) -> dict:
         res["extract"] = time.perf_counter() - t0
         res["features"] = tuple(features.shape)
         del model
-    for fold in folds:
+    # as `unmask train` trains them: the image path fold by fold, cached features all folds as one stack
+    groups = [folds] if cached else [[f] for f in folds]
+    for group in groups:
         t0 = time.perf_counter()
-        fit_fold(cfg, fold, data, out / fold.name, features=features, progress=False)
-        wall = time.perf_counter() - t0
-        epochs = pd.read_csv(out / fold.name / "log.csv")["seconds"]
-        res["folds"][fold.name] = {"wall": wall, "loop": float(epochs.sum()), "epochs": len(epochs)}
+        fit_folds(cfg, group, data, [out / f.name for f in group], features=features, progress=False)
+        wall = (time.perf_counter() - t0) / len(group)  # a fold's share of its stack
+        for fold in group:
+            epochs = pd.read_csv(out / fold.name / "log.csv")["seconds"]  # the fold's share of each epoch
+            res["folds"][fold.name] = {"wall": wall, "loop": float(epochs.sum()), "epochs": len(epochs)}
     res["total"] = res["extract"] + sum(f["wall"] for f in res["folds"].values())
     return res
 

@@ -9,7 +9,7 @@ def add_arguments(p):
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run (finished folds are kept)")
     p.add_argument("--folds", help="run only these folds, e.g. s01,s03 (same as protocol.folds=...)")
-    p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
+    p.add_argument("--jobs", type=int, default=1, help="parallel processes: N stacks of folds (cached features) or N folds at a time (image path)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
