@@ -129,7 +129,8 @@ class StackedDropout(nn.Module):
         counts = self._batch.mask.sum(dim=1).tolist()
         for f, (g, b) in enumerate(zip(self._batch.generators, counts)):
             if b:
-                keep[f, :b] = torch.rand(b, x.shape[2], generator=g, device=x.device) >= self.p
+                # drawn on the CPU (members' generators live there), so CPU and CUDA runs draw the same masks
+                keep[f, :b] = (torch.rand(b, x.shape[2], generator=g) >= self.p).to(x.device)
         return x * keep * (1.0 / (1.0 - self.p))
 
 
