@@ -1,8 +1,8 @@
 """LOSO on the synthetic set twice in one run: frozen backbone via the image path vs cached features.
 
 Same data, same folds, same epochs (patience = epochs, so early stopping cannot make them differ), same seed.
-The image path (``features.cache=off``) runs every training and validation image through the frozen backbone
-in every epoch (fp32 on the CPU: the engine's autocast is CUDA-only). The cached path (``features.cache=on``)
+The image path (``features.cache=never``) runs every training and validation image through the frozen backbone
+in every epoch (fp32 on the CPU: the engine's autocast is CUDA-only). The cached path (``features.cache=always``)
 extracts V views once (bf16 where supported, ``features.precision=auto``) into an empty cache folder -- the
 extraction is timed and charged to it -- then trains the heads on the features. Loading the frames (PNG
 decode, resize) is done once and charged to neither.
@@ -104,8 +104,8 @@ def main(argv=None) -> float:
                      "runtime.device=cpu", f"data.prepared={prepared.root}"]
         if a.img_size:
             overrides.append(f"model.img_size={a.img_size}")
-        cfg_img = load_config(None, overrides + ["features.cache=off"])
-        cfg_cache = load_config(None, overrides + ["features.cache=on"])
+        cfg_img = load_config(None, overrides + ["features.cache=never"])
+        cfg_cache = load_config(None, overrides + ["features.cache=always"])
         size = build_model(cfg_img).data_config["input_size"][-1]
         t0 = time.perf_counter()
         data = load_frames(prepared, cfg_img.data.paradigm, size=size)
