@@ -126,3 +126,10 @@ def test_optimistic_validation_is_flagged_in_the_report(tiny_synth, tmp_path):
     assert m["val"] == m["test"] == ["s03"] and m["optimistic"]
     assert "Warning: optimistic numbers" in (out / "report.md").read_text()
     assert json.loads((out / "summary.json").read_text())["optimistic"] is True
+
+
+def test_jobs_below_one_is_a_clean_error_before_any_work(tiny_synth, tmp_path, capsys):
+    _, prepared = tiny_synth
+    assert _train(prepared, tmp_path / "j0", "model.mode=frozen", "--jobs", "0") == 2
+    assert "--jobs must be at least 1 (got 0)" in capsys.readouterr().err
+    assert not (tmp_path / "j0").exists()  # nothing written, nothing extracted

@@ -94,6 +94,8 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     from unmask.train.features import cached_features
 
     out = Path(out)
+    if jobs < 1:
+        raise UnmaskError(f"--jobs must be at least 1 (got {jobs})")
     _check_data_source(cfg)  # before anything is written or a large backbone is built
     _check_run_dir(cfg, out, resume)
     out.mkdir(parents=True, exist_ok=True)

@@ -218,8 +218,8 @@ class StackedHead(nn.Module):
 
 
 class StackedAdam:
-    """Adam (torch's, L2 weight decay, its fused kernel where available) over a :class:`StackedHead`, with a step
-    count per member; ``step(active)`` updates only the members that had a batch."""
+    """Adam (torch's, L2 weight decay, its fused kernel for float tensors on the CPU and CUDA) over a
+    :class:`StackedHead`, with a step count per member; ``step(active)`` updates only the members that had a batch."""
 
     def __init__(self, params: Iterable[tuple[str, nn.Parameter]], *, lr: float, weight_decay: float,
                  betas=(0.9, 0.999), eps: float = 1e-8):
@@ -230,7 +230,6 @@ class StackedAdam:
         n = next(iter(self.params.values())).shape[0] if self.params else 0
         device = next(iter(self.params.values())).device if self.params else "cpu"
         self.steps = torch.zeros(n, len(self.params), device=device)  # [F, P] float: the fused kernel's format
-        self.fused = True  # torch has a fused Adam kernel for float tensors on the CPU and CUDA
         self._views: dict = {}
 
     def zero_grad(self) -> None:
@@ -254,7 +253,7 @@ class StackedAdam:
             slots, ps, m1, m2, steps = ([x[i] for i in use] for x in (slots, ps, m1, m2, steps))
         gs = [grads[k][f] for k, f in slots]
         if ps:
-            _adam(ps, gs, m1, m2, [], steps, fused=self.fused, foreach=None if self.fused else False,
+            _adam(ps, gs, m1, m2, [], steps, fused=True,
                   amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
                   weight_decay=self.weight_decay, eps=self.eps, maximize=False)
 
