@@ -18,11 +18,13 @@ Counted from the tables (src/unmask/configs/experiments/*.yaml; runs shared betw
   each 22 folds.
 
     python bench/paper_protocol_estimate.py [--epochs-measured 4] [--n 16] [--views 1,2,4,8]
+    python bench/paper_protocol_estimate.py --profile    # the DSID stack's matmul share and GFLOP/s
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -83,7 +85,7 @@ def extraction_rate(name: str, n: int, batch: int, *, image_path: bool = False) 
 
 
 def head_seconds(model_name: str, backbone: str, epochs: int, views: int, tmp: Path, *, folds: int = SUBJECTS,
-                 weights_file: str | None = None) -> tuple[float, float]:
+                 weights_file: str | None = None, around=contextlib.nullcontext) -> tuple[float, float]:
     """(seconds per fold-epoch, seconds per run outside the epoch loops) for the heads of ``folds`` LOSO folds
     trained from cached features as :func:`unmask.train.engine.fit_folds` trains them (one stack)."""
     from unmask.config import load_config
@@ -103,10 +105,32 @@ def head_seconds(model_name: str, backbone: str, epochs: int, views: int, tmp: P
     model = build_model(cfg)  # built (and its weights file loaded) once per run, outside the timing
     feats = torch.randn(views, len(data), model.backbone.num_features)
     t0 = time.perf_counter()
-    fit_folds(cfg, chosen, data, [out / f.name for f in chosen], features=feats, model=model, progress=False)
+    with around():  # e.g. a profiler, around the training only
+        fit_folds(cfg, chosen, data, [out / f.name for f in chosen], features=feats, model=model, progress=False)
     wall = time.perf_counter() - t0
     loop = sum(float(pd.read_csv(out / f.name / "log.csv")["seconds"].sum()) for f in chosen)  # shares of the stack
     return loop / (folds * epochs), wall - loop
+
+
+def profile_stack(epochs: int) -> None:
+    """Where the DSID stack's time goes: the batched matmuls' share and their GFLOP/s (torch.profiler's FLOP
+    counts) next to this CPU's fp32 matmul rate, measured in the same run."""
+    from torch.profiler import profile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from matmul_rate import matmul_rate
+
+    prof = profile(with_flops=True)
+    with tempfile.TemporaryDirectory(prefix="unmask-estimate-") as tmp:
+        head_seconds("dsid", "clip_vit_b16", epochs, 4, Path(tmp), around=lambda: prof)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    mm = [e for e in events if e.key in ("aten::bmm", "aten::baddbmm")]
+    mm_us, mm_flops = sum(e.self_cpu_time_total for e in mm), sum(e.flops for e in mm)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8, max_name_column_width=32))
+    print(f"DSID stack (22 folds, D=512, {epochs} epochs): bmm + baddbmm {100 * mm_us / total:.0f}% of the profiled "
+          f"CPU time at {mm_flops / mm_us / 1e3:.1f} GFLOP/s; fp32 matmul rate of this CPU "
+          f"{matmul_rate(torch.float32):.1f} GFLOP/s")
 
 
 def fmt(s: float) -> str:
@@ -119,7 +143,12 @@ def main(argv=None) -> None:
     p.add_argument("--n", type=int, default=16, help="images per extraction-rate measurement")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--views", default="1,2,4,8")
+    p.add_argument("--profile", action="store_true",
+                   help="only profile the DSID stack: matmul share of the time and GFLOP/s vs this CPU's fp32 rate")
     a = p.parse_args(argv)
+    if a.profile:
+        profile_stack(a.epochs_measured)
+        return
     views = [int(v) for v in a.views.split(",")]
 
     rates = {name: extraction_rate(name, a.n, a.batch) for name in EXTRACTIONS}
