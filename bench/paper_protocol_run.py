@@ -31,7 +31,9 @@ sys.path.insert(0, str(SRC))
 
 def unmask(*args: str) -> None:
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    subprocess.run([sys.executable, "-m", "unmask", *args], check=True, env=env)
+    code = subprocess.run([sys.executable, "-m", "unmask", *args], env=env).returncode
+    if code:  # unmask has printed its one-line error
+        sys.exit(code)
 
 
 def weight_files(folder: Path) -> dict[str, Path]:
@@ -61,6 +63,8 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
 
     prepared = a.prepared
+    if prepared is not None and not (prepared / "prepare.json").is_file():  # before writing 600 MB of weights
+        sys.exit(f"error: --prepared {prepared} is not a folder written by `unmask prepare`")
     if prepared is None:
         data = a.out / "data"
         if not (data / "synth" / "manifest.csv").is_file():
