@@ -127,7 +127,8 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     todo = [f for f in folds if not (out / "folds" / f.name / "metrics.json").is_file()]
     if use_cache and todo:
         cache_dir = Path(cfg.features.cache_dir) if cfg.features.cache_dir else prepared.root / "features"
-        features = cached_features(cfg, data, model.backbone, cache_dir, device=device, progress=progress)
+        features = cached_features(cfg, data, model.backbone, cache_dir, device=device, progress=progress,
+                                   tokens=getattr(model, "uses_tokens", False))
     log.info("%d fold(s), %d to train, %d clips, paradigm %s, %s", len(folds), len(todo), len(data),
              data.paradigm, "cached features" if features is not None else "image path")
 
