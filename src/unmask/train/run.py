@@ -91,7 +91,7 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     from unmask.data.datasets import load_frames
     from unmask.models import backbone_frozen
     from unmask.runtime import resolve_device, seed_everything
-    from unmask.train.engine import backbone_init, build_model, fit_folds
+    from unmask.train.engine import backbone_init, build_model, build_objective, fit_folds
     from unmask.train.features import cached_features
 
     out = Path(out)
@@ -114,6 +114,7 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     prepared = prepared_set(cfg, out, progress=progress)
     seed_everything(cfg.runtime.seed)
     model = build_model(cfg, prepared.manifest.tasks, clip_input=cfg.data.paradigm == "clip")
+    build_objective(cfg, model)  # a bad loss setting (e.g. an unknown estimator) fails here, before extraction
     size = model.data_config["input_size"][-1]
     data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size)
     folds = make_folds(data.subjects, name=cfg.protocol.name, k=cfg.protocol.k, split_file=cfg.protocol.split_file,
