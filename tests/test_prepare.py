@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+
+from unmask.emotions import MFED_TASKS
+from unmask.tasks import tasks_to_list
 import json
 
 import numpy as np
@@ -67,7 +70,8 @@ def test_real_clips_crops_and_failures(prepared):
 
     ps = PreparedSet(out)
     assert ps.config == {"version": 1, "manifest": str(manifest.resolve()), "detector": name, "size": 112,
-                         "margin": 0.2, "clip_frames": 4, "unmask_version": ps.config["unmask_version"]}
+                         "margin": 0.2, "clip_frames": 4, "unmask_version": ps.config["unmask_version"],
+                         "tasks": tasks_to_list(MFED_TASKS)}
     assert len(ps.manifest) == 6 and ps.clip_ids() == ["a", "b", "c"]
     assert [f.clip_id for f in ps.failures()] == ["noface", "toolong", "corrupt"]
     meta = ps.meta("a")
