@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import csv
-
-from unmask.emotions import MFED_TASKS
-from unmask.tasks import tasks_to_list
 import json
 
 import numpy as np
@@ -15,7 +12,9 @@ from unmask.cli import main
 from unmask.data.faces import create_detector, crop_face, yuface_available
 from unmask.data.prepare import PreparedSet, clip_frame_indices, prepare
 from unmask.data.video import read_frames
+from unmask.emotions import MFED_TASKS
 from unmask.errors import UnmaskError
+from unmask.tasks import tasks_to_list
 
 COLUMNS = ["clip_id", "subject", "video", "true_emotion", "disguised_emotion", "onset", "apex", "offset",
            "annotations", "face_box"]
