@@ -148,6 +148,22 @@ class Predictor:
         self.neutral_frames, self.smooth_s = neutral_frames, smooth_s
         self.detector, self.detector_note = self._make_detector(detector, prep.get("detector"))
         self.detector_fallback = "(auto:" in self.detector_note  # the checkpoint's detector could not be used
+        self.tasks = self._model_tasks(ckpt)
+
+    @torch.no_grad()
+    def _model_tasks(self, ckpt: dict) -> tuple:
+        """The checkpoint's tasks (``ckpt["tasks"]``; older checkpoints: ``true``/``disguised`` titled felt/shown
+        over ``ckpt["labels"]``), kept to those the model has logits for, asked of the head on one zero feature."""
+        from unmask.tasks import Task, tasks_from_list
+
+        if ckpt.get("tasks"):
+            tasks = tasks_from_list(ckpt["tasks"])
+        else:
+            tasks = (Task("true", "single", tuple(self.labels), title="felt"),
+                     Task("disguised", "single", tuple(self.labels), title="shown"))
+        f = torch.zeros(1, self.model.backbone.num_features, device=self.device)  # [1, D]
+        out = self.model.forward_head(f)
+        return tuple(t for t in tasks if f"{t.name}_logits" in out)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", detector=None, **kwargs) -> "Predictor":
@@ -259,14 +275,15 @@ class Predictor:
             return [dict(base, face=-1, face_found=False, error=str(e))]
         return self._frame_rows(rgb, base, pending)
 
-    def predict_video(self, path, every: int = 1, apex_search: bool = False) -> pd.DataFrame:
+    def predict_video(self, path, every: int = 1, apex_search: bool = False, on_frame=None) -> pd.DataFrame:
         """Every ``every``-th frame of a video -> rows per face per sampled frame (+ apex rows, see module doc).
 
         A video that fails to decode part-way keeps the rows of the frames read and ends with an error row.
+        ``on_frame(index)`` is called after each sampled frame is read (progress for a caller such as a web page).
         """
-        return self._frame(self._video_rows(Path(path), every, apex_search))
+        return self._frame(self._video_rows(Path(path), every, apex_search, on_frame))
 
-    def _video_rows(self, path: Path, every: int, apex_search: bool) -> list[dict]:
+    def _video_rows(self, path: Path, every: int, apex_search: bool, on_frame=None) -> list[dict]:
         from unmask.data.video import VideoError, iter_frames
 
         if every < 1:
@@ -283,6 +300,8 @@ class Predictor:
                 new = self._frame_rows(rgb, dict(base, frame=index, time_s=t), pending, frame=index)
                 tracker.assign(new)
                 rows += new
+                if on_frame is not None:
+                    on_frame(index)
                 if len(pending) >= self.batch_size:
                     self._flush(pending, features)
         except VideoError as e:
