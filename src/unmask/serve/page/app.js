@@ -1,5 +1,6 @@
 // The page of `unmask serve`: upload -> poll the job -> draw the result. Plain DOM, stable ids
-// (the browser test reads them); the state of the page is in <body data-state="idle|busy|done|error">.
+// (the browser test reads them); the state of the page is in <body data-state="idle|busy|done|error">,
+// and <body data-runs> counts the uploads that ended (done or error), so a test can wait for the next one.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -17,6 +18,7 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function setState(state) {
+  if (state === "done" || state === "error") document.body.dataset.runs = Number(document.body.dataset.runs) + 1;
   document.body.dataset.state = state;
   const busy = state === "busy";
   for (const b of document.querySelectorAll("#input button, #input input")) b.disabled = busy;
