@@ -27,7 +27,9 @@ pytest.importorskip("uvicorn", reason="unmask serve needs the 'serve' extra (fas
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (the 'test' extra)")
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  # the webcam: chromium's synthetic camera (a moving test pattern, no face), no permission prompt
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 EXAMPLE_VIDEO = "felt_sadness_shown_happiness.mp4"
 
 
@@ -124,5 +126,11 @@ def test_the_page_in_chromium(chromium, server, tiny_checkpoint, faces_dir, tmp_
             assert page.locator("#message").is_hidden() and page.locator("#annotated-video").is_visible()
             assert page.locator("tr.face-row").count() == 1
             page.wait_for_function("document.getElementById('timeline').naturalWidth > 0", timeout=10_000)
+
+            # a webcam still goes the same way as an upload (the fake camera shows no face)
+            page.click("#webcam-start")
+            page.wait_for_function("document.getElementById('webcam-video').videoWidth > 0", timeout=10_000)
+            assert _finish(page, lambda: page.click("#webcam-capture")) == "error"
+            assert page.inner_text("#message") == "no face found in webcam.jpg"
         finally:
             browser.close()

@@ -89,6 +89,7 @@ def _image(predictor, path: Path, name: str, progress: Progress) -> Analysis:
 
 def _video(predictor, path: Path, name: str, limits: Limits, progress: Progress) -> Analysis:
     from unmask.commands.predict import annotate_video
+    from unmask.data.video import VideoError
 
     fps, duration, frames = video_header(path, name)
     if duration > limits.max_video_s:
@@ -113,7 +114,7 @@ def _video(predictor, path: Path, name: str, limits: Limits, progress: Progress)
     if (df.error != "").any():
         if not df.face_found.any():
             _raise_on_error(df)
-        notes.append(f"the video could not be read to the end; showing the {df.frame.max() + 1} frames read")
+        notes.append(f"the video could not be read to the end; showing its frames up to {df.frame.max()}")
     if not df.face_found.any():
         raise UnmaskError(f"no face found in {name} (in {int((~df.apex).sum())} sampled frames)")
     if every > 1:
@@ -127,6 +128,8 @@ def _video(predictor, path: Path, name: str, limits: Limits, progress: Progress)
     try:
         annotate_video(path, frames_df, tmp)
         media["annotated.mp4"] = (tmp.read_bytes(), "video/mp4")
+    except VideoError as e:  # a video broken part-way: the frames read still have their table and timeline
+        notes.append(f"no annotated video: {e}")
     finally:
         tmp.unlink(missing_ok=True)
     progress(0.95, "plotting the timeline")

@@ -109,10 +109,10 @@ function render(result) {
   $("result-title").textContent = `${result.name}: ${result.faces.length} face(s)`;
   $("notes").replaceChildren(...result.notes.map((n) => el("li", {}, n)));
   const video = result.kind === "video";
-  $("annotated-image").hidden = video;
-  $("annotated-video").hidden = !video;
-  if (video) $("annotated-video").src = result.media["annotated.mp4"];
-  else $("annotated-image").src = result.media["annotated.jpg"];
+  const annotated = result.media[video ? "annotated.mp4" : "annotated.jpg"];  // absent: a video broken part-way
+  $("annotated-image").hidden = video || !annotated;
+  $("annotated-video").hidden = !video || !annotated;
+  if (annotated) $(video ? "annotated-video" : "annotated-image").src = annotated;
   $("table-caption").textContent = video
     ? "One row per face track, at the frame where the displayed expression peaks (apex search)."
     : "One row per face, largest detector score first.";
