@@ -129,8 +129,8 @@ def tiny_checkpoint(tiny_synth, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_run") / "run"
     assert main(["train", "--config", "dsid_synth", f"data.prepared={tiny_synth[1]}", "model.backbone=tiny_resnet",
-                 "model.weights=null", "model.img_size=32", "model.adapter_dim=32", "model.branch_dim=16",
-                 "optim.epochs=2", "optim.patience=2", "optim.batch_size=16", "augment.rotation=0",
+                 "model.weights=null", "model.backbone_args.img_size=32", "model.args.dsid.adapter_dim=32",
+                 "model.args.dsid.branch_dim=16", "optim.epochs=2", "optim.patience=2", "optim.batch_size=16", "augment.rotation=0",
                  "features.views=2", "features.precision=fp32", "--folds", "s01", "--out", str(out),
                  "--quiet"]) == 0
     return out / "folds" / "s01"

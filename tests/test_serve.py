@@ -239,21 +239,29 @@ def test_every_shipped_example_shows_a_face(server):
         assert state["state"] == "done" and len(state["result"]["faces"]) == 1, (name, state)
 
 
-def test_predictor_tasks_come_from_the_checkpoint_and_the_model(predictor):
+def test_the_page_shows_the_tasks_the_model_predicts(predictor, faces_dir):
+    """A one-task model: the page's tasks, table and timeline hold that task only, with its title."""
     import torch
 
     from unmask.models import create_model
+    from unmask.tasks import Task
 
-    assert [(t.name, t.title, t.labels) for t in predictor.tasks] == [
-        ("true", "felt", tuple(predictor.labels)), ("disguised", "shown", tuple(predictor.labels))]
-    # a one-task model: only the task it has logits for; declared tasks (with their titles) win
-    model = create_model("single_stream", backbone="tiny_resnet", weights=None, task="disguised", img_size=32,
-                         adapter_dim=8).eval()
-    ckpt = dict(predictor.ckpt, tasks=[{"name": "true", "kind": "single", "labels": predictor.labels},
-                                       {"name": "disguised", "kind": "single", "labels": predictor.labels,
-                                        "title": "displayed"}])
-    p = Predictor(model, ckpt, device=torch.device("cpu"))
-    assert [(t.name, t.title) for t in p.tasks] == [("disguised", "displayed")]
+    shown = Task("disguised", "single", ("calm", "smile", "frown"), title="displayed")
+    model = create_model("single_stream", tasks=[shown], task="disguised", backbone="tiny_resnet", weights=None,
+                         img_size=32, adapter_dim=8).eval()
+    one = Predictor(model, predictor.ckpt, device=torch.device("cpu"))
+    with running(create_app(one)) as base:
+        info = call(f"{base}/api/info")[1]
+        assert info["tasks"] == [{"name": "disguised", "title": "displayed", "kind": "single",
+                                  "labels": ["calm", "smile", "frown"]}]
+        image = analyse(base, faces_dir / "single_face.jpg", "single_face.jpg")["result"]
+        video = analyse(base, examples()[EXAMPLE_VIDEO], EXAMPLE_VIDEO)["result"]
+    for result in (image, video):
+        assert [t["name"] for t in result["tasks"]] == ["disguised"]
+        face = result["faces"][0]["tasks"]
+        assert list(face) == ["disguised"] and sorted(face["disguised"]["p"]) == ["calm", "frown", "smile"]
+        assert sum(face["disguised"]["p"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert list(video["timeline"]["p"]) == ["disguised"]
 
 
 def test_serve_without_the_extra_says_how_to_install(tiny_checkpoint, monkeypatch, capsys):

@@ -82,7 +82,7 @@ def _image(predictor, path: Path, name: str, progress: Progress) -> Analysis:
     if faces.empty:
         raise UnmaskError(f"no face found in {name}")
     progress(0.8, "drawing")
-    img = draw(read_image(path), faces.to_dict("records"))
+    img = draw(read_image(path), faces.to_dict("records"), predictor.tasks)
     data = _page_data(predictor, name, "image", faces.to_dict("records"))
     return Analysis(data, {"annotated.jpg": (_jpeg(img), "image/jpeg")})
 
@@ -126,7 +126,7 @@ def _video(predictor, path: Path, name: str, limits: Limits, progress: Progress)
     media = {}
     tmp = path.with_name("annotated.mp4")
     try:
-        annotate_video(path, frames_df, tmp)
+        annotate_video(path, frames_df, predictor.tasks, tmp)
         media["annotated.mp4"] = (tmp.read_bytes(), "video/mp4")
     except VideoError as e:  # a video broken part-way: the frames read still have their table and timeline
         notes.append(f"no annotated video: {e}")
