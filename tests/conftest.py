@@ -116,3 +116,21 @@ def tiny_synth(tmp_path_factory):
     manifest = generate(root / "synth", SynthConfig(subjects=3, seed=0, width=160, height=120), progress=False)
     prepare(manifest, root / "prepared", detector="annotated", size=64, clip_frames=4, progress=False)
     return manifest, root / "prepared"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_synth, tmp_path_factory) -> Path:
+    """A DSID fold (tiny_resnet, 32 px, 2 epochs) trained with the CLI on ``tiny_synth``, once per session.
+
+    Returns the fold folder (``.../folds/s01``), which ``Predictor.from_checkpoint`` and ``unmask predict``
+    / ``unmask serve`` accept.
+    """
+    from unmask.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    assert main(["train", "--config", "dsid_synth", f"data.prepared={tiny_synth[1]}", "model.backbone=tiny_resnet",
+                 "model.weights=null", "model.backbone_args.img_size=32", "model.args.dsid.adapter_dim=32",
+                 "model.args.dsid.branch_dim=16", "optim.epochs=2", "optim.patience=2", "optim.batch_size=16", "augment.rotation=0",
+                 "features.views=2", "features.precision=fp32", "--folds", "s01", "--out", str(out),
+                 "--quiet"]) == 0
+    return out / "folds" / "s01"

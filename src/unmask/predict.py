@@ -305,14 +305,15 @@ class Predictor:
             return [dict(base, face=-1, face_found=False, error=str(e))]
         return self._frame_rows(rgb, base, pending)
 
-    def predict_video(self, path, every: int = 1, apex_search: bool = False) -> pd.DataFrame:
+    def predict_video(self, path, every: int = 1, apex_search: bool = False, on_frame=None) -> pd.DataFrame:
         """Every ``every``-th frame of a video -> rows per face per sampled frame (+ apex rows, see module doc).
 
         A video that fails to decode part-way keeps the rows of the frames read and ends with an error row.
+        ``on_frame(index)`` is called after each sampled frame is read (progress for a caller such as a web page).
         """
-        return self._frame(self._video_rows(Path(path), every, apex_search))
+        return self._frame(self._video_rows(Path(path), every, apex_search, on_frame))
 
-    def _video_rows(self, path: Path, every: int, apex_search: bool) -> list[dict]:
+    def _video_rows(self, path: Path, every: int, apex_search: bool, on_frame=None) -> list[dict]:
         from unmask.data.video import VideoError, iter_frames
 
         if every < 1:
@@ -329,6 +330,8 @@ class Predictor:
                 new = self._frame_rows(rgb, dict(base, frame=index, time_s=t), pending, frame=index)
                 tracker.assign(new)
                 rows += new
+                if on_frame is not None:
+                    on_frame(index)
                 if len(pending) >= self.batch_size and not self.clip_frames:
                     self._flush(pending, features)
         except VideoError as e:
