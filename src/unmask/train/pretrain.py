@@ -23,9 +23,9 @@ import torch
 from tqdm.auto import tqdm
 
 from unmask.data.manifest import read_annotations
+from unmask.data.transforms import Preprocess, build_augment, normalization, resize_uint8
 from unmask.errors import UnmaskError
-from unmask.data.transforms import resize_uint8
-from unmask.data.transforms import Preprocess, build_augment, normalization
+from unmask.runtime import seed_everything
 
 log = logging.getLogger("unmask")
 
@@ -112,7 +112,7 @@ def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "t
 
     out = Path(out)
     prepared = PreparedSet(prepared_dir)  # a wrong folder fails before the backbone is built
-    torch.manual_seed(seed)
+    seed_everything(seed)
     kwargs = {"img_size": img_size} if img_size else {}
     bb = create_backbone(backbone, weights=None, mode="finetune", **kwargs)
     size = bb.data_config["input_size"][-1]
