@@ -83,7 +83,7 @@ def test_checkpoint_paths_and_the_detector_fallback(synth_run, predictor, tmp_pa
     with pytest.raises(UnmaskError, match="no checkpoint"):
         resolve_checkpoint_path(tmp_path / "nothing")
     # trained on manifest boxes: new media need a real detector, and it says so
-    assert predictor.ckpt["preprocess"]["detector"] == "annotated" and predictor.detector.name in ("yuface", "haar")
+    assert predictor.ckpt["preprocess"]["detector"] == "annotated" and predictor.detector.name == "auto"
     assert predictor.detector_fallback and "annotated" in predictor.detector_note
     assert (predictor.crop_size, predictor.input_size, predictor.margin) == (96, 64, 0.2)
     assert predictor.labels == list(predictor.ckpt["labels"])

@@ -3,23 +3,30 @@
 ``unmask prepare MANIFEST --out DIR`` (or :func:`prepare`) writes, and :class:`PreparedSet` reads::
 
     DIR/prepare.json          {"version": 1, "manifest": "<abs path of the source manifest>", "detector": name,
-                               "size": int, "margin": float, "clip_frames": K, "unmask_version": "..."}
+                               "size": int, "margin": float, "clip_frames": K, "align": bool,
+                               "unmask_version": "..."}
     DIR/manifest.csv          copy of the source manifest (video paths point to the original videos)
     DIR/clips/<clip_id>/onset.png, apex.png, offset.png      RGB face crops, size x size, lossless PNG
     DIR/clips/<clip_id>/clip_00.png ... clip_{K-1}.png       K frames sampled uniformly from onset to offset
                                                              (both included), in time order
     DIR/clips/<clip_id>/meta.json   {"clip_id", "frames": {"onset": i, "apex": i, "offset": i, "clip": [i, ...]},
                                      "boxes": {"<frame index>": [x, y, w, h]}, "box_source": {"<frame index>":
-                                     detector name | "nearest:<frame index>"}, "detector": name}
+                                     detector name | "nearest:<frame index>"}, "angles": {"<frame index>":
+                                     degrees} (with align), "detector": name}
                                     written last: its presence marks the clip finished
     DIR/failures.csv          clip_id,row,video,reason  (rewritten at the end of each run: its failures)
 
 For each clip the video is decoded once, from the start up to the last needed frame. In each needed frame
-the largest face is kept (with ``annotated``, the manifest's box). A frame where no face is found borrows the
-box of the nearest frame that has one (``box_source`` says so), except onset and apex: without a face there,
-the clip fails. Failed clips (missing or corrupt video, frame beyond the end, no face) are listed in
-failures.csv and retried on the next run; finished clips are skipped. The crop settings are fixed per DIR:
-a rerun with another detector, size, margin, K or manifest is refused rather than mixing crops.
+the largest face is kept (with ``annotated``, the manifest's box; ``auto`` tries yuface, haar and the
+manifest's box in turn, per frame). A frame where no face is found borrows the box of the nearest frame that
+has one (``box_source`` says so); a clip fails only when none of its frames has a face. ``align`` turns each
+crop so the eyes are level (YuNet's eye landmarks; a frame without landmarks takes the nearest frame's
+angle), so the crops of one clip are registered. ``none`` takes the whole frame, without margin.
+
+Failed clips (missing or corrupt video, frame beyond the end, no face) are listed in failures.csv and retried
+on the next run; finished clips are skipped. The run ends with a per-subject count of where the boxes came
+from and of the clips lost (:mod:`unmask.data.prepare_summary`). The crop settings are fixed per DIR: a rerun
+with another detector, size, margin, K, alignment or manifest is refused rather than mixing crops.
 """
 
 from __future__ import annotations
@@ -34,12 +41,14 @@ from pathlib import Path
 
 import numpy as np
 
-from unmask.data.manifest import Clip, Manifest, read_manifest, write_manifest
+from unmask.data.manifest import Clip, Manifest, read_manifest, validate_manifest, write_manifest
+from unmask.data.prepare_summary import DetectionSummary
 from unmask.errors import UnmaskError
 
 CACHE_VERSION = 1
 ROLES = ("onset", "apex", "offset")
-SETTINGS = ("manifest", "detector", "size", "margin", "clip_frames")  # must match to reuse a DIR
+SETTINGS = ("manifest", "detector", "size", "margin", "clip_frames", "align")  # must match to reuse a DIR
+SETTING_DEFAULTS = {"align": False}  # settings added after version 1: what an older prepare.json meant
 
 
 @dataclass(frozen=True)
@@ -58,10 +67,25 @@ class PrepareResult:
     skipped: int = 0
     failed: int = 0
     failures: list[Failure] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)  # manifest rows left out by skip_invalid ("file:row: why")
+    detection: DetectionSummary = field(default_factory=DetectionSummary)
+    max_loss: float = 0.2  # warn about a subject that lost more than this share of its clips
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.detection.warnings(self.max_loss)
 
     def summary(self) -> str:
-        return (f"prepared {self.done} clips ({self.skipped} skipped as already done), {self.failed} failed; "
-                f"failures in {self.out / 'failures.csv'}")
+        lines = self.detection.table()
+        if self.detection.borrowed:
+            lines.append(f"{self.detection.borrowed} frame(s) had no face of their own and borrowed the nearest "
+                         f"detected frame's box (box_source nearest:N in meta.json)")
+        lines += self.warnings
+        if self.invalid:
+            lines.append(f"{len(self.invalid)} invalid manifest row(s) skipped")
+        lines.append(f"prepared {self.done} clips ({self.skipped} skipped as already done), {self.failed} failed; "
+                     f"failures in {self.out / 'failures.csv'}")
+        return "\n".join(lines)
 
 
 def clip_frame_indices(onset: int, offset: int, k: int) -> list[int]:
@@ -79,33 +103,43 @@ def planned_frames(clip: Clip, k: int) -> dict:
             "clip": clip_frame_indices(clip.onset, clip.offset, k)}
 
 
+def _nearest(i: int, have) -> int:
+    return min(have, key=lambda j: (abs(j - i), j))
+
+
 def prepare_clip(clip: Clip, out: Path, detector, *, size: int = 224, margin: float = 0.2,
-                 clip_frames: int = 8) -> dict:
+                 clip_frames: int = 8, align: bool = False) -> dict:
     """Prepare one clip into ``out/clips/<clip_id>/``; returns its meta. Raises UnmaskError on failure."""
-    from unmask.data.faces import best_face, crop_face
+    from unmask.data.faces import best_face, crop_face, eye_angle
     from unmask.data.video import read_frames
 
     frames = planned_frames(clip, clip_frames)
     needed = sorted({clip.onset, clip.apex, clip.offset, *frames["clip"]})
     images = read_frames(clip.video, needed)  # one decode, stops after the last needed frame
-    boxes, source = {}, {}
+    boxes, source, angles = {}, {}, {}
     for i in needed:
         face = best_face(detector.detect(images[i], clip=clip, frame=i))
         if face is not None:
-            boxes[i], source[i] = face.box, detector.name
-    for role in ("onset", "apex"):
-        if frames[role] not in boxes:
-            raise UnmaskError(f"no face in the {role} frame {frames[role]} ({detector.name} detector)")
+            boxes[i], source[i] = face.box, face.source
+            if face.landmarks:
+                angles[i] = eye_angle(face.landmarks)
+    if not boxes:
+        raise UnmaskError(f"no face in any of the {len(needed)} frames needed (frames {needed[0]}-{needed[-1]}, "
+                          f"{detector.name} detector)")
+    found = list(boxes)
     for i in needed:
         if i not in boxes:
-            # The face was found at onset and apex, so a miss in between is a detector slip, not an absence.
-            j = min((j for j in source if source[j] == detector.name), key=lambda j: (abs(j - i), j))
+            # Within one clip the head moves little: a miss is a detector slip, not an absent face.
+            j = _nearest(i, found)
             boxes[i], source[i] = boxes[j], f"nearest:{j}"
+    if align:  # a frame without landmarks (haar, a manifest box) turns as its nearest landmarked frame
+        angles = {i: angles[i] if i in angles else angles[_nearest(i, angles)] if angles else 0.0 for i in needed}
 
     folder = out / "clips" / clip.clip_id
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "meta.json").unlink(missing_ok=True)  # the clip is unfinished until meta.json is back
-    crops = {i: crop_face(images[i], boxes[i], margin=margin, size=size) for i in needed}
+    crops = {i: crop_face(images[i], boxes[i], margin=margin, size=size, angle=angles.get(i, 0.0) if align else 0.0)
+             for i in needed}
     names = [(f"{role}.png", frames[role]) for role in ROLES]
     names += [(f"clip_{k:02d}.png", i) for k, i in enumerate(frames["clip"])]
     for name, i in names:
@@ -113,46 +147,64 @@ def prepare_clip(clip: Clip, out: Path, detector, *, size: int = 224, margin: fl
     meta = {"clip_id": clip.clip_id, "frames": frames,
             "boxes": {str(i): list(boxes[i]) for i in needed},
             "box_source": {str(i): source[i] for i in needed}, "detector": detector.name}
+    if align:
+        meta["angles"] = {str(i): round(angles[i], 3) for i in needed}
     _write_json(folder / "meta.json", meta)
     return meta
 
 
 def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, margin: float = 0.2,
-            clip_frames: int = 8, workers: int = 1, masked_only: bool = False,
-            progress: bool = True) -> PrepareResult:
-    """Prepare every clip of a manifest into ``out`` (layout in the module docstring); resumable."""
+            clip_frames: int = 8, align: bool = False, workers: int = 1, masked_only: bool = False,
+            skip_invalid: bool = False, max_loss: float = 0.2, progress: bool = True) -> PrepareResult:
+    """Prepare every clip of a manifest into ``out`` (layout in the module docstring); resumable.
+
+    ``skip_invalid``: malformed manifest rows are left out and listed in ``result.invalid`` instead of
+    refusing the manifest. ``max_loss``: warn about subjects that lose more than this share of their clips.
+    ``detector="none"`` ignores ``margin`` (the frames are the crops; it is recorded as 0).
+    """
     import unmask
     from unmask.data.faces import resolve_detector_name
 
-    if size < 1 or margin < 0 or clip_frames < 0 or workers < 1:
+    if size < 1 or margin < 0 or clip_frames < 0 or workers < 1 or not 0 <= max_loss <= 1:
         raise UnmaskError(f"bad settings: size={size} (>= 1), margin={margin} (>= 0), "
-                          f"clip_frames={clip_frames} (>= 0), workers={workers} (>= 1)")
+                          f"clip_frames={clip_frames} (>= 0), workers={workers} (>= 1), max_loss={max_loss} (0-1)")
     manifest_path = Path(manifest_path).resolve()
     # Missing videos become per-clip failures below, not an error for the whole manifest.
-    manifest = read_manifest(manifest_path, check_files=False)
+    invalid: list[str] = []
+    if skip_invalid:
+        manifest, invalid = validate_manifest(manifest_path, check_files=False)
+        if not manifest.clips:
+            raise UnmaskError(f"no valid row in manifest {manifest_path}", invalid)
+    else:
+        manifest = read_manifest(manifest_path, check_files=False)
     clips = manifest.masked().clips if masked_only else manifest.clips
     out = Path(out)
-    config = {"version": CACHE_VERSION, "manifest": str(manifest_path), "detector": resolve_detector_name(detector),
-              "size": int(size), "margin": float(margin), "clip_frames": int(clip_frames),
-              "unmask_version": unmask.__version__}
+    detector = resolve_detector_name(detector)
+    config = {"version": CACHE_VERSION, "manifest": str(manifest_path), "detector": detector,
+              "size": int(size), "margin": 0.0 if detector == "none" else float(margin),
+              "clip_frames": int(clip_frames), "align": bool(align), "unmask_version": unmask.__version__}
     _claim(out, config)
     write_manifest(manifest.clips, out / "manifest.csv")
 
-    result = PrepareResult(out, config["detector"])
+    result = PrepareResult(out, config["detector"], invalid=invalid, max_loss=max_loss)
     todo = []
     for clip in clips:
-        meta = out / "clips" / clip.clip_id / "meta.json"
-        if meta.is_file() and _read_json(meta).get("frames") == planned_frames(clip, clip_frames):
+        path = out / "clips" / clip.clip_id / "meta.json"
+        meta = _read_json(path) if path.is_file() else {}
+        if meta.get("frames") == planned_frames(clip, clip_frames):
             result.skipped += 1
+            result.detection.add_clip(clip.subject, meta)
         else:
             todo.append(clip)  # new, failed before, interrupted, or its frames changed in the manifest
 
-    settings = {k: config[k] for k in ("detector", "size", "margin", "clip_frames")}
-    for clip, reason in _run(todo, out, settings, workers, progress):
+    settings = {k: config[k] for k in ("detector", "size", "margin", "clip_frames", "align")}
+    for clip, meta, reason in _run(todo, out, settings, workers, progress):
         if reason is None:
             result.done += 1
+            result.detection.add_clip(clip.subject, meta)
         else:
             result.failed += 1
+            result.detection.add_loss(clip.subject)
             result.failures.append(Failure(clip.clip_id, clip.row, str(clip.video), reason))
     result.failures.sort(key=lambda f: f.row)
     _write_failures(out / "failures.csv", result.failures)
@@ -178,14 +230,14 @@ def _init_worker(settings: dict, in_pool: bool) -> None:
     _WORKER.update(settings=settings, detector=create_detector(settings["detector"]))
 
 
-def _work(clip: Clip, out: Path) -> tuple[Clip, str | None]:
+def _work(clip: Clip, out: Path) -> tuple[Clip, dict | None, str | None]:
     s = _WORKER["settings"]
     try:
-        prepare_clip(clip, out, _WORKER["detector"], size=s["size"], margin=s["margin"],
-                     clip_frames=s["clip_frames"])
+        meta = prepare_clip(clip, out, _WORKER["detector"], size=s["size"], margin=s["margin"],
+                            clip_frames=s["clip_frames"], align=s["align"])
     except UnmaskError as e:
-        return clip, str(e)
-    return clip, None
+        return clip, None, str(e)
+    return clip, meta, None
 
 
 def _run(todo: list[Clip], out: Path, settings: dict, workers: int, progress: bool):
@@ -226,7 +278,8 @@ def _claim(out: Path, config: dict) -> None:
         if old.get("version") != CACHE_VERSION:
             raise UnmaskError(f"{out} holds a prepared set of version {old.get('version')!r}; this unmask writes "
                               f"version {CACHE_VERSION}: use a new --out folder")
-        diff = [f"{k}: {old.get(k)!r} there, {config[k]!r} now" for k in SETTINGS if old.get(k) != config[k]]
+        diff = [f"{k}: {old.get(k, SETTING_DEFAULTS.get(k))!r} there, {config[k]!r} now" for k in SETTINGS
+                if old.get(k, SETTING_DEFAULTS.get(k)) != config[k]]
         if diff:
             raise UnmaskError(f"{out} was prepared with other settings; use a new --out folder (or the same "
                               f"settings) rather than mixing crops", diff)
