@@ -56,7 +56,7 @@ def save_checkpoint(path: str | Path, model, *, config: dict, preprocess: dict, 
 def load_checkpoint(path: str | Path, device="cpu"):
     """Return ``(model, checkpoint_dict)``; the model is in eval mode on ``device``."""
     from unmask.models import create_model
-    from unmask.models.weights import restoring_checkpoint
+    from unmask.models.weights import restoring_checkpoint, torch_load_safe
     from unmask.train.features import state_digest
 
     path = Path(path)
@@ -64,10 +64,7 @@ def load_checkpoint(path: str | Path, device="cpu"):
         path = path / "checkpoint.pt"
     if not path.is_file():
         raise UnmaskError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for foreign/corrupt files
-        raise UnmaskError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+    ckpt = torch_load_safe(path, "unmask checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UnmaskError(f"{path} is not an unmask checkpoint (no '{FORMAT}' format tag)")
     args = dict(ckpt["model_args"])
