@@ -193,6 +193,16 @@ def test_images_one_row_per_face_boxes_and_probabilities(predictor, faces_dir):
     np.testing.assert_allclose(a[cols].to_numpy(float), by["single_face.jpg"][cols].to_numpy(float), atol=1e-5)
 
 
+def test_time_s_is_the_frame_timestamp_on_variable_frame_rate_video(predictor, faces_dir, make_vfr_video,
+                                                                    tmp_path):
+    face = cv2.resize(cv2.imread(str(faces_dir / "single_face.jpg")), (288, 280))[:, :, ::-1]
+    times = [0.0, 0.04, 0.08, 0.5, 0.54, 1.5, 1.52, 3.0]  # bursts and pauses: the average rate fits no frame
+    video = make_vfr_video(tmp_path / "vfr.mp4", [face] * len(times), times)
+    df = predictor.predict_video(video, every=2)
+    assert list(df.frame) == [0, 2, 4, 6] and df.face_found.all()
+    np.testing.assert_allclose(df.time_s, [times[i] for i in (0, 2, 4, 6)], atol=1e-3)
+
+
 def test_every_face_of_a_frame_is_classified_in_any_batch_size(predictor, faces_dir):
     left = cv2.imread(str(faces_dir / "0-f1-su-ph.jpg"))[:, :, ::-1]
     right = cv2.imread(str(faces_dir / "0-f15-hao-ph.jpg"))[:, :, ::-1]
