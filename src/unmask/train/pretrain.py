@@ -147,7 +147,9 @@ def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "t
     Path(f"{out}.json").write_text(json.dumps({
         "backbone": backbone, "img_size": img_size, "task": "AU intensity regression (MSE)", "aus": names,
         "prepared": str(Path(prepared_dir).resolve()), "subjects": sorted(set(subjects)), "frames": len(images),
-        "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "mse_per_epoch": history,
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+        "torch_threads": torch.get_num_threads(),  # the weights depend on it (float summation order)
+        "mse_per_epoch": history,
         "target_variance": float(targets.var(0).mean()), "seconds": round(time.time() - t0, 1)}, indent=2))
     log.info("AU pretraining: MSE %.4f -> %.4f (target variance %.4f); weights in %s", history[0], history[-1],
              float(targets.var(0).mean()), out)
