@@ -362,22 +362,31 @@ class PreparedSet:
             raise UnmaskError(f"clip {clip_id!r} is not prepared in {self.path} (see failures.csv, or rerun prepare)")
         return _read_json(path)
 
-    def load(self, clip_id: str, role: str) -> np.ndarray:
-        """The ``role`` (onset, apex or offset) crop as RGB uint8 ``[size, size, 3]``."""
+    def role_path(self, clip_id: str, role: str) -> Path:
+        """The PNG of the ``role`` (onset, apex or offset) crop of a finished clip."""
         if role not in ROLES:
             raise UnmaskError(f"unknown frame role {role!r}; expected one of {', '.join(ROLES)}")
         self.meta(clip_id)
-        return self._read_png(self.path / "clips" / clip_id / f"{role}.png")
+        return self.path / "clips" / clip_id / f"{role}.png"
 
-    def load_clip(self, clip_id: str) -> np.ndarray:
-        """The K sampled crops, in time order, as ``[K, size, size, 3]`` uint8."""
+    def clip_paths(self, clip_id: str) -> list[Path]:
+        """The PNGs of the sampled frames of a finished clip, in time order."""
         k = len(self.meta(clip_id)["frames"]["clip"])
         if k == 0:
             raise UnmaskError(f"{self.path} was prepared with --clip-frames 0: no clip frames to load")
-        return np.stack([self._read_png(self.path / "clips" / clip_id / f"clip_{i:02d}.png") for i in range(k)])
+        return [self.path / "clips" / clip_id / f"clip_{i:02d}.png" for i in range(k)]
+
+    def load(self, clip_id: str, role: str) -> np.ndarray:
+        """The ``role`` (onset, apex or offset) crop as RGB uint8 ``[size, size, 3]``."""
+        return self._read_png(self.role_path(clip_id, role))
+
+    def load_clip(self, clip_id: str) -> np.ndarray:
+        """The sampled crops, in time order, as ``[K, size, size, 3]`` uint8."""
+        return np.stack([self._read_png(p) for p in self.clip_paths(clip_id)])
 
     @staticmethod
     def _read_png(path: Path) -> np.ndarray:
+        """A prepared crop as RGB uint8 ``[size, size, 3]``."""
         import cv2
 
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
