@@ -39,6 +39,8 @@ def _write_clip(root: Path, i: int, frames: int, size: int) -> None:
 
     rng = np.random.default_rng(i)
     folder = root / "clips" / f"c{i:05d}"
+    if (folder / "meta.json").is_file():  # written last: the clip is complete from an earlier run
+        return
     folder.mkdir(parents=True, exist_ok=True)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     base = np.stack([xx * 200, yy * 200, (xx + yy) * 100], -1) + rng.uniform(0, 55, 3)  # [size, size, 3]
@@ -57,7 +59,9 @@ def make_set(root: Path, clips: int, frames: int, size: int, workers: int) -> No
     """A prepared-set folder (prepare.json, manifest.csv, clips/<id>/clip_XX.png + meta.json)."""
     from unmask.data.manifest import Clip, write_manifest
     from unmask.data.prepare import CACHE_VERSION
+    from unmask.tasks import Task, tasks_to_list
 
+    tasks = (Task("emotion", "single", ("a", "b", "c", "d", "e", "f")),)
     if (root / "prepare.json").is_file() and len(list((root / "clips").glob("*/meta.json"))) == clips:
         print(f"reusing {clips} clips in {root}")
         return
@@ -65,11 +69,11 @@ def make_set(root: Path, clips: int, frames: int, size: int, workers: int) -> No
     t0 = time.time()
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_write_clip, [root] * clips, range(clips), [frames] * clips, [size] * clips, chunksize=50))
-    write_manifest([Clip(f"c{i:05d}", f"s{i % 20:02d}", root / "none.mp4", "anger", "fear", 0, frames // 2,
-                         frames - 1) for i in range(clips)], root / "manifest.csv")
+    write_manifest([Clip(f"c{i:05d}", f"s{i % 20:02d}", root / "none.mp4", {"emotion": "abcdef"[i % 6]}, 0,
+                         frames // 2, frames - 1) for i in range(clips)], root / "manifest.csv", tasks)
     (root / "prepare.json").write_text(json.dumps({
         "version": CACHE_VERSION, "manifest": str(root / "manifest.csv"), "detector": "none", "size": size,
-        "margin": 0.0, "clip_frames": frames}))
+        "margin": 0.0, "clip_frames": frames, "tasks": tasks_to_list(tasks)}))
     mb = sum(p.stat().st_size for p in (root / "clips").rglob("*.png")) / 1e6
     print(f"wrote {clips} clips x {frames} PNG crops at {size} px ({mb:.0f} MB on disk) in {time.time() - t0:.0f} s")
 

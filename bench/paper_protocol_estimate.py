@@ -48,7 +48,7 @@ def paper_sized_data():
     (the cached path never reads them)."""
     from unmask.emotions import masked_pairs
     from unmask.emotions import EMOTIONS
-    from unmask.train.data import FrameData
+    from unmask.data.datasets import FrameData
 
     pairs = masked_pairs()
     n = SUBJECTS * CLIPS
@@ -65,7 +65,7 @@ def extraction_rate(name: str, n: int, batch: int, *, image_path: bool = False) 
     from unmask.models.backbones import create_backbone
     from unmask.train.features import extract, resolve_precision
     from unmask.config import AugmentConfig
-    from unmask.train.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess, build_augment
+    from unmask.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess, build_augment
 
     torch.manual_seed(0)
     bb = create_backbone(name).eval()

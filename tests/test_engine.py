@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from unmask.config import load_config
-from unmask.train.data import FrameData
+from unmask.data.datasets import FrameData
 from unmask.train.engine import build_model, fit_fold
 from unmask.train.features import cached_features
 from unmask.train.protocols import make_folds

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 
 from unmask.config import load_config
 from unmask.models.backbones import create_backbone
-from unmask.train.data import FrameData, load_frames
+from unmask.data.datasets import FrameData, load_frames
 from unmask.train.features import cache_key, extract
-from unmask.train.transforms import Preprocess, build_augment, normalization
+from unmask.data.transforms import Preprocess, build_augment, normalization
 
 BASE = ["model.backbone=tiny_vit", "model.weights=null", "model.img_size=32", "features.views=3",
         "augment.hflip=true", "augment.rotation=10", "augment.color_jitter=0.2"]

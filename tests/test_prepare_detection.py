@@ -131,7 +131,7 @@ def test_skip_invalid_prepares_the_valid_rows_and_lists_the_bad(tmp_path, make_v
     assert main(["prepare", str(manifest), "--out", str(tmp_path / "b"), "--detector", "none", "--no-progress",
                  "--skip-invalid"]) == 1
     out = capsys.readouterr()
-    assert f"skipped invalid row: {manifest}:3: column 'true_emotion': unknown emotion 'boredom'" in out.err
+    assert f"skipped invalid row: {manifest}:3: column 'true_emotion': unknown label 'boredom' for task 'true'" in out.err
     assert f"skipped invalid row: {manifest}:4: column 'apex': onset <= apex <= offset violated" in out.err
     assert "2 invalid manifest row(s) skipped" in out.out
     assert PreparedSet(tmp_path / "b").clip_ids() == ["ok"]

@@ -235,7 +235,7 @@ def test_paper_numbers_match_the_seed_text():
 
 # ------------------------------------------------------------------- runs with a fake trainer, and resume
 def toy_frames(n_subjects=3, per_subject=12):
-    from unmask.train.data import FrameData
+    from unmask.data.datasets import FrameData
 
     n = n_subjects * per_subject
     true = torch.arange(n) % 6

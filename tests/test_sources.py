@@ -8,7 +8,7 @@ from test_mfed import SHEET, mapping, videos  # noqa: F401  (videos is a fixture
 
 import unmask.data.sources._registry as registry
 from unmask.cli import main
-from unmask.data.manifest import Clip, write_manifest
+from unmask.data.manifest import Clip, read_manifest, write_manifest
 from unmask.data.sources import ImportResult, Source, get_source, list_sources, register_source
 from unmask.emotions import EMOTIONS
 from unmask.errors import UnmaskError
@@ -40,7 +40,7 @@ def test_import_mfed_and_its_alias_write_the_same_manifest(tmp_path, videos, cap
     bad.loc[1, "Experienced emotion"] = "contempt"
     bad.to_csv(sheet, index=False)
     assert main(["import", "mfed", *common, "--out", str(tmp_path / "c.csv")]) == 2
-    assert "column 'Experienced emotion': unknown true label 'contempt'" in capsys.readouterr().err
+    assert "column 'Experienced emotion': unknown label 'contempt' for task 'true'" in capsys.readouterr().err
     assert main(["import", "mfed", *common, "--out", str(tmp_path / "c.csv"), "--skip-invalid"]) == 1
     assert "skipped: " in capsys.readouterr().out
     with pytest.raises(SystemExit):  # argparse: an unknown source is refused with the list of sources
@@ -62,14 +62,16 @@ def test_a_registered_source_brings_its_arguments_to_unmask_import(tmp_path, mon
             parser.add_argument("--subject", default="s1")
 
         def run(self, args, out, *, skip_invalid=False):
-            clips = [Clip(line, args.subject, tmp_path / f"{line}.mp4", "anger", "fear", 0, 1, 2)
-                     for line in open(args.listing).read().split()]
-            return ImportResult(write_manifest(clips, out), clips)
+            clips = [Clip(name, args.subject, tmp_path / f"{name}.mp4", {"emotion": label}, 0, 1, 2)
+                     for name, label in (line.split(":") for line in open(args.listing).read().split())]
+            return ImportResult(write_manifest(clips, out, self.tasks), clips)
 
-    (tmp_path / "list.txt").write_text("a b c\n")
+    (tmp_path / "list.txt").write_text("a:happy b:sad c:neutral\n")
     assert "toy" in list_sources()
     assert main(["import", "toy", str(tmp_path / "list.txt"), "--subject", "s7", "--out", str(tmp_path / "m.csv")]) == 0
     assert f"wrote 3 clip(s) to {tmp_path / 'm.csv'}" in capsys.readouterr().out
-    assert (tmp_path / "m.csv").read_text().count(",s7,") == 3
+    manifest = read_manifest(tmp_path / "m.csv", check_files=False)  # read back with the declared task
+    assert manifest.tasks == Toy.tasks and [c.subject for c in manifest] == ["s7"] * 3
+    assert [c.labels["emotion"] for c in manifest] == ["happy", "sad", "neutral"]
     with pytest.raises(ValueError, match="name of its own"):
         register_source(Toy)

@@ -24,7 +24,7 @@ def ragged():
     """5 subjects with different clip counts, so the folds' training sets (and last batches) differ in size."""
     data = toy_data(n_subjects=5, per_subject=20, seed=3)
     keep = [i for i, s in enumerate(data.subjects) if not (s == "s1" and i % 20 >= 13) and not (s == "s3" and i % 20 >= 17)]
-    from unmask.train.data import FrameData
+    from unmask.data.datasets import FrameData
     return FrameData(clip_ids=[data.clip_ids[i] for i in keep], subjects=[data.subjects[i] for i in keep],
                      images=data.images[keep], true=data.true[keep], disguised=data.disguised[keep],
                      paradigm="apex", source={"toy": "ragged"})

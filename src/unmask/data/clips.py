@@ -12,7 +12,7 @@ Holding a dataset's frames in memory costs ``N x T x 3 x H x W`` bytes (2,000 cl
 ``frames`` is a role (``"apex"``, ``"onset"``, ``"offset"``: one frame, ``[3, size, size]``) or a number
 ``T`` of frames (``[T, 3, size, size]``) taken evenly, in time order, from the clip's sampled frames
 (all of them when ``T`` equals their number; repeats when the clip has fewer). Frames are decoded with
-OpenCV and resized exactly as the in-memory path does (antialiased bilinear, rounded), so both give the
+OpenCV and resized with the in-memory path's :func:`~unmask.data.transforms.resize_uint8`, so both give the
 same pixels. Labels and subjects stay with the caller, who knows the tasks; ``index`` finds them.
 """
 
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from unmask.data.transforms import resize_uint8
 from unmask.errors import UnmaskError
 
 ROLES = ("onset", "apex", "offset")
@@ -33,15 +33,6 @@ def even_picks(available: int, wanted: int) -> list[int]:
     if wanted == 1:
         return [(available - 1) // 2]
     return [int(i) for i in np.rint(np.linspace(0, available - 1, wanted))]
-
-
-def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 ``[T, 3, H, W]`` -> uint8 ``[T, 3, size, size]``: antialiased bilinear, rounded, the arithmetic of
-    ``unmask.train.data.resize_uint8`` (tested equal), so lazy and in-memory frames are the same pixels."""
-    if frames.shape[-2:] == (size, size):
-        return frames
-    out = F.interpolate(frames.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 class ClipDataset(Dataset):
@@ -71,7 +62,7 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
         rgb = np.stack([self.prepared._read_png(p) for p in self.paths(index)])  # [T, H, W, 3]
-        frames = resize_frames(torch.from_numpy(rgb).permute(0, 3, 1, 2), self.size)  # [T, 3, size, size]
+        frames = resize_uint8(torch.from_numpy(rgb).permute(0, 3, 1, 2), self.size)  # [T, 3, size, size]
         return index, frames[0] if isinstance(self.frames, str) else frames
 
     def __repr__(self) -> str:

@@ -43,6 +43,7 @@ import numpy as np
 
 from unmask.data.manifest import Clip, Manifest, read_manifest, validate_manifest, write_manifest
 from unmask.data.prepare_summary import DetectionSummary
+from unmask.tasks import tasks_to_list
 from unmask.errors import UnmaskError
 
 CACHE_VERSION = 1
@@ -182,9 +183,10 @@ def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, marg
     detector = resolve_detector_name(detector)
     config = {"version": CACHE_VERSION, "manifest": str(manifest_path), "detector": detector,
               "size": int(size), "margin": 0.0 if detector == "none" else float(margin),
-              "clip_frames": int(clip_frames), "align": bool(align), "unmask_version": unmask.__version__}
+              "clip_frames": int(clip_frames), "align": bool(align), "unmask_version": unmask.__version__,
+              "tasks": tasks_to_list(manifest.tasks)}
     _claim(out, config)
-    write_manifest(manifest.clips, out / "manifest.csv")
+    write_manifest(manifest.clips, out / "manifest.csv", manifest.tasks)
 
     result = PrepareResult(out, config["detector"], invalid=invalid, max_loss=max_loss)
     todo = []

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from unmask.data.manifest import read_annotations
 from unmask.errors import UnmaskError
-from unmask.train.data import resize_uint8
-from unmask.train.transforms import Preprocess, build_augment, normalization
+from unmask.data.transforms import resize_uint8
+from unmask.data.transforms import Preprocess, build_augment, normalization
 
 log = logging.getLogger("unmask")
 

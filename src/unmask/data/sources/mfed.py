@@ -25,9 +25,10 @@ sheet's columns (example: ``configs/sources/mfed_mapping.example.yaml``).
 Patterns are Python format strings over the mapped fields (``subject``, ``filename``, ``true_emotion``,
 ``disguised_emotion``, ``onset``, ``apex``, ``offset``); ``{subject:02d}`` zero-pads a numeric value. When the
 stem search finds the same file name for several subjects, the one under a folder named after the subject
-(``01``, ``sub01``, ``s01``) is taken. The source declares two tasks (:data:`TASKS`): ``true`` (titled
+(``01``, ``sub01``, ``s01``) is taken. The source declares two tasks: ``true`` (titled
 "felt") and ``disguised`` ("shown"), single-label over the six emotions, in the manifest columns
-``true_emotion`` and ``disguised_emotion``; emotion names are normalised by them (``Happy`` -> happiness).
+``true_emotion`` and ``disguised_emotion`` (:data:`unmask.emotions.MFED_TASKS`); emotion names are normalised
+by them (``Happy`` -> happiness).
 Rows whose true and disguised emotions agree are kept and flagged congruent (``Manifest.masked()`` drops
 them). Every problem (unknown column, unknown emotion, bad frame, video not found) is reported at once with
 its sheet row number; nothing is written unless ``skip_invalid``.
@@ -42,15 +43,9 @@ from pathlib import Path
 
 from unmask.data.manifest import Clip, write_manifest
 from unmask.data.sources._registry import ImportResult, Source, register_source
-from unmask.emotions import EMOTION_ALIASES, EMOTIONS
+from unmask.emotions import MFED_TASKS
 from unmask.errors import UnmaskError
-from unmask.tasks import Task
 
-#: What an MFED manifest asks of a model: the felt (true) and the shown (disguised) emotion of each clip.
-TASKS = (
-    Task("true", "single", EMOTIONS, column="true_emotion", title="felt", aliases=EMOTION_ALIASES),
-    Task("disguised", "single", EMOTIONS, column="disguised_emotion", title="shown", aliases=EMOTION_ALIASES),
-)
 FIELDS = ("subject", "filename", "true_emotion", "disguised_emotion", "onset", "apex", "offset")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
@@ -164,10 +159,10 @@ def import_mfed(sheet, mapping, videos, out=None, *, skip_invalid: bool = False)
         for f in ("subject", "filename"):
             if not v[f]:
                 bad(f, f"empty {f}")
-        emotions = {}
-        for task in TASKS:
+        labels = {}
+        for task in MFED_TASKS:
             try:
-                emotions[task.column] = task.normalize(v[task.column])
+                labels[task.name] = task.normalize(v[task.column])
             except UnmaskError as e:
                 bad(task.column, str(e))
         frames = {}
@@ -194,14 +189,15 @@ def import_mfed(sheet, mapping, videos, out=None, *, skip_invalid: bool = False)
                             f"map a clip_id column or set a clip_id pattern")
         seen.setdefault(clip_id, line)
         if len(problems) == n_before:
-            clips.append(Clip(clip_id=clip_id, subject=v["subject"], video=video, row=line, **emotions, **frames))
+            clips.append(Clip(clip_id=clip_id, subject=v["subject"], video=video, labels=labels, row=line,
+                              congruent=labels["true"] == labels["disguised"], **frames))
     if not rows:
         problems.append(f"{sheet}: no data rows")
     if problems and not skip_invalid:
         raise UnmaskError(f"{len(problems)} problem(s) in {sheet}", problems)
     result = ImportResult(None, clips, problems)
     if out is not None:
-        result.out = write_manifest(clips, out)
+        result.out = write_manifest(clips, out, MFED_TASKS)
     return result
 
 
@@ -256,7 +252,7 @@ def _find_video(root: Path, mapping: Mapping, values: dict, index) -> tuple[Path
 class MFED(Source):
     name = "mfed"
     help = "an MFED-style annotation sheet (xlsx or csv) and its video folder, through a column mapping"
-    tasks = TASKS
+    tasks = MFED_TASKS
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("sheet", help="annotation sheet (.xlsx or .csv)")
