@@ -41,7 +41,7 @@ def gflop_per_image(backbone, size: int) -> float:
     its fused inference path, whose in-projection and attention FlopCounterMode would not see."""
     x = torch.randn(1, 3, size, size, requires_grad=True)
     with FlopCounterMode(display=False) as counter:
-        backbone.forward_features(x)
+        backbone(x)
     return counter.get_total_flops() / 1e9
 
 

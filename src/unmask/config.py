@@ -92,6 +92,7 @@ class FeaturesConfig:
     cache_dir: str = ""  # empty: <prepared>/features
     batch_size: int = 64
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
+    max_gb: float = 16.0  # refuse a feature cache that would need more memory than this
 
 
 @dataclass

@@ -8,7 +8,7 @@ and videos.
 
 Preprocessing is the training one, read from the checkpoint (``ckpt["preprocess"]``): the face detector,
 the square crop (``crop_face`` with the checkpoint's margin, at its ``crop_size``), the resize of the crop to
-the model's input size (:func:`unmask.train.data.resize_uint8`, as training resized the cached crops) and the
+the model's input size (:func:`unmask.data.transforms.resize_uint8`, as training resized the cached crops) and the
 normalisation (:class:`unmask.data.transforms.Preprocess` with the checkpoint's mean/std). A checkpoint made
 with the ``annotated`` detector (boxes from a manifest) cannot find faces in new media: ``auto`` is used
 instead and the reason is logged once. Every face of a frame is classified, in batches across faces and
@@ -218,9 +218,12 @@ class Predictor:
             x = x.permute(*range(x.dim() - 3), -1, -3, -2)  # [B, (T,) 3, H, W]
             x = self.normalize(resize_uint8(x, self.input_size), train=False).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                f = self._backbone.forward_features(x.flatten(0, 1) if self.clip_frames else x)  # [B(*T), D]
-                f = f.float().view(*x.shape[:-3], -1)  # [B, (T,) D]
+                encode = self._backbone.forward_features if self.model.uses_tokens else self._backbone
+                f = encode(x.flatten(0, 1) if self.clip_frames else x)  # [B(*T), D] (or tokens [B(*T), N, C])
+                f = f.float().view(*x.shape[:-3], *f.shape[1:])  # [B, (T,) D]
                 o = self.model.forward_head(f)
+                if self.model.uses_tokens:  # apex search compares pooled embeddings
+                    f = self._backbone.forward_head(f.flatten(0, -3)).view(*x.shape[:-3], -1)
             for task in self.tasks:
                 out.setdefault(task.name, []).append(task.probabilities(o[f"{task.name}_logits"]).cpu())
             out.setdefault("features", []).append((f.mean(1) if self.clip_frames else f).cpu())

@@ -2,7 +2,7 @@
 
 Shape contract (every objective here): ``outputs`` hold ``<task>_logits`` ``[B, C]``, ``targets`` hold the
 task's labels (int64 ``[B]``, -1 = not annotated; or float ``[B, L]`` 0/1, NaN = not annotated). The stacked
-form (the heads of several folds trained at once, :mod:`unmask.train.stacked`) adds a leading member axis to
+form (the heads of several folds trained at once, as the engine's stacked path does) adds a leading member axis to
 both (``[F, B, ...]``) and a bool ``mask [F, B]`` of the rows that count; every term is then ``[F]``, member f's
 value equal to the 2-D call on its valid rows. A clip without a label for a task counts for no term of it.
 """

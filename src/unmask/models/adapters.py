@@ -57,6 +57,10 @@ class HeadModel(nn.Module):
     ``tasks``: the tasks the model predicts (a subset of the data's, in the data's order).
     """
 
+    #: True for a model whose head reads the backbone's token sequences (``forward_features``) rather than
+    #: the pooled embedding: the engine then caches and feeds tokens.
+    uses_tokens: bool = False
+
     def __init__(self, backbone: Backbone, model_args: dict[str, Any], tasks, *, clip_input: bool = False):
         super().__init__()
         self.backbone = backbone
@@ -83,10 +87,12 @@ class HeadModel(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # x [B, 3, H, W] or [B, T, 3, H, W]
+        encode = self.backbone.forward_features if self.uses_tokens else self.backbone
         if x.dim() == 5:
             b, t = x.shape[:2]
-            return self.forward_head(self.backbone.forward_features(x.flatten(0, 1)).view(b, t, -1))  # [B, T, D]
-        return self.forward_head(self.backbone.forward_features(x))  # features [B, D]
+            f = encode(x.flatten(0, 1))
+            return self.forward_head(f.view(b, t, *f.shape[1:]))  # [B, T, D] (or tokens [B, T, N, C])
+        return self.forward_head(encode(x))  # features [B, D] (or tokens [B, N, C])
 
     def param_counts(self) -> dict[str, int]:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -160,12 +160,15 @@ class Features:
         if idx.shape[0] != 1:
             raise ValueError("the image path trains one fold at a time")
         x = self.preprocess(self.data.images[idx[0].cpu()], train=train).to(self.device)
+        backbone = self.model.backbone
+        encode = backbone.forward_features if getattr(self.model, "uses_tokens", False) else backbone
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            if x.dim() == 5:  # clip: [B, T, 3, H, W] -> frame features [B, T, D]
+            if x.dim() == 5:  # clip: [B, T, 3, H, W] -> frame features [B, T, D] (tokens [B, T, N, C])
                 b, t = x.shape[:2]
-                f = self.model.backbone.forward_features(x.flatten(0, 1)).view(b, t, -1)
+                f = encode(x.flatten(0, 1))
+                f = f.view(b, t, *f.shape[1:])
             else:
-                f = self.model.backbone.forward_features(x)
+                f = encode(x)
         return f.float()[None]
 
 
@@ -383,6 +386,7 @@ class Trainer:
         state.epoch += 1
         row = {"epoch": state.epoch, **{k: float(v[f]) / max(float(seen[f]), 1.0) for k, v in sums.items()}}
         row.update(evaluate(val, self.data, m.val_idx, self.model.tasks, "val_"))
+        row["lr"] = self.optimizer.lr if self.optimizer is not None else 0.0
         row["seconds"] = seconds
         score = row.get(f"val_{self.monitor}", 0.0)
         loss = row.get(f"val_{self.monitor.rsplit('_', 1)[0]}_loss", 0.0)

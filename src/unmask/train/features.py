@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 import unmask
+from unmask.errors import UnmaskError
 from unmask.data.transforms import Preprocess, build_augment, is_augmenting, normalization
 from unmask.models.inference import cast_backbone, resolve_precision, state_digest, uses_convolutions
 
@@ -37,8 +38,9 @@ log = logging.getLogger("unmask")
 @torch.inference_mode()
 def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: int = 1, seed: int = 0,
             batch_size: int = 64, dtype: torch.dtype = torch.float32, device="cpu", progress: bool = True,
-            cast_weights: bool = True) -> torch.Tensor:
-    """Features ``[V, N, D]`` (or ``[V, N, K, D]`` for clips) of uint8 ``images`` through ``backbone``.
+            cast_weights: bool = True, tokens: bool = False) -> torch.Tensor:
+    """Features ``[V, N, D]`` (or ``[V, N, K, D]`` for clips) of uint8 ``images`` through ``backbone``; with
+    ``tokens`` the token sequences (``backbone.forward_features``: ``[V, N, (K,) T, C]``).
 
     View 0 is unaugmented; view v > 0 draws its augmentation from ``seed * 1000 + v`` (the caller's RNG state
     is restored afterwards). With a bf16 ``dtype`` a bf16 copy of the backbone runs under autocast
@@ -64,10 +66,10 @@ def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: in
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=dtype, enabled=low):
-                    f = module.forward_features(x)  # [B, D]
+                    f = module.forward_features(x) if tokens else module(x)  # [B, T, C] or [B, D]
                 f = f.float().cpu()
                 if clip:
-                    f = f.view(batch.shape[0], batch.shape[1], -1)
+                    f = f.view(batch.shape[0], batch.shape[1], *f.shape[1:])
                 if out is None:
                     out = torch.empty(views, n, *f.shape[1:])
                 out[v, start:start + batch.shape[0]] = f
@@ -96,9 +98,25 @@ def cache_key(cfg, data, backbone) -> dict:
     }
 
 
-def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu", progress: bool = True) -> torch.Tensor:
-    """Load the features for ``data`` from ``cache_dir`` if the stored key matches, else extract and store."""
+def feature_bytes(backbone, data, views: int, tokens: bool) -> int:
+    """What the cache of ``data`` will hold in memory (float32), from one probe forward of a blank image."""
+    size = backbone.data_config["input_size"][-1]
+    with torch.inference_mode():
+        probe = backbone.eval().forward_features(torch.zeros(1, 3, size, size)) if tokens else None
+    per_image = probe[0].numel() if tokens else backbone.num_features
+    frames = data.images.shape[1] if data.images.dim() == 5 else 1
+    return 4 * views * len(data) * frames * per_image
+
+
+def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu", progress: bool = True,
+                    tokens: bool = False) -> torch.Tensor:
+    """Load the features for ``data`` from ``cache_dir`` if the stored key matches, else extract and store.
+
+    ``tokens``: cache the token sequences (for models that attend to tokens) instead of pooled embeddings; the
+    memory they need is said before extracting, and a cache above ``features.max_gb`` is refused.
+    """
     key = cache_key(cfg, data, backbone)
+    key["tokens"] = tokens
     dtype = resolve_precision(cfg.features.precision, torch.device(device))
     key["dtype"] = str(dtype)  # what "auto" resolved to here: a CUDA cache is not a CPU-fp32 cache
     if not is_augmenting(cfg.augment) and cfg.features.views > 1:
@@ -113,10 +131,17 @@ def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu",
             log.info("features from cache %s", path)
             return stored["features"]
         log.warning("feature cache %s does not match this configuration; extracting again", path)
+    need = feature_bytes(backbone, data, key["views"], tokens) / 2**30
+    log.info("feature cache: %.2f GB (%s, %d view(s))", need, "tokens" if tokens else "embeddings", key["views"])
+    if need > cfg.features.max_gb:
+        raise UnmaskError(f"the feature cache would need {need:.1f} GB ({'token sequences' if tokens else 'embeddings'} "
+                          f"of {len(data)} clips x {key['views']} view(s)), above features.max_gb="
+                          f"{cfg.features.max_gb:g}; lower features.views, raise features.max_gb, or train on images "
+                          f"(features.cache=never)")
     mean, std = normalization(cfg.augment, backbone.data_config)
     feats = extract(backbone, data.images, Preprocess(mean, std, build_augment(cfg.augment)), views=key["views"],
                     seed=cfg.runtime.seed, batch_size=cfg.features.batch_size, dtype=dtype, device=device,
-                    progress=progress)
+                    progress=progress, tokens=tokens)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"key": key, "features": feats, "dtype": str(dtype)}, tmp)

@@ -108,6 +108,10 @@ class PlainOptimizer:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = build_torch_optimizer(self.params, optim_cfg)
 
+    @property
+    def lr(self) -> float:
+        return float(self.opt.param_groups[0]["lr"])
+
     def set_epoch(self, epoch: int) -> None:
         for group in self.opt.param_groups:
             group["lr"] = self.cfg.lr * lr_factor(epoch, self.cfg)

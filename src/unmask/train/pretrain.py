@@ -135,7 +135,7 @@ def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "t
             idx = perm[start:start + batch_size]
             if len(idx) < 2:
                 continue
-            loss = torch.nn.functional.mse_loss(head(bb.forward_features(pre(images[idx], train=True))), targets[idx])
+            loss = torch.nn.functional.mse_loss(head(bb(pre(images[idx], train=True))), targets[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

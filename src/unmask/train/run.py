@@ -91,7 +91,7 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     from unmask.data.datasets import load_frames
     from unmask.models import backbone_frozen
     from unmask.runtime import resolve_device, seed_everything
-    from unmask.train.engine import backbone_init, build_model, fit_folds
+    from unmask.train.engine import backbone_init, build_model, build_objective, fit_folds
     from unmask.train.features import cached_features
 
     out = Path(out)
@@ -114,6 +114,7 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     prepared = prepared_set(cfg, out, progress=progress)
     seed_everything(cfg.runtime.seed)
     model = build_model(cfg, prepared.manifest.tasks, clip_input=cfg.data.paradigm == "clip")
+    build_objective(cfg, model)  # a bad loss setting (e.g. an unknown estimator) fails here, before extraction
     size = model.data_config["input_size"][-1]
     data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size)
     folds = make_folds(data.subjects, name=cfg.protocol.name, k=cfg.protocol.k, split_file=cfg.protocol.split_file,
@@ -127,7 +128,8 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     todo = [f for f in folds if not (out / "folds" / f.name / "metrics.json").is_file()]
     if use_cache and todo:
         cache_dir = Path(cfg.features.cache_dir) if cfg.features.cache_dir else prepared.root / "features"
-        features = cached_features(cfg, data, model.backbone, cache_dir, device=device, progress=progress)
+        features = cached_features(cfg, data, model.backbone, cache_dir, device=device, progress=progress,
+                                   tokens=getattr(model, "uses_tokens", False))
     log.info("%d fold(s), %d to train, %d clips, paradigm %s, %s", len(folds), len(todo), len(data),
              data.paradigm, "cached features" if features is not None else "image path")
 
