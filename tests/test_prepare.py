@@ -69,7 +69,8 @@ def test_real_clips_crops_and_failures(prepared):
 
     ps = PreparedSet(out)
     assert ps.config == {"version": 1, "manifest": str(manifest.resolve()), "detector": name, "size": 112,
-                         "margin": 0.2, "clip_frames": 4, "align": False, "tasks": tasks_to_list(MFED_TASKS),
+                         "margin": 0.2, "frames": "keyframes", "clip_frames": 4, "align": False,
+                         "tasks": tasks_to_list(MFED_TASKS),
                          "unmask_version": ps.config["unmask_version"]}
     assert len(ps.manifest) == 6 and ps.clip_ids() == ["a", "b", "c"]
     assert [f.clip_id for f in ps.failures()] == ["noface", "toolong", "corrupt"]

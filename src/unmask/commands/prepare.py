@@ -12,8 +12,13 @@ def add_arguments(p):
     p.add_argument("--size", type=int, default=224, help="side of the square crops in pixels (default 224)")
     p.add_argument("--margin", type=float, default=0.2,
                    help="context added on every side, as a fraction of the face box's longer side (default 0.2)")
+    p.add_argument("--frames", default="keyframes", metavar="POLICY",
+                   help="which frames to keep: keyframes (onset, apex, offset and K between; default), uniform:T "
+                   "(T frames over the whole video: clips without key frames) or span:T (T frames from onset to "
+                   "offset: micro-expressions)")
     p.add_argument("--clip-frames", type=int, default=8, metavar="K",
-                   help="frames sampled uniformly from onset to offset for clip models (default 8; 0 disables)")
+                   help="with --frames keyframes: frames sampled uniformly from onset to offset for clip models "
+                   "(default 8; 0 disables)")
     p.add_argument("--align", action="store_true",
                    help="turn each crop so the eyes are level (YuNet's landmarks): the crops of a clip are registered")
     p.add_argument("--max-loss", type=float, default=0.2, metavar="SHARE",
@@ -34,7 +39,7 @@ def run(args) -> int:
     detector = resolve_detector_name(args.detector)
     print(f"face detector: {describe_detector(detector)}", file=sys.stderr)
     result = prepare(args.manifest, args.out, detector=detector, size=args.size, margin=args.margin,
-                     clip_frames=args.clip_frames, align=args.align, workers=args.workers,
+                     frames=args.frames, clip_frames=args.clip_frames, align=args.align, workers=args.workers,
                      masked_only=args.masked_only, skip_invalid=args.skip_invalid, max_loss=args.max_loss,
                      progress=not args.no_progress)
     for problem in result.invalid:

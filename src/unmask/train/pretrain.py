@@ -42,7 +42,7 @@ def load_au_frames(prepared, size: int) -> tuple[torch.Tensor, torch.Tensor, lis
             raise UnmaskError(f"clip {cid} (row {clip.row}) has no annotations file with AU intensities")
         aus = read_annotations(clip.annotations)["aus"]
         frames = prepared.meta(cid)["frames"]
-        crops = [(frames[r], prepared.load(cid, r)) for r in ("onset", "apex", "offset")]
+        crops = [(frames[r], prepared.load(cid, r)) for r in prepared.roles(cid)]
         if frames.get("clip"):
             crops += list(zip(frames["clip"], prepared.load_clip(cid)))
         for index, crop in crops:
