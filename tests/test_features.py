@@ -161,7 +161,7 @@ def test_bf16_clip_extraction_with_quick_gelu_is_close_to_fp32():
     f32 = _extract(clip, data, c, dtype=torch.float32)
     b16 = _extract(clip, data, c, dtype=torch.bfloat16)
     with torch.inference_mode():
-        ref = clip.forward_features(Preprocess(*normalization(c.augment, clip.data_config))(data.images, train=False))
+        ref = clip(Preprocess(*normalization(c.augment, clip.data_config))(data.images, train=False))
     assert torch.allclose(f32[0], ref, rtol=1e-5, atol=1e-6)
     assert F.cosine_similarity(b16[0], f32[0], dim=-1).min() > 0.999 and not torch.equal(b16, f32)
     assert all(torch.equal(v, state[k]) for k, v in clip.state_dict().items())

@@ -142,7 +142,7 @@ def test_au_pretrained_clip_weights_load_strictly(tmp_path):
     loaded = create_backbone("tiny_clip_vit", weights=str(path), img_size=32)  # strict: whole CLIP model
     x = torch.randn(2, 3, 32, 32)
     bb.eval()
-    assert torch.allclose(loaded.forward_features(x), bb.forward_features(x), atol=1e-6)
+    assert torch.allclose(loaded(x), bb(x), atol=1e-6)
     with pytest.raises(Exception, match=".pt suffix"):
         save_backbone_weights(bb, tmp_path / "clip_au.safetensors")
 
