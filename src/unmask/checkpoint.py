@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 import unmask
 from unmask.errors import UnmaskError
 from unmask.io import atomic_torch_save
