@@ -42,7 +42,7 @@ def load_au_frames(prepared, size: int) -> tuple[torch.Tensor, torch.Tensor, lis
             raise UnmaskError(f"clip {cid} (row {clip.row}) has no annotations file with AU intensities")
         aus = read_annotations(clip.annotations)["aus"]
         frames = prepared.meta(cid)["frames"]
-        crops = [(frames[r], prepared.load(cid, r)) for r in ("onset", "apex", "offset")]
+        crops = [(frames[r], prepared.load(cid, r)) for r in prepared.roles(cid)]
         if frames.get("clip"):
             crops += list(zip(frames["clip"], prepared.load_clip(cid)))
         for index, crop in crops:
@@ -147,7 +147,9 @@ def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "t
     Path(f"{out}.json").write_text(json.dumps({
         "backbone": backbone, "img_size": img_size, "task": "AU intensity regression (MSE)", "aus": names,
         "prepared": str(Path(prepared_dir).resolve()), "subjects": sorted(set(subjects)), "frames": len(images),
-        "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "mse_per_epoch": history,
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+        "torch_threads": torch.get_num_threads(),  # the weights depend on it (float summation order)
+        "mse_per_epoch": history,
         "target_variance": float(targets.var(0).mean()), "seconds": round(time.time() - t0, 1)}, indent=2))
     log.info("AU pretraining: MSE %.4f -> %.4f (target variance %.4f); weights in %s", history[0], history[-1],
              float(targets.var(0).mean()), out)

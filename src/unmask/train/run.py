@@ -170,7 +170,9 @@ def _run_parallel(cfg, groups, data, features, init, out: Path, jobs: int, progr
 
     from tqdm.auto import tqdm
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # runtime.threads, where set, holds in every worker as in one process: another thread count sums floats
+    # in another order, and a run's numbers must not depend on --jobs
+    threads = cfg.runtime.threads or max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
         futures = [pool.submit(_fold_worker, cfg.to_dict(), g, data, features, init, str(out), threads)
