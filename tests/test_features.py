@@ -137,7 +137,8 @@ def _fake_prepared(root, n=10, size=24, k=3):
     return SimpleNamespace(
         root=root, config={"fake": 1}, manifest=SimpleNamespace(by_id=lambda: clips, tasks=MFED_TASKS),
         clip_ids=lambda: list(clips), load=lambda cid, role: read(root / cid / f"{role}.png"),
-        load_clip=lambda cid: np.stack([read(root / cid / f"clip_{j:02d}.png") for j in range(k)]))
+        load_clip=lambda cid: np.stack([read(root / cid / f"clip_{j:02d}.png") for j in range(k)]),
+        clip_paths=lambda cid: [root / cid / f"clip_{j:02d}.png" for j in range(k)])
 
 
 @pytest.mark.parametrize("paradigm", ["apex", "clip"])
