@@ -124,6 +124,13 @@ def dsid_loss_args(cfg: Config) -> dict:
     return {**defaults, **cfg.loss.args.get("dsid", {})}
 
 
+def loss_name(cfg: Config) -> str:
+    """The objective a run trains with: ``loss.name``, or the model's declared default."""
+    from unmask.models import default_loss
+
+    return default_loss(cfg.model.name) if cfg.loss.name == "auto" else cfg.loss.name
+
+
 def short_name(cfg: Config) -> str:
     """A readable run folder name for the paper's tables (whose models are DSID and single-stream baselines)."""
     m = cfg.model
@@ -131,7 +138,7 @@ def short_name(cfg: Config) -> str:
     task = m.args.get(m.name, {}).get("task")
     if task:
         parts.append(str(task))
-    if m.name == "dsid":
+    if loss_name(cfg) == "dsid":
         a = dsid_loss_args(cfg)
         parts.append(f"a{a['alpha']:g}-b{a['beta']:g}-{a['estimator']}")
     return "-".join(parts)
@@ -142,7 +149,7 @@ def run_dir(ctx: Context, cfg: Config) -> Path:
 
 
 def is_hsic(cfg: Config) -> bool:
-    return cfg.model.name == "dsid" and dsid_loss_args(cfg)["alpha"] > 0
+    return loss_name(cfg) == "dsid" and dsid_loss_args(cfg)["alpha"] > 0
 
 
 def expand(ctx: Context, table: Table, estimators: list[str]) -> Table:

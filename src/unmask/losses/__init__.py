@@ -11,7 +11,7 @@ dict holding ``loss`` and its named terms (detached), which the engine logs as t
 * ``hsic``: ``alpha * HSIC(outputs[x], outputs[y])`` alone (a term to compose; see :mod:`unmask.losses.hsic`);
 * ``dsid``: the DSID objective, ``CE(true) + beta * CE(disguised) + alpha * HSIC``.
 
-A model names its default (``HeadModel.default_loss``); a config picks another with ``loss.name``.
+A model names its default (``HeadModel.default_loss``, read by ``unmask.models.default_loss``); a config picks another with ``loss.name``.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from unmask.models.weights import parse_weights, read_checkpoint
 __all__ = [
     "DEFAULT_TEMPLATES", "DSID", "Adapter", "Backbone", "ClipBackbone", "ClipLinearProbe", "ClipZeroShot",
     "HeadModel", "MultiTask", "SingleStream", "TimmBackbone", "create_backbone", "create_model", "list_backbones",
-    "list_models", "backbone_frozen", "check_model_args", "parse_weights", "read_checkpoint", "register_backbone",
+    "list_models", "backbone_frozen", "default_loss", "check_model_args", "parse_weights", "read_checkpoint", "register_backbone",
     "register_model",
 ]
 
@@ -35,6 +35,14 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 def backbone_frozen(model) -> bool:
     """True when no backbone parameter trains: the model's features can be computed once and cached."""
     return not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def default_loss(name: str) -> str:
+    """The loss a registered model trains with by default, read from its factory's return type (no model is
+    built): the class's ``default_loss``."""
+    import typing
+
+    return getattr(typing.get_type_hints(MODELS.get(name)).get("return"), "default_loss", "tasks")
 
 
 def list_models() -> list[str]:

@@ -10,7 +10,7 @@
   (IFDD) model time themselves;
 * ``model_args`` rebuilds the architecture with ``create_model(**model_args)`` (``weights=None``: the
   checkpoint's state dict is loaded afterwards), tasks included, so a checkpoint alone rebuilds the model;
-* ``default_loss()`` names the objective (:mod:`unmask.losses`) it trains with unless the config picks one.
+* ``default_loss`` names the objective (:mod:`unmask.losses`) it trains with unless the config picks one.
 """
 
 from __future__ import annotations
@@ -60,6 +60,10 @@ class HeadModel(nn.Module):
     #: True for a model whose head reads the backbone's token sequences (``forward_features``) rather than
     #: the pooled embedding: the engine then caches and feeds tokens.
     uses_tokens: bool = False
+    #: The objective (:mod:`unmask.losses`) the model trains with unless the config picks one: by default a
+    #: cross-entropy (BCE for multi-label) term per predicted task. A class attribute, so that tools can read it
+    #: from the factory's return type without building the model (:func:`unmask.models.default_loss`).
+    default_loss: str = "tasks"
 
     def __init__(self, backbone: Backbone, model_args: dict[str, Any], tasks, *, clip_input: bool = False):
         super().__init__()
@@ -69,11 +73,6 @@ class HeadModel(nn.Module):
         # architecture kwargs + the backbone's resolved ones (e.g. quick_gelu); never weights
         self.model_args = {**model_args, **backbone.build_args, "weights": None, "clip_input": self.clip_input,
                            "tasks": tasks_to_list(model_args["tasks"])}
-
-    def default_loss(self) -> tuple[str, dict[str, Any]]:
-        """(loss name, arguments) of the objective this model trains with by default: a cross-entropy (or BCE for
-        multi-label) term per predicted task."""
-        return "tasks", {}
 
     def pool_frames(self, features: torch.Tensor) -> torch.Tensor:
         """``[..., T, D]`` frame features of a clip model -> ``[..., D]`` (temporal mean); frames pass through."""

@@ -35,8 +35,7 @@ class DSID(HeadModel):
         self.true_classifier = nn.Linear(branch_dim, true_task.num_classes)
         self.disguised_classifier = nn.Linear(branch_dim, disguised_task.num_classes)
 
-    def default_loss(self) -> tuple[str, dict[str, Any]]:
-        return "dsid", {}
+    default_loss = "dsid"
 
     def forward_head(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         shared = self.masked_adapter(self.pool_frames(features))  # [B, adapter_dim]

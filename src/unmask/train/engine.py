@@ -4,7 +4,7 @@ The heads see either cached backbone features (frozen backbone: ``features`` is 
 ``[V, N, T, D]`` for clips, one view sampled per clip per epoch, view 0 for evaluation) or images through the
 backbone (the image path, for fine-tuning). What the model predicts and how it is trained come from the model
 and the data, never from its name: the model's ``tasks`` (a subset of the data's) say which labels are
-targets, its ``default_loss()`` (or ``loss.name``) picks the objective from :mod:`unmask.losses`, and the
+targets, its ``default_loss`` (or ``loss.name``) picks the objective from :mod:`unmask.losses`, and the
 engine logs whatever terms the objective returns.
 
 Two paths share every line of the loop below:
@@ -87,10 +87,8 @@ def backbone_init(model) -> dict:
 
 def build_objective(cfg, model) -> torch.nn.Module:
     """``loss.name`` (``auto``: the model's default) with its ``loss.args`` section, over the model's tasks."""
-    name, defaults = model.default_loss()
-    if cfg.loss.name != "auto":
-        name, defaults = cfg.loss.name, {}
-    return create_loss(name, tasks=model.tasks, **{**defaults, **cfg.loss.args.get(name, {})})
+    name = model.default_loss if cfg.loss.name == "auto" else cfg.loss.name
+    return create_loss(name, tasks=model.tasks, **cfg.loss.args.get(name, {}))
 
 
 def monitor_key(cfg, model) -> str:
