@@ -220,6 +220,13 @@ def from_dict(data: dict) -> Config:
     return cfg
 
 
+def with_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """A copy of ``cfg`` with ``key=value`` overrides merged in (types checked, values not yet validated)."""
+    out = cfg.copy()
+    _merge(out, parse_overrides(overrides))
+    return out
+
+
 def parse_overrides(items: list[str]) -> dict:
     """``["loss.args.dsid.alpha=0.3", "protocol.folds=[s01,s02]"]`` -> nested dict (values parsed as YAML scalars)."""
     out: dict = {}

@@ -124,12 +124,14 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
 
 @dataclass
 class LoadedRun:
-    """What every fold of a run trains from: frames, folds, cached features (or None), backbone weights."""
+    """What every fold of a run trains from: frames, folds, cached features (or None), backbone weights, and the
+    validation metric early stopping watches (e.g. ``true_acc``)."""
 
     data: object
     folds: list
     features: torch.Tensor | None
     init: dict
+    monitor: str
 
 
 _LOADED: dict[tuple[str, str], LoadedRun] = {}  # one run per process: workers reuse it across their units
@@ -144,7 +146,7 @@ def load_run(cfg: Config, out: Path, *, progress: bool = False) -> LoadedRun:
     from unmask.data.datasets import load_frames
     from unmask.models import backbone_frozen
     from unmask.runtime import resolve_device, seed_everything
-    from unmask.train.engine import backbone_init, build_model, build_objective
+    from unmask.train.engine import backbone_init, build_model, build_objective, monitor_key
     from unmask.train.features import cached_features
 
     device = resolve_device(cfg.runtime.device)
@@ -171,7 +173,7 @@ def load_run(cfg: Config, out: Path, *, progress: bool = False) -> LoadedRun:
                                    tokens=getattr(model, "uses_tokens", False))
     # every fold starts from the same backbone weights: the ones that extracted the features
     _LOADED.clear()
-    _LOADED[key] = LoadedRun(data, folds, features, backbone_init(model))
+    _LOADED[key] = LoadedRun(data, folds, features, backbone_init(model), monitor_key(cfg, model))
     return _LOADED[key]
 
 
