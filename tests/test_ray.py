@@ -32,7 +32,7 @@ TINY = ["model.backbone=tiny_resnet", "model.weights=null", "model.backbone_args
 def local_ray():
     import unmask
 
-    for key, value in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1",
+    for key, value in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1", "RAY_AUTH_MODE": "disabled",
                        "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}.items():
         os.environ.setdefault(key, value)
     src = str(Path(unmask.__file__).resolve().parents[1])  # workers import this checkout's unmask

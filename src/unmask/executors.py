@@ -130,9 +130,9 @@ class RayExecutor:
                    "retry_exceptions": False}  # retry a lost worker, not a bug or bad input
         if self.memory_gb:
             options["memory"] = int(self.memory_gb * 2**30)
-        task = ray.remote(_call).options(**options)
+        task = ray.remote(_call)
         # the task's name is its worker's process title (ray::<name>) while it runs
-        refs = {task.options(name=u.name).remote(u.fn, u.args, max(1, int(self.cpus))): u for u in units}
+        refs = {task.options(**options, name=u.name).remote(u.fn, u.args, max(1, int(self.cpus))): u for u in units}
         bar = tqdm(total=sum(u.weight for u in units), desc=desc, disable=not progress)
         failures, pending = [], list(refs)
         while pending:
