@@ -125,15 +125,15 @@ def test_killed_worker_loses_only_its_fold_then_retries(local_ray, tiny_synth, t
     from unmask.train.run import train_run
 
     _, prepared = tiny_synth
-    # the image path: one fold per task, so a killed task holds exactly one fold
-    cfg = load_config("dsid_synth", [f"data.prepared={prepared}", *TINY, "model.mode=finetune", "features.cache=never",
-                                     "runtime.executor=ray", "runtime.ray_retries=0"])
+    # cached features on 2 Ray CPUs: two stacks, "folds s01,s03" and "folds s02"
+    cfg = load_config("dsid_synth", [f"data.prepared={prepared}", *TINY, "runtime.executor=ray",
+                                     "runtime.ray_retries=0"])
     watcher = _kill_task_worker("folds s02")
     with pytest.raises(UnmaskError) as e:
         train_run(cfg, tmp_path / "run", progress=False)
     watcher.join()
     assert watcher.killed, "the fold's worker was never seen running"
-    assert "1 of 3 fold group(s) failed" in str(e.value) and "folds s02" in e.value.problems[0]
+    assert "1 of 2 fold group(s) failed" in str(e.value) and "folds s02" in e.value.problems[0]
     kept = _mtimes(tmp_path / "run")
     assert sorted(kept) == ["s01", "s03"]  # every other fold's results are kept
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["missing_folds"] == ["s02"]
@@ -145,7 +145,7 @@ def test_killed_worker_loses_only_its_fold_then_retries(local_ray, tiny_synth, t
     assert watcher.killed
     after = _mtimes(tmp_path / "run")
     assert sorted(after) == ["s01", "s02", "s03"] and all(after[f] == kept[f] for f in kept)
-    assert "missing_folds" not in json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert not json.loads((tmp_path / "run" / "summary.json").read_text()).get("missing_folds")
 
 
 def test_tune_scores_validation_subjects_and_runs_the_choice_once(local_ray, tiny_synth, tmp_path):
@@ -159,17 +159,19 @@ def test_tune_scores_validation_subjects_and_runs_the_choice_once(local_ray, tin
     best = max(record["trials"], key=lambda r: r["val_score"])
     assert record["chosen"] == best["params"] and record["chosen"]["loss.args.dsid.alpha"] in (0.1, 0.9)
     assert 1e-4 <= record["chosen"]["optim.lr"] <= 1e-2
-    # the objective is the validation accuracy the trials' fold logs hold, never a test number
-    trial_dirs = sorted((tmp_path / "tune" / "trials").iterdir())
-    assert len(trial_dirs) == 2
+    # the objective is the validation accuracy the trials' fold logs hold (never a test number); a trial ASHA
+    # stopped early leaves no fold logs, one that ran every epoch does
     import pandas as pd
 
-    val_scores = []
-    for d in trial_dirs:
-        logs = [pd.read_csv(f / "log.csv") for f in sorted((d / "folds").iterdir())]
-        last = min(len(lg) for lg in logs)
-        val_scores.append(sum(lg.val_true_acc.iloc[last - 1] for lg in logs) / len(logs))
-    assert sorted(r["val_score"] for r in record["trials"]) == pytest.approx(sorted(val_scores))
+    assert sorted(d.name for d in (tmp_path / "tune" / "trials").iterdir()) == sorted(r["trial"] for r in record["trials"])
+    finished = 0
+    for r in record["trials"]:
+        folds = sorted((tmp_path / "tune" / "trials" / r["trial"] / "folds").iterdir())
+        if all((f / "log.csv").is_file() for f in folds):
+            logs = [pd.read_csv(f / "log.csv") for f in folds]
+            assert r["val_score"] == pytest.approx(sum(lg.val_true_acc.iloc[-1] for lg in logs) / len(logs))
+            finished += 1
+    assert finished >= 1
     # the chosen setting trained once under the protocol, with the chosen values in its config
     final = tmp_path / "tune" / "final"
     assert sorted(_mtimes(final)) == ["s01", "s02", "s03"]

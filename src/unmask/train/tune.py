@@ -124,7 +124,8 @@ def tune_run(cfg: Config, space: dict, out: str | Path, *, trials: int, grace: i
     grid = tuner.fit()
     rows = []
     for r in grid:
-        rows.append({"params": {k: r.config[k] for k in space}, METRIC: (r.metrics or {}).get(METRIC),
+        rows.append({"trial": (r.metrics or {}).get("trial_id"), "params": {k: r.config[k] for k in space},
+                     METRIC: (r.metrics or {}).get(METRIC),
                      "epochs": (r.metrics or {}).get("epoch"), "error": str(r.error).splitlines()[0] if r.error else None})
     scored = [r for r in rows if r[METRIC] is not None]
     if not scored:
