@@ -115,7 +115,8 @@ def tune_run(cfg: Config, space: dict, out: str | Path, *, trials: int, grace: i
     cfg = load_run_check(cfg, out)
     trainable = tune.with_resources(tune.with_parameters(trial, base=cfg.to_dict(), root=str(out)),
                                     {"cpu": rt.ray_cpus, "gpu": rt.ray_gpus})
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=cfg.optim.epochs, grace_period=grace,
+    # max_t one past the last epoch: ASHA stops a trial *at* max_t, which would cut off its final outputs
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=cfg.optim.epochs + 1, grace_period=grace,
                               reduction_factor=2)
     tuner = tune.Tuner(trainable, param_space=_tune_space(space),
                        tune_config=tune.TuneConfig(metric=METRIC, mode="max", num_samples=trials, scheduler=scheduler),
