@@ -61,6 +61,29 @@ def write_video(path, frames, codec: str = "libx264", fps: int = 25) -> Path:
     return path
 
 
+def write_vfr_video(path, frames, times_s, codec: str = "libx264") -> Path:
+    """Variable frame rate: frame i is shown at ``times_s[i]`` seconds (explicit pts on a 1/1000 s clock)."""
+    from fractions import Fraction
+
+    import av
+
+    path = Path(path)
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)  # the nominal rate; the pts below are what counts
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for f, t in zip(frames, times_s):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            frame.pts, frame.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 def square_frame(box, size=(96, 128), colour=(230, 40, 40), background=(20, 90, 30)) -> np.ndarray:
     """A flat background with a coloured square "face" at ``box = (x, y, w, h)``; ``size = (H, W)``."""
     frame = np.empty((*size, 3), np.uint8)
@@ -81,6 +104,12 @@ def faces_dir() -> Path:
 def make_video():
     """``make_video(path, frames, codec="libx264", fps=25) -> Path``."""
     return write_video
+
+
+@pytest.fixture
+def make_vfr_video():
+    """``make_vfr_video(path, frames, times_s) -> Path``: frame i shown at times_s[i] seconds."""
+    return write_vfr_video
 
 
 @pytest.fixture

@@ -59,10 +59,13 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, jobs: int = 1):
+    def __init__(self, jobs: int = 1, threads: int = 0):
         if jobs < 1:
             raise UnmaskError(f"--jobs must be at least 1 (got {jobs})")
         self.jobs = jobs
+        # runtime.threads, where set, holds in every worker as in one process: another thread count sums floats
+        # in another order, and a run's numbers must not depend on --jobs
+        self.threads = threads
 
     @property
     def slots(self) -> int:
@@ -77,7 +80,7 @@ class LocalExecutor:
             bar.close()
             return []
         failures = []
-        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.jobs)
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         with ProcessPoolExecutor(min(self.jobs, len(units)), mp_context=ctx) as pool:
             futures = {pool.submit(_call, u.fn, u.args, threads): u for u in units}
@@ -105,6 +108,7 @@ class RayExecutor:
     gpus: float = 0.0
     memory_gb: float = 0.0
     retries: int = 1
+    threads: int = 0  # torch threads per task; 0: the task's CPUs
     name: str = field(default="ray", init=False)
 
     def __post_init__(self):
@@ -132,7 +136,8 @@ class RayExecutor:
             options["memory"] = int(self.memory_gb * 2**30)
         task = ray.remote(_call)
         # the task's name is its worker's process title (ray::<name>) while it runs
-        refs = {task.options(**options, name=u.name).remote(u.fn, u.args, max(1, int(self.cpus))): u for u in units}
+        refs = {task.options(**options, name=u.name).remote(u.fn, u.args, self.threads or max(1, int(self.cpus))): u
+                for u in units}
         bar = tqdm(total=sum(u.weight for u in units), desc=desc, disable=not progress)
         failures, pending = [], list(refs)
         while pending:
@@ -166,10 +171,10 @@ def import_ray():
 def make_executor(runtime, jobs: int = 1):
     """The executor ``runtime.executor`` names (``jobs``: local processes; Ray sizes itself by the cluster)."""
     if runtime.executor == "local":
-        return LocalExecutor(jobs)
+        return LocalExecutor(jobs, runtime.threads)
     if runtime.executor == "ray":
         return RayExecutor(runtime.ray_address, runtime.ray_cpus, runtime.ray_gpus, runtime.ray_memory_gb,
-                           runtime.ray_retries)
+                           runtime.ray_retries, runtime.threads)
     raise UnmaskError(f"unknown executor {runtime.executor!r}; choose one of {', '.join(EXECUTORS)}")
 
 

@@ -157,7 +157,12 @@ def load_run(cfg: Config, out: Path, *, progress: bool = False) -> LoadedRun:
     model = build_model(cfg, prepared.manifest.tasks, clip_input=cfg.data.paradigm == "clip")
     build_objective(cfg, model)  # a bad loss setting (e.g. an unknown estimator) fails here, before extraction
     size = model.data_config["input_size"][-1]
-    data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size)
+    data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size,
+                       lazy={"auto": "auto", "always": True, "never": False}[cfg.data.lazy],
+                       memory_gb=cfg.data.memory_gb)
+    if not isinstance(data.images, torch.Tensor):
+        log.info("frames read lazily from %s (%d clips; data.memory_gb=%g)", prepared.root, len(data),
+                 cfg.data.memory_gb)
     folds = make_folds(data.subjects, name=cfg.protocol.name, k=cfg.protocol.k, split_file=cfg.protocol.split_file,
                        validation=cfg.protocol.validation, val_subjects=cfg.protocol.val_subjects,
                        seed=cfg.runtime.seed, only=cfg.protocol.folds)
