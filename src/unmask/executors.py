@@ -14,7 +14,6 @@ Ray is imported only when the ``ray`` executor is made.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing as mp
 import os
 import sys
@@ -25,8 +24,6 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from unmask.errors import UnmaskError
-
-log = logging.getLogger("unmask")
 
 INSTALL_HINT = 'pip install "unmask[ray]"'
 
