@@ -1,8 +1,8 @@
 """What Ray costs on one machine: ``unmask reproduce TABLE --quick`` with ``--jobs 2`` (local processes) and
 with ``--executor ray`` on a local 2-CPU Ray started here, in one run.
 
-The quick data and the AU-pretrained tiny backbones are made once first (untimed); each run gets a copy of
-them (``OUT/data``, without feature caches), so both time the same work: the feature caches and every run of
+The quick data and the AU-pretrained tiny backbones are made once first (untimed); between the two runs the
+runs, tables and feature caches are removed, so both time the same work: the feature caches and every run of
 the table(s). The last line is ``overhead: X``, Ray's wall
 time over the local one (above 1: Ray is slower).
 
@@ -59,18 +59,20 @@ def main() -> None:
 
     root = Path(args.out or tempfile.mkdtemp(prefix="ray_overhead_"))
     tables = args.table.split(",")
-    local, dist = root / "local", root / "ray"
-    setup(root / "setup", tables)
-    for run in (local, dist):
-        shutil.rmtree(run, ignore_errors=True)
-        shutil.copytree(root / "setup" / "data", run / "data", ignore=shutil.ignore_patterns("features"))
-    t_local = timed(["reproduce", *tables, "--quick", "--out", str(local), "--jobs", "2", "--quiet"])
+    setup(root, tables)  # untimed; a prepared set records its path, so both runs use this one folder
+    argv = ["reproduce", *tables, "--quick", "--out", str(root), "--quiet"]
+    t_local = timed([*argv, "--jobs", "2"])
+    # the same work again on Ray: no runs, no tables, no feature caches (the data and backbones stay)
+    shutil.rmtree(root / "runs")
+    shutil.rmtree(root / "tables")
+    for cache in root.glob("data/*/prepared/features"):
+        shutil.rmtree(cache)
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(Path(unmask.__file__).resolve().parents[1]),
                                        "HF_HUB_OFFLINE": "1"}})
     t_start = time.perf_counter() - t0
-    t_ray = timed(["reproduce", *tables, "--quick", "--out", str(dist), "--executor", "ray", "--quiet"])
+    t_ray = timed([*argv, "--executor", "ray"])
     ray.shutdown()
     print(f"tables: {', '.join(tables)}; 2 CPUs each")
     print(f"local --jobs 2:       {t_local:7.1f} s")
