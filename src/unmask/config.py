@@ -105,6 +105,13 @@ class RuntimeConfig:
     threads: int = 0  # torch threads per process; 0: torch's default
     tensorboard: bool = False
     save_every_s: float = 30.0  # resume state is written after an epoch when this much time has passed
+    # where fanned-out work runs (docs/cluster.md); none of these change a result (EXECUTION_KEYS)
+    executor: str = "local"  # local (this machine's processes) | ray
+    ray_address: str = "auto"  # auto (the cluster `ray start` made on this node) | ray://HOST:PORT
+    ray_cpus: float = 1.0  # CPUs each Ray task declares (and the torch threads it uses)
+    ray_gpus: float = 0.0  # GPUs each Ray task declares (fractions share a GPU)
+    ray_memory_gb: float = 0.0  # memory each Ray task declares; 0: none declared
+    ray_retries: int = 1  # times a task whose worker died is run again
 
 
 @dataclass
@@ -215,6 +222,13 @@ def from_dict(data: dict) -> Config:
     return cfg
 
 
+def with_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """A copy of ``cfg`` with ``key=value`` overrides merged in (types checked, values not yet validated)."""
+    out = cfg.copy()
+    _merge(out, parse_overrides(overrides))
+    return out
+
+
 def parse_overrides(items: list[str]) -> dict:
     """``["loss.args.dsid.alpha=0.3", "protocol.folds=[s01,s02]"]`` -> nested dict (values parsed as YAML scalars)."""
     out: dict = {}
@@ -290,6 +304,7 @@ def validate(cfg: Config) -> None:
         "features.cache": (cfg.features.cache, ("auto", "always", "never")),
         "features.precision": (cfg.features.precision, ("auto", "bf16", "fp32")),
         "runtime.device": (cfg.runtime.device, ("auto", "cpu", "cuda")),
+        "runtime.executor": (cfg.runtime.executor, ("local", "ray")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -303,6 +318,11 @@ def validate(cfg: Config) -> None:
         raise UnmaskError("config key 'protocol.val_subjects' must be >= 1 when protocol.validation=subjects")
     if cfg.optim.warmup_epochs < 0 or cfg.optim.grad_clip < 0:
         raise UnmaskError("config keys 'optim.warmup_epochs' and 'optim.grad_clip' must be >= 0")
+    if cfg.runtime.ray_cpus <= 0 or cfg.runtime.ray_gpus < 0 or cfg.runtime.ray_memory_gb < 0 or cfg.runtime.ray_retries < 0:
+        raise UnmaskError("config keys 'runtime.ray_cpus' must be > 0 and 'runtime.ray_gpus', 'runtime.ray_memory_gb', "
+                          "'runtime.ray_retries' >= 0")
+    if not (cfg.runtime.ray_address == "auto" or cfg.runtime.ray_address.startswith("ray://")):
+        raise UnmaskError(f"config key 'runtime.ray_address': {cfg.runtime.ray_address!r} is not auto or ray://HOST:PORT")
     check_args(cfg)
 
 
@@ -326,6 +346,11 @@ def check_args(cfg: Config) -> None:
             raise UnmaskError(f"config key 'loss.args.{name}' must be a mapping of {name}'s arguments")
         check_loss_args(name, args)
         cfg.loss.args[name] = coerce_kwargs(LOSSES.get(name), args)
+
+
+#: Keys that choose where a run's work happens, never what it computes: a run may resume under other values
+EXECUTION_KEYS = ("runtime.executor", "runtime.ray_address", "runtime.ray_cpus", "runtime.ray_gpus",
+                  "runtime.ray_memory_gb", "runtime.ray_retries")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -23,6 +23,9 @@ def add_arguments(p):
                         "resnet18=/p/resnet18.safetensors (repeatable)")
     p.add_argument("--jobs", type=int, default=1,
                    help="folds (and, with --quick, backbone pretrainings) run in parallel processes")
+    p.add_argument("--executor", choices=("local", "ray"),
+                   help="where runs run: local processes (default, --jobs at a time) or Ray tasks, every run of "
+                        "every table at once (runtime.executor; docs/cluster.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -39,7 +42,7 @@ def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # positional words with "=" are config overrides (argparse cannot split two nargs lists by itself)
     names = [t for t in args.table if "=" not in t]
-    overrides = [t for t in args.table if "=" in t]
+    overrides = [t for t in args.table if "=" in t] + ([f"runtime.executor={args.executor}"] if args.executor else [])
     if args.jobs < 1:
         raise UnmaskError(f"--jobs must be at least 1 (got {args.jobs})")
     names = table_names(names)

@@ -10,6 +10,8 @@ def add_arguments(p):
     p.add_argument("--resume", action="store_true", help="continue an interrupted run (finished folds are kept)")
     p.add_argument("--folds", help="run only these folds, e.g. s01,s03 (same as protocol.folds=...)")
     p.add_argument("--jobs", type=int, default=1, help="parallel processes: N stacks of folds (cached features) or N folds at a time (image path)")
+    p.add_argument("--executor", choices=("local", "ray"),
+                   help="where fold groups run: local processes (default) or Ray tasks (runtime.executor; docs/cluster.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -22,6 +24,7 @@ def run(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     overrides = list(args.overrides) + ([f"protocol.folds=[{args.folds}]"] if args.folds else [])
+    overrides += [f"runtime.executor={args.executor}"] if args.executor else []
     cfg = load_config(args.config, overrides)
     out = train_run(cfg, args.out, resume=args.resume, jobs=args.jobs, progress=not args.quiet,
                     argv=["unmask"] + sys.argv[1:])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from unmask.config import Config, flatten, from_dict, load_config, parse_overrides, validate
+from unmask.config import EXECUTION_KEYS, Config, flatten, from_dict, load_config, parse_overrides, validate
 from unmask.errors import UnmaskError
 from unmask.experiments.tables import (SUMMARY_TASK, Row, Table, for_datasets, list_tables, load_table,
                                        read_settings, with_estimators)
@@ -33,7 +33,7 @@ log = logging.getLogger("unmask")
 #: taken from the existing run when resuming (train_run refuses a run dir whose config differs otherwise).
 PRESENTATION_KEYS = ("runtime.threads", "runtime.tensorboard", "runtime.device", "features.cache_dir",
                      "features.batch_size", "features.max_gb", "data.manifest", "data.detector", "data.lazy",
-                     "data.memory_gb", "runtime.save_every_s")
+                     "data.memory_gb", "runtime.save_every_s", *EXECUTION_KEYS)
 
 
 @dataclass
@@ -203,7 +203,7 @@ def is_finished(path: Path) -> bool:
     return not json.loads(summary.read_text()).get("missing_folds")
 
 
-def execute(path: Path, cfg: Config, *, jobs: int = 1, progress: bool = True) -> bool:
+def execute(path: Path, cfg: Config, *, jobs: int = 1, progress: bool = True, executor=None) -> bool:
     """Train the run unless it is finished; returns whether anything was trained."""
     from unmask.train.run import train_run
 
@@ -216,7 +216,7 @@ def execute(path: Path, cfg: Config, *, jobs: int = 1, progress: bool = True) ->
             new[key] = old.get(key, new[key])
         cfg = from_dict(_nest(new))
     log.info("run %s", path.name)
-    train_run(cfg, path, resume=True, jobs=jobs, progress=progress, argv=["unmask", "reproduce"])
+    train_run(cfg, path, resume=True, jobs=jobs, progress=progress, argv=["unmask", "reproduce"], executor=executor)
     return True
 
 
@@ -261,24 +261,65 @@ def table_names(names: list[str]) -> list[str]:
 
 def reproduce(names: list[str], ctx: Context, *, estimators: list[str] | None = None, jobs: int = 1,
               progress: bool = True, notes: list[str] | None = None) -> dict[str, dict]:
-    """Run the tables ``names`` (``all`` for every table) and write ``OUT/tables``; returns what was written."""
+    """Run the tables ``names`` (``all`` for every table) and write ``OUT/tables``; returns what was written.
+
+    Every distinct unfinished run of every table is one unit on the executor (``runtime.executor``; local:
+    ``jobs`` runs at a time), all scheduled at once; a run shared by several tables trains once. Frozen
+    backbones' feature caches are filled first, one unit per distinct cache, so runs sharing one never extract
+    it twice at the same time."""
+    from unmask.executors import Unit, make_executor, raise_failures
     from unmask.experiments.render import write_table
 
     tables = [expand(ctx, load_table(n), estimators or []) for n in table_names(names)]
     planned = [(t, plan(ctx, t)) for t in tables]  # every config is checked before anything trains
     total = unique_runs([c for _, cells in planned for c in cells])
-    log.info("%d table(s), %d distinct run(s), %d already finished", len(tables), len(total),
-             sum(is_finished(p) for p in total))
+    todo = {p: cfg for p, cfg in total.items() if not is_finished(p)}
+    log.info("%d table(s), %d distinct run(s), %d already finished", len(tables), len(total), len(total) - len(todo))
+    if todo:
+        executor = make_executor(next(iter(todo.values())).runtime, jobs)
+        by_features: dict[str, tuple[Path, Config]] = {}
+        for p, cfg in todo.items():
+            by_features.setdefault(features_key(cfg), (p, cfg))
+        units = [Unit(f"features for {p.name}", warm_features, (str(p), cfg.to_dict()))
+                 for p, cfg in by_features.values()]
+        raise_failures(executor.run(units, desc="features", progress=progress), len(units), "feature extraction(s)")
+        units = [Unit(f"run {p.name}", execute_run, (str(p), cfg.to_dict())) for p, cfg in todo.items()]
+        failures = executor.run(units, desc="runs", progress=progress)
+    else:
+        failures, units = [], []
     written = {}
-    trained = 0
     for table, cells in planned:
-        for path, cfg in unique_runs(cells).items():
-            trained += execute(path, cfg, jobs=jobs, progress=progress)
         results = [(c, cell_result(c)) for c in cells]
         written[table.name] = write_table(table, results, ctx.out / "tables", notes=notes or [])
     index = {t.name: {"rows": [{"label": c.row.label, "task": c.task, "run": str(c.run_dir.relative_to(ctx.out))}
                                for c in cells]} for t, cells in planned}
     (ctx.out / "tables").mkdir(parents=True, exist_ok=True)
     (ctx.out / "tables" / "index.json").write_text(json.dumps(index, indent=2))
-    log.info("trained %d run(s) this time", trained)
+    log.info("trained %d run(s) this time", len(todo) - len(failures))
+    raise_failures(failures, len(units), "run(s)")
     return written
+
+
+#: What a frozen backbone's cached features depend on, read from the config (unmask.train.features.cache_key
+#: has the exact key; two runs equal here share one cache file)
+FEATURE_KEYS = ("data.", "model.name", "model.backbone", "model.weights", "model.mode", "augment.", "features.views",
+                "features.precision", "features.cache", "runtime.seed", "runtime.device")
+
+
+def features_key(cfg: Config) -> str:
+    flat = flatten(cfg.to_dict())
+    return json.dumps({k: v for k, v in flat.items() if k.startswith(FEATURE_KEYS)}, sort_keys=True, default=str)
+
+
+def warm_features(path: str, cfg_dict: dict) -> None:
+    """The unit that fills a run's feature cache (and its prepared set) before the runs start."""
+    from unmask.train.run import load_run
+
+    load_run(from_dict(cfg_dict), Path(path))
+
+
+def execute_run(path: str, cfg_dict: dict) -> None:
+    """The unit of ``reproduce``: one run, its folds in this process (the executor spreads the runs)."""
+    from unmask.executors import LocalExecutor
+
+    execute(Path(path), from_dict(cfg_dict), progress=False, executor=LocalExecutor(1))

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
 
 import unmask
-from unmask.config import Config, flatten, from_dict, save_config
+from unmask.config import EXECUTION_KEYS, Config, flatten, from_dict, save_config
 from unmask.errors import UnmaskError
 from unmask.train.protocols import make_folds
 
@@ -48,9 +47,11 @@ def _check_run_dir(cfg: Config, out: Path, resume: bool) -> None:
             raise UnmaskError(f"{out} exists and is not an unmask run; choose another --out")
         return
     previous = from_dict(yaml.safe_load(cfg_path.read_text()))
-    if previous.to_dict() != cfg.to_dict():
-        old, new = flatten(previous.to_dict()), flatten(cfg.to_dict())
-        diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    old, new = flatten(previous.to_dict()), flatten(cfg.to_dict())
+    # where the work runs never changes a result: a run resumes on either executor
+    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k) and k not in EXECUTION_KEYS]
+    if diff:
         if not (resume and set(d.split(":")[0] for d in diff) <= {"protocol.folds"}):
             raise UnmaskError(f"{out} holds a run with another configuration; choose another --out", diff)
     elif not resume:
@@ -86,17 +87,14 @@ def prepared_set(cfg: Config, out: Path, *, progress: bool = True):
 
 
 def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int = 1, progress: bool = True,
-              argv: list[str] | None = None) -> Path:
+              argv: list[str] | None = None, executor=None) -> Path:
+    """Train every unfinished fold of ``cfg``'s protocol into ``out``; the fold groups run on ``executor``
+    (default: ``runtime.executor`` with ``jobs`` local processes)."""
     from unmask.eval.report import write_report, write_summary
-    from unmask.data.datasets import load_frames
-    from unmask.models import backbone_frozen
-    from unmask.runtime import resolve_device, seed_everything
-    from unmask.train.engine import backbone_init, build_model, build_objective, fit_folds
-    from unmask.train.features import cached_features
+    from unmask.executors import Unit, make_executor, raise_failures
 
     out = Path(out)
-    if jobs < 1:
-        raise UnmaskError(f"--jobs must be at least 1 (got {jobs})")
+    executor = executor or make_executor(cfg.runtime, jobs)  # a Ray option without Ray fails before any work
     _check_data_source(cfg)  # before anything is written or a large backbone is built
     _check_run_dir(cfg, out, resume)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,8 +105,51 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__}, indent=2))
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    device = resolve_device(cfg.runtime.device)
+    run = load_run(cfg, out, progress=progress)
+    todo = [f for f in run.folds if not (out / "folds" / f.name / "metrics.json").is_file()]
+    log.info("%d fold(s), %d to train, %d clips, paradigm %s, %s", len(run.folds), len(todo), len(run.data),
+             run.data.paradigm, "cached features" if run.features is not None else "image path")
+    # cached features: the heads of a group of folds train at once as one stack (one group per executor slot);
+    # the image path trains one fold per unit
+    slots = executor.slots
+    groups = ([todo[j::slots] for j in range(slots)] if run.features is not None else [[f] for f in todo])
+    units = [Unit(f"folds {','.join(f.name for f in g)}", train_group, (cfg.to_dict(), str(out), [f.name for f in g]),
+                  len(g)) for g in groups if g]
+    failures = executor.run(units, desc="folds", progress=progress)
+    summary = write_summary(out, run.folds)
+    write_report(out, summary)
+    raise_failures(failures, len(units), "fold group(s)")
+    return out
 
+
+@dataclass
+class LoadedRun:
+    """What every fold of a run trains from: frames, folds, cached features (or None), backbone weights, and the
+    validation metric early stopping watches (e.g. ``true_acc``)."""
+
+    data: object
+    folds: list
+    features: torch.Tensor | None
+    init: dict
+    monitor: str
+
+
+_LOADED: dict[tuple[str, str], LoadedRun] = {}  # one run per process: workers reuse it across their units
+
+
+def load_run(cfg: Config, out: Path, *, progress: bool = False) -> LoadedRun:
+    """Prepare (if needed), load the frames, make the folds and load or extract the features of the run in
+    ``out``; the same steps in the driver and in every worker, so a unit needs only the config and the path."""
+    key = (str(Path(out).resolve()), json.dumps(cfg.to_dict(), sort_keys=True))
+    if key in _LOADED:
+        return _LOADED[key]
+    from unmask.data.datasets import load_frames
+    from unmask.models import backbone_frozen
+    from unmask.runtime import resolve_device, seed_everything
+    from unmask.train.engine import backbone_init, build_model, build_objective, monitor_key
+    from unmask.train.features import cached_features
+
+    device = resolve_device(cfg.runtime.device)
     # one model up front, built for the data's tasks: its preprocessing sizes the frames; with a frozen backbone
     # it extracts the features
     prepared = prepared_set(cfg, out, progress=progress)
@@ -135,54 +176,21 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
         cache_dir = Path(cfg.features.cache_dir) if cfg.features.cache_dir else prepared.root / "features"
         features = cached_features(cfg, data, model.backbone, cache_dir, device=device, progress=progress,
                                    tokens=getattr(model, "uses_tokens", False))
-    log.info("%d fold(s), %d to train, %d clips, paradigm %s, %s", len(folds), len(todo), len(data),
-             data.paradigm, "cached features" if features is not None else "image path")
-
     # every fold starts from the same backbone weights: the ones that extracted the features
-    init = backbone_init(model)
-    # cached features: the heads of all folds train at once as one stack (--jobs N: N stacks in N processes);
-    # the image path trains one fold at a time (--jobs N: N folds in parallel)
-    groups = ([todo[j::jobs] for j in range(jobs)] if features is not None else [[f] for f in todo])
-    groups = [g for g in groups if g]
-    if jobs > 1 and len(groups) > 1:
-        _run_parallel(cfg, groups, data, features, init, out, jobs, progress)
-    else:
-        for group in (groups if features is not None else tqdm_folds(groups, progress)):
-            fit_folds(cfg, group, data, [out / "folds" / f.name for f in group], features=features, init=init,
-                      device=device, progress=progress)
-    summary = write_summary(out, folds)
-    write_report(out, summary)
-    return out
+    _LOADED.clear()
+    _LOADED[key] = LoadedRun(data, folds, features, backbone_init(model), monitor_key(cfg, model))
+    return _LOADED[key]
 
 
-def tqdm_folds(groups, progress: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(groups, desc="folds", unit="fold", disable=not progress or len(groups) < 2)
-
-
-def _fold_worker(cfg_dict, group, data, features, init, out, threads):
+def train_group(cfg_dict: dict, out: str, names: list[str]) -> list[str]:
+    """The unit of ``train``: fit the folds ``names`` of the run in ``out`` (results land in out/folds/)."""
     from unmask.train.engine import fit_folds
 
-    torch.set_num_threads(threads)
-    fit_folds(from_dict(cfg_dict), group, data, [Path(out) / "folds" / f.name for f in group], features=features,
-              init=init, progress=False)
-    return [f.name for f in group]
+    cfg, out = from_dict(cfg_dict), Path(out)
+    run = load_run(cfg, out)
+    group = [f for f in run.folds if f.name in names]
+    fit_folds(cfg, group, run.data, [out / "folds" / f.name for f in group], features=run.features,
+              init=run.init, progress=False)
+    return names
 
 
-def _run_parallel(cfg, groups, data, features, init, out: Path, jobs: int, progress: bool = True) -> None:
-    import multiprocessing as mp
-
-    from tqdm.auto import tqdm
-
-    # runtime.threads, where set, holds in every worker as in one process: another thread count sums floats
-    # in another order, and a run's numbers must not depend on --jobs
-    threads = cfg.runtime.threads or max(1, (os.cpu_count() or 1) // jobs)
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(_fold_worker, cfg.to_dict(), g, data, features, init, str(out), threads)
-                   for g in groups]
-        bar = tqdm(total=sum(len(g) for g in groups), desc="folds", unit="fold", disable=not progress)
-        for fut in as_completed(futures):
-            bar.update(len(fut.result()))
-        bar.close()
