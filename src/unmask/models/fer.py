@@ -158,6 +158,8 @@ def load_keras_hdf5(model: MiniXception, path: str | Path) -> None:
             name = layer["name"]
             names = [n.decode() if isinstance(n, bytes) else n for n in group[name].attrs["weight_names"]]
             for wname in names:
+                if wname not in group[name]:
+                    raise UnmaskError(f"{path}: layer {name} lists {wname} but the file has no such array")
                 role = wname.rsplit("/", 1)[-1].split(":")[0]
                 target = _TARGETS[kind].get(role)
                 if target is None or (kind == "Conv2D" and role == "bias" and module.bias is None):

