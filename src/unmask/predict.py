@@ -124,7 +124,7 @@ class Predictor:
     """A trained model with its training preprocessing; see the module docstring."""
 
     def __init__(self, model, ckpt: dict, *, device: torch.device, detector=None, batch_size: int = 32,
-                 precision: str = "fp32", neutral_frames: int = 3, smooth_s: float = 0.2):
+                 precision: str = "fp32", neutral_frames: int = 3, smooth_s: float = 0.2, peers=()):
         from unmask.train.transforms import Preprocess
 
         if precision not in ("fp32", "bf16"):
@@ -148,6 +148,9 @@ class Predictor:
         self.neutral_frames, self.smooth_s = neutral_frames, smooth_s
         self.detector, self.detector_note = self._make_detector(detector, prep.get("detector"))
         self.detector_fallback = "(auto:" in self.detector_note  # the checkpoint's detector could not be used
+        from unmask.peers import Peer  # off-the-shelf models whose columns go beside ours (unmask.peers)
+
+        self.peers = [Peer(name, device, batch_size) for name in dict.fromkeys(peers)]
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", detector=None, **kwargs) -> "Predictor":
@@ -227,7 +230,11 @@ class Predictor:
     def _flush(self, pending: list, features: dict | None = None) -> None:
         if not pending:
             return
-        out = self.predict_crops(np.stack([c for _, c in pending]))
+        crops = np.stack([c for _, c in pending])
+        out = self.predict_crops(crops)
+        for peer in self.peers:
+            for (row, _), p in zip(pending, peer.predict_crops(crops)):
+                peer.fill(row, p)
         for j, (row, _) in enumerate(pending):
             for task in TASKS:
                 if task in out:
@@ -239,7 +246,8 @@ class Predictor:
         pending.clear()
 
     def _frame(self, rows: list[dict]) -> pd.DataFrame:
-        cols = BASE_COLUMNS + [f"{t}_p_{e}" for t in TASKS for e in self.labels] + ["error"]
+        cols = BASE_COLUMNS + [f"{t}_p_{e}" for t in TASKS for e in self.labels]
+        cols += [c for peer in self.peers for c in peer.columns] + ["error"]
         return to_frame(rows, cols)
 
     # -- public API -------------------------------------------------------------------------------------
@@ -409,7 +417,7 @@ def normalize_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if c in ("time_s", "det_score", "apex_score") or c.endswith("_conf") or "_p_" in c:
             df[c] = pd.to_numeric(df[c]).astype(float)
-    for c in TEXT_COLUMNS:
+    for c in [c for c in df.columns if c in TEXT_COLUMNS or c.endswith("_pred")]:  # peers' too: fer_pred
         df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     return df
 

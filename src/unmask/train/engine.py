@@ -441,6 +441,9 @@ def _load_trainable(model, trainable: dict) -> None:
 
 
 def _write_log(rows: list[dict], path: Path) -> None:
+    if not rows:  # a model evaluated without training (zero-shot, off-the-shelf): an empty file, no header
+        path.write_text("")
+        return
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
