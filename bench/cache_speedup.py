@@ -56,7 +56,7 @@ def run_way(cfg, folds, data, out: Path, *, cached: bool) -> dict:
     features = None
     if cached:
         torch.manual_seed(cfg.runtime.seed)
-        model = build_model(cfg)
+        model = build_model(cfg, data.tasks)
         t0 = time.perf_counter()
         features = cached_features(cfg, data, model.backbone, out / "cache", progress=False)
         res["extract"] = time.perf_counter() - t0
@@ -78,7 +78,7 @@ def run_way(cfg, folds, data, out: Path, *, cached: bool) -> dict:
 def main(argv=None) -> float:
     from unmask.config import load_config
     from unmask.data.prepare import PreparedSet
-    from unmask.train.data import load_frames
+    from unmask.data.datasets import load_frames
     from unmask.train.engine import build_model
     from unmask.train.protocols import make_folds
 
@@ -103,10 +103,10 @@ def main(argv=None) -> float:
                      f"optim.epochs={epochs}", f"optim.patience={epochs}", f"features.views={a.views}",
                      "runtime.device=cpu", f"data.prepared={prepared.root}"]
         if a.img_size:
-            overrides.append(f"model.img_size={a.img_size}")
+            overrides.append(f"model.backbone_args.img_size={a.img_size}")
         cfg_img = load_config(None, overrides + ["features.cache=never"])
         cfg_cache = load_config(None, overrides + ["features.cache=always"])
-        size = build_model(cfg_img).data_config["input_size"][-1]
+        size = build_model(cfg_img, prepared.manifest.tasks).data_config["input_size"][-1]
         t0 = time.perf_counter()
         data = load_frames(prepared, cfg_img.data.paradigm, size=size)
         load_s = time.perf_counter() - t0

@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from matmul_rate import matmul_rate  # noqa: E402
 from unmask.models.backbones import create_backbone  # noqa: E402
 from unmask.train import features as feats  # noqa: E402
-from unmask.train.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess  # noqa: E402
+from unmask.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess  # noqa: E402
 
 
 def gflop_per_image(backbone, size: int) -> float:
@@ -41,7 +41,7 @@ def gflop_per_image(backbone, size: int) -> float:
     its fused inference path, whose in-projection and attention FlopCounterMode would not see."""
     x = torch.randn(1, 3, size, size, requires_grad=True)
     with FlopCounterMode(display=False) as counter:
-        backbone.forward_features(x)
+        backbone(x)
     return counter.get_total_flops() / 1e9
 
 
@@ -121,7 +121,7 @@ def main(argv=None) -> None:
     conv = feats.uses_convolutions(backbone)
     print(f"backbone {a.backbone}{' (QuickGELU)' if a.quick_gelu else ''} (random init), input {size}x{size}, {gflop:.2f} GFLOP/img, {a.n} images, "
           f"batch {a.batch}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"cpu bf16 {feats.cpu_supports_bf16()}, mkldnn {torch.backends.mkldnn.is_available()}")
+          f"cpu bf16 {cpu_supports_bf16()}, mkldnn {torch.backends.mkldnn.is_available()}")
 
     peak = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
     configs = [("fp32", torch.float32, True, False), ("bf16-autocast", torch.bfloat16, False, False),

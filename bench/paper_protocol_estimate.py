@@ -48,15 +48,16 @@ def paper_sized_data():
     (the cached path never reads them)."""
     from unmask.emotions import masked_pairs
     from unmask.emotions import EMOTIONS
-    from unmask.train.data import FrameData
+    from unmask.data.datasets import FrameData
+    from unmask.emotions import MFED_TASKS
 
     pairs = masked_pairs()
     n = SUBJECTS * CLIPS
     true = torch.tensor([EMOTIONS.index(pairs[i % CLIPS][0]) for i in range(n)])
     disguised = torch.tensor([EMOTIONS.index(pairs[i % CLIPS][1]) for i in range(n)])
     return FrameData(clip_ids=[f"c{i:03d}" for i in range(n)], subjects=[f"s{i // CLIPS + 1:02d}" for i in range(n)],
-                     images=torch.zeros(n, 3, 2, 2, dtype=torch.uint8), true=true, disguised=disguised,
-                     paradigm="apex", source={"estimate": 1})
+                     images=torch.zeros(n, 3, 2, 2, dtype=torch.uint8), tasks=MFED_TASKS,
+                     labels={"true": true, "disguised": disguised}, paradigm="apex", source={"estimate": 1})
 
 
 def extraction_rate(name: str, n: int, batch: int, *, image_path: bool = False) -> float:
@@ -65,7 +66,7 @@ def extraction_rate(name: str, n: int, batch: int, *, image_path: bool = False) 
     from unmask.models.backbones import create_backbone
     from unmask.train.features import extract, resolve_precision
     from unmask.config import AugmentConfig
-    from unmask.train.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess, build_augment
+    from unmask.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess, build_augment
 
     torch.manual_seed(0)
     bb = create_backbone(name).eval()
@@ -98,11 +99,11 @@ def head_seconds(model_name: str, backbone: str, epochs: int, views: int, tmp: P
             f"optim.patience={epochs}", "runtime.device=cpu", f"features.views={views}",
             f"model.weights={weights_file or 'null'}"]
     if model_name == "single_stream":
-        over.append("model.task='true'")
+        over.append("model.args.single_stream.task='true'")
     cfg = load_config("dsid_paper", over)
     out = tmp / f"{model_name}-{backbone}-{folds}"
     torch.manual_seed(0)
-    model = build_model(cfg)  # built (and its weights file loaded) once per run, outside the timing
+    model = build_model(cfg, data.tasks)  # built (and its weights file loaded) once per run, outside the timing
     feats = torch.randn(views, len(data), model.backbone.num_features)
     t0 = time.perf_counter()
     with around():  # e.g. a profiler, around the training only

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 ARMS = {  # label -> overrides of configs/dsid_synth.yaml (the demo's)
     "tiny_resnet (AU)": [],  # model.weights set to the AU-pretrained file below
     "fer_minixception": ["model.backbone=fer_minixception", "model.weights=fer", "augment.normalization=backbone"],
-    "facex": ["model.backbone=facex", "model.weights=facex", "model.img_size=null", "augment.normalization=backbone"],
+    "facex": ["model.backbone=facex", "model.weights=facex", "model.backbone_args={}", "augment.normalization=backbone"],
 }
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from unmask.cli import main
 
-TINY = ["model.backbone=tiny_resnet", "model.weights=null", "model.img_size=32", "model.adapter_dim=32",
-        "model.branch_dim=16", "optim.epochs=2", "optim.patience=2", "optim.batch_size=16",
+TINY = ["model.backbone=tiny_resnet", "model.weights=null", "model.backbone_args.img_size=32",
+        "model.args.dsid.adapter_dim=32", "model.args.single_stream.adapter_dim=32",
+        "model.args.dsid.branch_dim=16", "optim.epochs=2", "optim.patience=2", "optim.batch_size=16",
         "augment.rotation=0", "features.views=2", "features.precision=fp32"]
 
 
@@ -59,11 +60,12 @@ def test_checkpoint_rebuilds_the_model_alone(run_a, tiny_synth):
 
     from unmask.checkpoint import load_checkpoint
     from unmask.data.prepare import PreparedSet
-    from unmask.train.data import load_frames
-    from unmask.train.transforms import Preprocess
+    from unmask.data.datasets import load_frames
+    from unmask.data.transforms import Preprocess
 
     model, ckpt = load_checkpoint(run_a / "folds" / "s02" / "checkpoint.pt")
-    assert ckpt["labels"][3] == "happiness" and ckpt["preprocess"]["paradigm"] == "apex"
+    assert ckpt["tasks"][0]["labels"][3] == "happiness" and ckpt["preprocess"]["paradigm"] == "apex"
+    assert [t["name"] for t in ckpt["tasks"]] == ["true", "disguised"]
     data = load_frames(PreparedSet(tiny_synth[1]), "apex", size=ckpt["preprocess"]["input_size"][-1])
     idx = data.subset(["s02"])
     pre = Preprocess(ckpt["preprocess"]["mean"], ckpt["preprocess"]["std"])
@@ -79,9 +81,9 @@ def test_rerun_refuses_and_resume_recomputes_nothing(run_a, tiny_synth, capsys):
     _, prepared = tiny_synth
     assert _train(prepared, run_a, "model.mode=frozen") == 2
     assert "--resume" in capsys.readouterr().err
-    assert _train(prepared, run_a, "model.mode=frozen", "loss.alpha=0.1") == 2
+    assert _train(prepared, run_a, "model.mode=frozen", "loss.args.dsid.alpha=0.1") == 2
     err = capsys.readouterr().err
-    assert "another configuration" in err and "loss.alpha: 0.5 -> 0.1" in err  # the differing key is listed
+    assert "another configuration" in err and "loss.args.dsid.alpha: 0.5 -> 0.1" in err  # the differing key is listed
     mtimes = {p: p.stat().st_mtime_ns for p in run_a.glob("folds/*/metrics.json")}
     assert _train(prepared, run_a, "model.mode=frozen", "--resume") == 0
     assert {p: p.stat().st_mtime_ns for p in run_a.glob("folds/*/metrics.json")} == mtimes
@@ -103,7 +105,7 @@ def test_subset_of_folds_then_the_rest_and_parallel_jobs_agree(run_a, tiny_synth
 def test_compare_and_report_commands(run_a, tiny_synth, tmp_path, capsys):
     _, prepared = tiny_synth
     other = tmp_path / "c"
-    assert _train(prepared, other, "model.mode=finetune", "model.name=single_stream", "model.task=disguised") == 0
+    assert _train(prepared, other, "model.mode=finetune", "model.name=single_stream", "model.args.single_stream.task=disguised") == 0
     capsys.readouterr()
     assert main(["compare", str(run_a), str(other), "--json", str(tmp_path / "cmp.json")]) == 0
     text = capsys.readouterr().out

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from unmask.config import load_config
-from unmask.train.data import FrameData
+from unmask.data.datasets import FrameData
+from unmask.emotions import MFED_TASKS
 from unmask.train.engine import build_model, fit_fold
 from unmask.train.features import cached_features
 from unmask.train.protocols import make_folds
@@ -28,13 +29,14 @@ def toy_data(n_subjects=4, per_subject=18, size=32, seed=0) -> FrameData:
     img[:, 0] += (true * 30).float()[:, None, None]  # red level: the true label
     img[:, 2] += (disguised * 30).float()[:, None, None]  # blue level: the disguised label
     return FrameData(clip_ids=[f"c{i:03d}" for i in range(n)], subjects=[f"s{i // per_subject}" for i in range(n)],
-                     images=img.clamp(0, 255).to(torch.uint8), true=true, disguised=disguised, paradigm="apex",
+                     images=img.clamp(0, 255).to(torch.uint8), tasks=MFED_TASKS,
+                     labels={"true": true, "disguised": disguised}, paradigm="apex",
                      source={"toy": seed})
 
 
 def toy_cfg(*overrides):
-    return load_config(None, ["model.backbone=tiny_vit", "model.weights=null", "model.img_size=32",
-                              "model.adapter_dim=32", "model.branch_dim=16", "optim.epochs=6", "optim.patience=6",
+    return load_config(None, ["model.backbone=tiny_vit", "model.weights=null", "model.backbone_args.img_size=32",
+                              "model.args.dsid.adapter_dim=32", "model.args.dsid.branch_dim=16", "optim.epochs=6", "optim.patience=6",
                               "optim.batch_size=16", "optim.lr=3e-3", "augment.hflip=false", "augment.rotation=0",
                               "augment.color_jitter=0", "features.views=1", "runtime.save_every_s=0", *overrides])
 
@@ -51,7 +53,7 @@ def fold(data):
 
 def _features(cfg, data, tmp_path):
     torch.manual_seed(cfg.runtime.seed)
-    model = build_model(cfg)
+    model = build_model(cfg, MFED_TASKS)
     return model, cached_features(cfg, data, model.backbone, tmp_path / "cache", progress=False)
 
 
@@ -60,7 +62,7 @@ def test_cached_features_give_the_same_predictions_as_the_image_path(data, fold,
     model, feats = _features(cfg, data, tmp_path)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     m_cache = fit_fold(cfg, fold, data, tmp_path / "cache_run", features=feats, model=model, progress=False)
-    img_model = build_model(cfg)
+    img_model = build_model(cfg, MFED_TASKS)
     img_model.load_state_dict(state)  # same initial weights, backbone included
     m_img = fit_fold(cfg, fold, data, tmp_path / "img_run", model=img_model, progress=False)
     a = pd.read_csv(tmp_path / "cache_run" / "predictions.csv")

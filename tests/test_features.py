@@ -13,11 +13,12 @@ import torch.nn.functional as F
 
 from unmask.config import load_config
 from unmask.models.backbones import create_backbone
-from unmask.train.data import FrameData, load_frames
+from unmask.data.datasets import FrameData, load_frames
+from unmask.emotions import MFED_TASKS
 from unmask.train.features import cache_key, extract
-from unmask.train.transforms import Preprocess, build_augment, normalization
+from unmask.data.transforms import Preprocess, build_augment, normalization
 
-BASE = ["model.backbone=tiny_vit", "model.weights=null", "model.img_size=32", "features.views=3",
+BASE = ["model.backbone=tiny_vit", "model.weights=null", "model.backbone_args.img_size=32", "features.views=3",
         "augment.hflip=true", "augment.rotation=10", "augment.color_jitter=0.2"]
 
 
@@ -29,7 +30,8 @@ def toy_data(n=12, size=32, paradigm="apex", source=None, ids=None) -> FrameData
     g = torch.Generator().manual_seed(0)
     return FrameData(clip_ids=ids or [f"c{i:02d}" for i in range(n)], subjects=[f"s{i % 3}" for i in range(n)],
                      images=torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g),
-                     true=torch.arange(n) % 6, disguised=(torch.arange(n) + 1) % 6, paradigm=paradigm,
+                     tasks=MFED_TASKS, labels={"true": torch.arange(n) % 6, "disguised": (torch.arange(n) + 1) % 6},
+                     paradigm=paradigm,
                      source=source or {"prepared": {"detector": "annotated"}, "paradigm": paradigm})
 
 
@@ -66,8 +68,8 @@ def test_cache_key_changes_with_each_input_and_only_then(tiny):
     }
     for what, key in changed.items():
         assert key != base, what
-    same = [cfg("optim.lr=0.1"), cfg("optim.epochs=7"), cfg("loss.alpha=0.9"), cfg("features.batch_size=5"),
-            cfg("features.cache=always"), cfg("protocol.val_subjects=2"), cfg("model.dropout=0.1")]
+    same = [cfg("optim.lr=0.1"), cfg("optim.epochs=7"), cfg("loss.args.dsid.alpha=0.9"), cfg("features.batch_size=5"),
+            cfg("features.cache=always"), cfg("protocol.val_subjects=2"), cfg("model.args.dsid.dropout=0.1")]
     for c in same:
         assert cache_key(c, toy_data(), tiny) == base
     assert cache_key(cfg(), toy_data(), backbone()) == base  # an equal state from a rebuilt backbone
@@ -159,7 +161,7 @@ def test_bf16_clip_extraction_with_quick_gelu_is_close_to_fp32():
     f32 = _extract(clip, data, c, dtype=torch.float32)
     b16 = _extract(clip, data, c, dtype=torch.bfloat16)
     with torch.inference_mode():
-        ref = clip.forward_features(Preprocess(*normalization(c.augment, clip.data_config))(data.images, train=False))
+        ref = clip(Preprocess(*normalization(c.augment, clip.data_config))(data.images, train=False))
     assert torch.allclose(f32[0], ref, rtol=1e-5, atol=1e-6)
     assert F.cosine_similarity(b16[0], f32[0], dim=-1).min() > 0.999 and not torch.equal(b16, f32)
     assert all(torch.equal(v, state[k]) for k, v in clip.state_dict().items())

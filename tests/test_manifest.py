@@ -23,9 +23,9 @@ def test_valid_manifest_round_trip(tmp_path, video):
     manifest, problems = validate_manifest(path)
     assert problems == []
     assert [c.clip_id for c in manifest] == ["a", "b"] and manifest.subjects == ["s1", "s2"]
-    assert manifest.clips[0].true_emotion == "happiness" and manifest.clips[0].video == video
+    assert manifest.clips[0].labels["true"] == "happiness" and manifest.clips[0].video == video
     assert [c.clip_id for c in manifest.masked()] == ["a"] and manifest.clips[1].congruent
-    copy = write_manifest(manifest.clips, tmp_path / "sub" / "copy.csv")
+    copy = write_manifest(manifest.clips, tmp_path / "sub" / "copy.csv", manifest.tasks)
     again = read_manifest(copy, check_videos=True)
     assert [(c.clip_id, c.video.resolve(), c.onset, c.offset) for c in again] == \
         [(c.clip_id, c.video.resolve(), c.onset, c.offset) for c in manifest]
@@ -45,7 +45,7 @@ def test_every_problem_reported_with_file_row_column(tmp_path, video):
                     "ok,s1,v.mp4,happy,sad,0,1,2\n")
     manifest, problems = validate_manifest(path)
     assert [c.clip_id for c in manifest] == ["ok"]
-    expected = [(2, "true_emotion", "unknown emotion 'contempt'"), (3, "apex", "onset <= apex <= offset"),
+    expected = [(2, "true_emotion", "unknown label 'contempt' for task 'true'"), (3, "apex", "onset <= apex <= offset"),
                 (4, "offset", "frame 12 is beyond the video's length (12 frames"), (5, "video", "not found"),
                 (6, "clip_id", "duplicate clip id 'a' (first on line 2)"), (7, "subject", "empty subject"),
                 (8, "offset", "non-negative integer"), (9, "clip_id", "folder name")]
@@ -78,7 +78,8 @@ def test_corrupt_video_is_a_problem(tmp_path):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("clip_id,subject,video\na,b,c\n", "missing column(s) true_emotion, disguised_emotion, onset, apex, offset"),
+    ("clip_id,subject,video\na,b,c\n", "declares no tasks"), ("a,b\n1,2\n", "missing column(s) clip_id, subject, video"),
+    ("clip_id,subject,video,true_emotion,disguised_emotion\na,b,c,happy,sad\n", "missing column(s) onset, apex, offset"),
     ("", "missing column(s)"),
     (HEADER, "no rows"),
 ])
@@ -120,3 +121,27 @@ def test_face_box_and_annotations(tmp_path, video):
     (tmp_path / "v.mp4").unlink()
     path.write_text(HEADER + "a,s1,v.mp4,happy,sad,0,3,11\n")
     assert len(read_manifest(path, check_files=False)) == 1
+
+
+def test_tasks_declared_beside_the_manifest(tmp_path, video):
+    """A dataset that is not MFED declares its own tasks: a 3-class emotion and a multi-label AU task."""
+    from unmask.data.manifest import tasks_path
+
+    path = tmp_path / "m.csv"
+    path.write_text("clip_id,subject,video,onset,apex,offset,emotion,aus\n"
+                    "a,s1,v.mp4,0,3,11,Positive,AU12+au6\nb,s2,v.mp4,1,1,2,surprise,none\nc,s2,v.mp4,1,1,2,,\n")
+    tasks_path(path).write_text("tasks:\n- {name: emotion, kind: single, labels: [negative, positive, surprise]}\n"
+                                "- {name: aus, kind: multi, labels: [AU6, AU12, AU4]}\n")
+    m = read_manifest(path)
+    assert [t.name for t in m.tasks] == ["emotion", "aus"]
+    a, b, c = m.clips
+    assert a.labels == {"emotion": "positive", "aus": ("AU6", "AU12")}
+    assert b.labels == {"emotion": "surprise", "aus": ()} and c.labels == {"emotion": None, "aus": None}
+    assert m.tasks[1].target(a.labels["aus"]) == [1.0, 1.0, 0.0] and m.tasks[0].target(None) == -1
+    out = write_manifest(m.clips, tmp_path / "copy.csv", m.tasks)  # the round trip keeps labels and tasks
+    again = read_manifest(out)
+    assert again.tasks == m.tasks and [x.labels for x in again.clips] == [x.labels for x in m.clips]
+    path.write_text("clip_id,subject,video,onset,apex,offset,emotion,aus\na,s1,v.mp4,0,3,11,joy,AU99\n")
+    _, problems = validate_manifest(path)
+    assert len(problems) == 2 and "column 'emotion': unknown label 'joy' for task 'emotion'" in problems[0]
+    assert "column 'aus': unknown label 'AU99' for task 'aus'" in problems[1]

@@ -2,7 +2,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-from unmask.eval.metrics import _from_confusion, bootstrap_ci, confusion, scores, summarize_task
+from unmask.emotions import MFED_TASKS
+from unmask.eval.metrics import _from_confusion, bootstrap_ci, confusion, multilabel_scores, scores, summarize_task
+from unmask.tasks import Task
+
+TRUE = MFED_TASKS[0]
 
 
 def _preds(n, acc, seed=0):
@@ -17,16 +21,16 @@ def test_confusion_formulas_match_sklearn(seed):
     t[t == 5] = 4  # a class absent from the truth: UAR averages only present classes
     ref = {"accuracy": accuracy_score(t, p), "f1": f1_score(t, p, labels=range(6), average="macro", zero_division=0),
            "uar": balanced_accuracy_score(t, p)}
-    for got in (scores(t, p), _from_confusion(np.array(confusion(t, p)))):
+    for got in (scores(t, p, 6), _from_confusion(np.array(confusion(t, p, 6)))):
         for k in ref:
             assert got[k] == pytest.approx(ref[k])
 
 
 def test_bootstrap_ci_covers_estimate_and_narrows_with_n():
     small, large = _preds(60, 0.5), _preds(2000, 0.5)
-    ci_s, ci_l = bootstrap_ci(*small), bootstrap_ci(*large)
+    ci_s, ci_l = bootstrap_ci(*small, 6), bootstrap_ci(*large, 6)
     for (t, p), ci in ((small, ci_s), (large, ci_l)):
-        s = scores(t, p)
+        s = scores(t, p, 6)
         for m in s:
             assert ci[m][0] <= s[m] <= ci[m][1]
     assert ci_l["accuracy"][1] - ci_l["accuracy"][0] < (ci_s["accuracy"][1] - ci_s["accuracy"][0]) / 3
@@ -34,7 +38,7 @@ def test_bootstrap_ci_covers_estimate_and_narrows_with_n():
 
 def test_summary_pools_folds_and_reports_mean_std():
     folds = {"a": _preds(30, 0.9, 1), "b": _preds(30, 0.1, 2)}
-    s = summarize_task(folds)
+    s = summarize_task(TRUE, folds)
     t = np.concatenate([folds["a"][0], folds["b"][0]])
     p = np.concatenate([folds["a"][1], folds["b"][1]])
     assert s["pooled"]["accuracy"] == pytest.approx(accuracy_score(t, p))
@@ -43,5 +47,29 @@ def test_summary_pools_folds_and_reports_mean_std():
     assert s["fold_std"]["accuracy"] == pytest.approx(np.std(per, ddof=1))
     assert s["n"] == 60 and np.array(s["confusion"]).sum() == 60
     assert s["p_above_chance"] < 0.05
-    chance = summarize_task({"a": _preds(300, 0.0, 3)})
+    chance = summarize_task(TRUE, {"a": _preds(300, 0.0, 3)})
     assert chance["p_above_chance"] > 0.01
+
+
+def test_label_space_comes_from_the_task():
+    """Macro-F1 averages over the task's own classes (3 here), and unlabelled clips (-1) are left out."""
+    three = Task("valence", "single", ("negative", "positive", "surprise"))
+    t = np.array([0, 1, 2, 2, -1, -1])
+    p = np.array([0, 1, 2, 1, 0, 0])
+    s = summarize_task(three, {"a": (t, p)}, n_boot=50)
+    assert s["n"] == 4 and s["pooled"]["accuracy"] == pytest.approx(0.75) and s["chance"] == pytest.approx(1 / 3)
+    assert s["pooled"]["f1"] == pytest.approx(f1_score(t[:4], p[:4], labels=range(3), average="macro"))
+    assert np.array(s["confusion"]).shape == (3, 3)
+
+
+def test_multilabel_scores_per_label_and_masked():
+    aus = Task("aus", "multi", ("AU4", "AU12", "AU26"))
+    y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [np.nan] * 3, [0, 0, 0]], dtype=float)
+    p = np.array([[0.9, 0.2, 0.1], [0.1, 0.8, 0.2], [0.7, 0.4, 0.3], [0.9, 0.9, 0.9], [0.2, 0.1, 0.6]])
+    s = multilabel_scores(y, p, aus.labels)
+    assert s["per_label_f1"]["AU4"] == pytest.approx(1.0)  # the unannotated row (all 0.9) does not count
+    assert s["per_label_f1"]["AU12"] == pytest.approx(f1_score([0, 1, 1, 0], [0, 1, 0, 0]))
+    assert "AU26" not in s["per_label_auc"]  # never positive: AUC undefined, left out of the macro average
+    assert s["macro_auc"] == pytest.approx(np.mean([s["per_label_auc"]["AU4"], s["per_label_auc"]["AU12"]]))
+    summary = summarize_task(aus, {"a": (y[:3], p[:3]), "b": (y[3:], p[3:])}, n_boot=20)
+    assert summary["kind"] == "multi" and summary["positives"] == {"AU4": 2, "AU12": 2, "AU26": 0}

@@ -55,8 +55,8 @@ def test_import_sheet(tmp_path, videos, suffix):
     assert problems == []
     assert [c.clip_id for c in manifest] == ["01_EP02_01f", "01_EP03_02", "02_EP02_01f", "02_EP05_03"]
     a, b, c, d = manifest.clips
-    assert (a.true_emotion, a.disguised_emotion, a.onset, a.apex, a.offset) == ("happiness", "sadness", 0, 3, 8)
-    assert (c.true_emotion, c.disguised_emotion, c.subject) == ("disgust", "happiness", "02")
+    assert (a.labels["true"], a.labels["disguised"], a.onset, a.apex, a.offset) == ("happiness", "sadness", 0, 3, 8)
+    assert (c.labels["true"], c.labels["disguised"], c.subject) == ("disgust", "happiness", "02")
     # The same file name for two subjects: each row gets its own subject's video.
     assert a.video.resolve() == (videos / "sub01/EP02_01f.mp4").resolve()
     assert c.video.resolve() == (videos / "sub02/EP02_01f.mp4").resolve()

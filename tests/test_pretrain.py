@@ -55,6 +55,6 @@ def test_a_set_without_annotations_is_a_clear_error(tmp_path, tiny_synth):
     copy = tmp_path / "prepared"
     shutil.copytree(tiny_synth[1], copy, ignore=shutil.ignore_patterns("features"))
     m = read_manifest(copy / "manifest.csv", check_files=False)
-    write_manifest([replace(c, annotations=None) for c in m.clips], copy / "manifest.csv")
+    write_manifest([replace(c, annotations=None) for c in m.clips], copy / "manifest.csv", m.tasks)
     with pytest.raises(UnmaskError, match="no annotations file"):
         pretrain_au(copy, tmp_path / "x.safetensors", img_size=32, epochs=1, progress=False)

@@ -23,7 +23,7 @@ def face_crops(faces_dir, names, size: int) -> torch.Tensor:
     """uint8 ``[N, 3, size, size]`` crops of the largest Haar face of each photo."""
     from unmask.data.faces import best_face, create_detector, crop_face
     from unmask.predict import read_image
-    from unmask.train.data import resize_uint8
+    from unmask.data.transforms import resize_uint8
 
     det = create_detector("haar")
     out = []
@@ -132,9 +132,10 @@ def test_fer_modes_train_the_features_not_the_published_head():
     trainable = {n.split(".")[1] for n, p in last.model.named_parameters() if p.requires_grad}
     assert trainable == {"3", "4"}  # features.3, features.4: the last two residual blocks
     last.train()
-    last.forward_features(x).pow(2).sum().backward()
+    last(x).pow(2).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in last.parameters() if p.requires_grad)
-    assert last.forward_tokens(x).shape == (4, 16, 128) and last.forward_features(x).shape == (4, 128)
+    tokens = last.forward_features(x)  # the last map as 4 x 4 tokens; the embedding is their mean
+    assert tokens.shape == (4, 16, 128) and torch.equal(last.forward_head(tokens), last(x))
 
 
 def test_tf_same_max_pool_pads_after():
@@ -170,8 +171,9 @@ def test_facex_features_head_and_batching(packaged_cache, faces_dir, monkeypatch
     names = sorted(LABELLED)
     x = normalised(bb, face_crops(faces_dir, names, 200))
     with torch.no_grad():
-        feats, logp = bb.forward_features(x), bb.classify(x)
-        single = bb.forward_features(x[1:])  # another batch size: the interpreter is resized
+        tokens, feats, logp = bb.forward_features(x), bb(x), bb.classify(x)
+        single = bb(x[1:])  # another batch size: the interpreter is resized
+    assert tokens.shape == (2, 36, 1280) and torch.equal(feats, tokens.mean(1))  # out_relu, 6 x 6
     assert feats.shape == (2, 1280) and (feats >= 0).all() and (feats <= 6).all()  # ReLU6 map, averaged
     assert torch.allclose(single, feats[1:], atol=1e-5)
     assert torch.allclose(logp.exp().sum(-1), torch.ones(2), atol=1e-4)

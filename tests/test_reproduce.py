@@ -148,7 +148,7 @@ def test_au_pretrained_clip_weights_load_strictly(tmp_path):
     loaded = create_backbone("tiny_clip_vit", weights=str(path), img_size=32)  # strict: whole CLIP model
     x = torch.randn(2, 3, 32, 32)
     bb.eval()
-    assert torch.allclose(loaded.forward_features(x), bb.forward_features(x), atol=1e-6)
+    assert torch.allclose(loaded(x), bb(x), atol=1e-6)
     with pytest.raises(Exception, match=".pt suffix"):
         save_backbone_weights(bb, tmp_path / "clip_au.safetensors")
 
@@ -242,13 +242,14 @@ def test_paper_numbers_match_the_seed_text():
 
 # ------------------------------------------------------------------- runs with a fake trainer, and resume
 def toy_frames(n_subjects=3, per_subject=12):
-    from unmask.train.data import FrameData
+    from unmask.data.datasets import FrameData
+    from unmask.emotions import MFED_TASKS
 
     n = n_subjects * per_subject
     true = torch.arange(n) % 6
     return FrameData(clip_ids=[f"c{i:03d}" for i in range(n)], subjects=[f"s{i // per_subject:02d}" for i in range(n)],
-                     images=torch.zeros(n, 3, 64, 64, dtype=torch.uint8), true=true, disguised=(true + 1) % 6,
-                     paradigm="apex", source={"toy": 0})
+                     images=torch.zeros(n, 3, 64, 64, dtype=torch.uint8), tasks=MFED_TASKS,
+                     labels={"true": true, "disguised": (true + 1) % 6}, paradigm="apex", source={"toy": 0})
 
 
 class FakeFit:
@@ -392,7 +393,7 @@ def test_reproduce_ablation_quick_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(P, "pretrain_au", lambda *a, **kw: calls.append(kw["backbone"]) or real_pretrain(*a, **kw))
     monkeypatch.setattr(quick, "read_settings", tiny)
     out = tmp_path / "out"
-    args = ["reproduce", "ablation", "optim.epochs=1", "model.img_size=32", "--quick", "--out", str(out), "--quiet"]
+    args = ["reproduce", "ablation", "optim.epochs=1", "model.backbone_args.img_size=32", "--quick", "--out", str(out), "--quiet"]
     assert main(args) == 0
     assert sorted(calls) == ["tiny_clip_vit", "tiny_vit"]  # ablation's backbones, each pretrained once
     pre = out / "data" / "pretrain"

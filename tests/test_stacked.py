@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from test_engine import toy_cfg, toy_data
+from unmask.emotions import MFED_TASKS
 from unmask.errors import UnmaskError
 from unmask.losses import DSIDObjective, hsic
 from unmask.train.engine import build_model, fit_fold, fit_folds, fold_seed
@@ -24,21 +25,21 @@ def ragged():
     """5 subjects with different clip counts, so the folds' training sets (and last batches) differ in size."""
     data = toy_data(n_subjects=5, per_subject=20, seed=3)
     keep = [i for i, s in enumerate(data.subjects) if not (s == "s1" and i % 20 >= 13) and not (s == "s3" and i % 20 >= 17)]
-    from unmask.train.data import FrameData
+    from unmask.data.datasets import FrameData
     return FrameData(clip_ids=[data.clip_ids[i] for i in keep], subjects=[data.subjects[i] for i in keep],
-                     images=data.images[keep], true=data.true[keep], disguised=data.disguised[keep],
-                     paradigm="apex", source={"toy": "ragged"})
+                     images=data.images[keep], tasks=data.tasks,
+                     labels={k: v[keep] for k, v in data.labels.items()}, paradigm="apex", source={"toy": "ragged"})
 
 
 def _cfg(*extra):
     # dropout on, 2 views, a batch size that leaves ragged last batches (one of them a single sample)
     return toy_cfg("model.mode=frozen", "features.precision=fp32", "features.views=2", "augment.hflip=true",
-                   "optim.batch_size=11", "optim.epochs=12", "optim.patience=2", "model.dropout=0.3", *extra)
+                   "optim.batch_size=11", "optim.epochs=12", "optim.patience=2", "model.args.dsid.dropout=0.3", *extra)
 
 
 def _features(cfg, data, tmp_path):
     torch.manual_seed(cfg.runtime.seed)
-    model = build_model(cfg)
+    model = build_model(cfg, MFED_TASKS)
     return cached_features(cfg, data, model.backbone, tmp_path / "cache", progress=False)
 
 
@@ -94,8 +95,8 @@ def test_killed_stack_resumes_to_the_same_results(ragged, tmp_path):
 
 
 def test_stacked_head_matches_the_module_and_round_trips_states():
-    cfg = toy_cfg("model.mode=frozen", "model.dropout=0.0")
-    model = build_model(cfg).eval()
+    cfg = toy_cfg("model.mode=frozen", "model.args.dsid.dropout=0.0")
+    model = build_model(cfg, MFED_TASKS).eval()
     names = head_names(model)
     stack = StackedHead(model, 3)
     states = []
@@ -124,8 +125,8 @@ def test_stacked_head_matches_the_module_and_round_trips_states():
 
 def test_one_training_step_equals_torch_modules_and_adam():
     """Same batch, same weights: the stacked step == nn.Module + torch.optim.Adam, member by member."""
-    cfg = toy_cfg("model.mode=frozen", "model.dropout=0.0")
-    model = build_model(cfg)
+    cfg = toy_cfg("model.mode=frozen", "model.args.dsid.dropout=0.0")
+    model = build_model(cfg, MFED_TASKS)
     names = head_names(model)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 9, model.backbone.num_features, generator=g)
@@ -138,13 +139,13 @@ def test_one_training_step_equals_torch_modules_and_adam():
         init_head(model, seed=10 + f)
         states.append({k: v.clone() for k, v in model.state_dict().items() if k in names})
         stack.load_member(f, states[-1])
-    objective = DSIDObjective(alpha=0.5, beta=1.0)
+    objective = DSIDObjective(MFED_TASKS, alpha=0.5, beta=1.0)
     opt = StackedAdam(stack.named_parameters(), lr=1e-2, weight_decay=5e-4)
     stack.train()
     for _ in range(3):
         stack.set_batch(mask, ())
         opt.zero_grad()
-        objective(stack.forward_head(x), t, d, mask=mask)["loss"].sum().backward()
+        objective(stack.forward_head(x), {"true": t, "disguised": d}, mask=mask)["loss"].sum().backward()
         opt.step([True, True])
     for f in range(2):
         model.load_state_dict({**model.state_dict(), **states[f]})
@@ -154,7 +155,7 @@ def test_one_training_step_equals_torch_modules_and_adam():
         n = int(mask[f].sum())
         for _ in range(3):
             ref_opt.zero_grad()
-            objective(model.forward_head(x[f, :n]), t[f, :n], d[f, :n])["loss"].backward()
+            objective(model.forward_head(x[f, :n]), {"true": t[f, :n], "disguised": d[f, :n]})["loss"].backward()
             ref_opt.step()
         got = stack.member_state(f)
         # Adam moves a weight by ~lr whatever its gradient's size, so float rounding (thread count, kernel) in a
@@ -166,7 +167,7 @@ def test_one_training_step_equals_torch_modules_and_adam():
 
 def test_inactive_members_are_left_untouched():
     cfg = toy_cfg("model.mode=frozen")
-    model = build_model(cfg)
+    model = build_model(cfg, MFED_TASKS)
     stack = StackedHead(model, 2)
     for f in range(2):
         init_head(model, seed=f)
@@ -179,7 +180,7 @@ def test_inactive_members_are_left_untouched():
     stack.set_batch(mask, (torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)))
     x = torch.randn(2, 8, model.backbone.num_features)
     y = torch.zeros(2, 8, dtype=torch.long)
-    DSIDObjective()(stack.forward_head(x), y, y, mask=mask)["loss"].sum().backward()
+    DSIDObjective(MFED_TASKS)(stack.forward_head(x), {"true": y, "disguised": y}, mask=mask)["loss"].sum().backward()
     opt.step([True, False])
     after = stack.member_state(1)
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BatchNorm statistics
@@ -206,7 +207,7 @@ def test_masked_hsic_equals_hsic_on_the_valid_rows():
 
 def test_a_head_without_a_stacked_form_is_refused_by_name():
     cfg = toy_cfg("model.mode=frozen")
-    model = build_model(cfg)
+    model = build_model(cfg, MFED_TASKS)
     model.masked_adapter[1] = nn.LayerNorm(model.masked_adapter[0].out_features)
     with pytest.raises(UnmaskError, match=r"masked_adapter\.1.*LayerNorm"):
         StackedHead(model, 2)
@@ -216,10 +217,10 @@ def test_parameters_the_loss_does_not_reach_stay_at_their_initial_values(tmp_pat
     """beta = 0: the disguised classifier gets no gradient and no Adam step (weight decay included)."""
     data = toy_data()
     fold = make_folds(data.subjects)[0]
-    cfg = toy_cfg("model.mode=frozen", "loss.beta=0", "optim.epochs=3")
+    cfg = toy_cfg("model.mode=frozen", "loss.args.dsid.beta=0", "optim.epochs=3")
     feats = _features(cfg, data, tmp_path)
     fit_fold(cfg, fold, data, tmp_path / "run", features=feats, progress=False)
-    model = build_model(cfg)
+    model = build_model(cfg, MFED_TASKS)
     init_head(model, seed=fold_seed(cfg.runtime.seed, fold.name))
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["state_dict"]
     for k in ("disguised_classifier.weight", "disguised_classifier.bias"):

@@ -53,7 +53,7 @@ def test_clip_counts_ids_and_layout(two, one_congruent):
     config, path = two
     m = read_manifest(path)
     assert len(m) == 60 and m.subjects == ["s01", "s02"]
-    assert {(c.true_emotion, c.disguised_emotion) for c in m if c.subject == "s01"} == set(masked_pairs())
+    assert {(c.labels["true"], c.labels["disguised"]) for c in m if c.subject == "s01"} == set(masked_pairs())
     assert "s01_happiness_as_anger" in m.by_id()
     assert json.loads((path.parent / "synth.json").read_text())["leak"] == pytest.approx(0.35)
     m1 = read_manifest(one_congruent[1])
@@ -84,13 +84,13 @@ def test_onset_apex_offset_mark_the_rendered_timeline(two):
     for clip in read_manifest(path):
         aus = read_annotations(clip.annotations)["aus"]
         n = len(aus)
-        true_au = max(PROTOTYPES[clip.true_emotion], key=PROTOTYPES[clip.true_emotion].get)
+        true_au = max(PROTOTYPES[clip.labels["true"]], key=PROTOTYPES[clip.labels["true"]].get)
         peak = max(aus[f][true_au] for f in range(clip.onset + 2))  # before the disguise takes over
         assert aus[clip.onset][true_au] == pytest.approx(peak, abs=1e-4)
         assert all(aus[f][true_au] < peak - 1e-3 for f in range(clip.onset))
-        for au in PROTOTYPES[clip.disguised_emotion]:  # the plateau's level (the onset may exceed it)
+        for au in PROTOTYPES[clip.labels["disguised"]]:  # the plateau's level (the onset may exceed it)
             assert aus[clip.apex][au] == pytest.approx(max(aus[f][au] for f in range(clip.apex, n)), abs=1e-4)
-            if au not in PROTOTYPES[clip.true_emotion]:
+            if au not in PROTOTYPES[clip.labels["true"]]:
                 assert aus[clip.onset][au] == 0  # the onset shows the true emotion alone
         assert all(v == 0 for v in aus[clip.offset].values())
         assert any(v > 0 for v in aus[clip.offset - 1].values())
@@ -102,7 +102,7 @@ def test_onset_shows_true_prototype_apex_disguise_plus_upper_face_residue(two):
     for clip in read_manifest(path).masked():
         aus = read_annotations(clip.annotations)["aus"]
         onset, apex = aus[clip.onset], aus[clip.apex]
-        true, disg = PROTOTYPES[clip.true_emotion], PROTOTYPES[clip.disguised_emotion]
+        true, disg = PROTOTYPES[clip.labels["true"]], PROTOTYPES[clip.labels["disguised"]]
         # onset: exactly the true prototype's AUs are active, none of the disguise's others
         assert {au for au, v in onset.items() if v > 0} == set(true)
         for au in disg:
@@ -119,7 +119,7 @@ def test_onset_shows_true_prototype_apex_disguise_plus_upper_face_residue(two):
     upper = lower = 0.0
     for clip in read_manifest(path).masked():
         aus = read_annotations(clip.annotations)["aus"]
-        for au in set(PROTOTYPES[clip.true_emotion]) - set(PROTOTYPES[clip.disguised_emotion]):
+        for au in set(PROTOTYPES[clip.labels["true"]]) - set(PROTOTYPES[clip.labels["disguised"]]):
             if au in UPPER_FACE:
                 upper += aus[clip.apex][au]
             else:

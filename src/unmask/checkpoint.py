@@ -7,8 +7,9 @@ A checkpoint is a ``torch.save`` dict::
     state_dict      the weights; without the backbone's when it was frozen with weights from a file or tag
     backbone        None, or {"weights": spec, "sha256": digest} when the frozen backbone is left out: it is
                     reloaded from the spec and verified against the digest
-    labels          emotion names in logit order
-    preprocess      input_size, mean, std, paradigm, and the prepare settings (detector, margin, crop size)
+    tasks           the tasks the model predicts ({name, kind, labels, title}; labels in logit order)
+    preprocess      input_size, mean, std, paradigm, and the prepare settings (detector, margin, crop size,
+                    clip frames)
     config          the resolved run configuration
     fold, epoch     where it comes from
 """
@@ -20,21 +21,18 @@ from pathlib import Path
 import torch
 
 import unmask
-from unmask.emotions import EMOTIONS
 from unmask.errors import UnmaskError
+from unmask.io import atomic_torch_save
+from unmask.tasks import tasks_to_list
 
 FORMAT = "unmask.checkpoint"
-
-
-def backbone_frozen(model) -> bool:
-    return not any(p.requires_grad for p in model.backbone.parameters())
 
 
 def save_checkpoint(path: str | Path, model, *, config: dict, preprocess: dict, include_backbone: bool,
                     extra: dict | None = None, backbone_sha256: str | None = None) -> Path:
     """``backbone_sha256``: the frozen backbone's ``state_digest`` when the caller has it (the folds of a run
     share one backbone; hashing 86M parameters per fold costs about a second)."""
-    from unmask.train.features import state_digest
+    from unmask.models.inference import state_digest
 
     state = model.state_dict()
     backbone = None
@@ -44,20 +42,16 @@ def save_checkpoint(path: str | Path, model, *, config: dict, preprocess: dict, 
     ckpt = {
         "format": FORMAT, "version": 1, "unmask_version": unmask.__version__,
         "model_args": dict(model.model_args), "state_dict": state, "backbone": backbone,
-        "labels": list(EMOTIONS), "preprocess": preprocess, "config": config, **(extra or {}),
+        "tasks": tasks_to_list(model.tasks), "preprocess": preprocess, "config": config, **(extra or {}),
     }
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_torch_save(ckpt, path)
 
 
 def load_checkpoint(path: str | Path, device="cpu"):
     """Return ``(model, checkpoint_dict)``; the model is in eval mode on ``device``."""
     from unmask.models import create_model
     from unmask.models.weights import restoring_checkpoint
-    from unmask.train.features import state_digest
+    from unmask.models.inference import state_digest
 
     path = Path(path)
     if path.is_dir() and (path / "checkpoint.pt").is_file():

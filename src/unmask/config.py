@@ -5,7 +5,7 @@ configuration is written into every run directory (``config.yaml``) and into eve
 
 Example::
 
-    cfg = load_config("configs/dsid_paper.yaml", ["loss.alpha=0.3", "optim.epochs=50"])
+    cfg = load_config("configs/dsid_paper.yaml", ["loss.args.dsid.alpha=0.3", "optim.epochs=50"])
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from unmask.data.paradigms import PARADIGMS
 from unmask.errors import UnmaskError
 
 
@@ -32,25 +33,21 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "dsid"  # dsid | single_stream | clip_linear_probe | clip_zero_shot
+    name: str = "dsid"  # a registered model (unmask.models.list_models())
     backbone: str = "clip_vit_b16"
     weights: str | None = None  # local file, a library tag (online only), or null for random init
-    mode: str = "frozen"  # frozen | finetune | last_n_blocks:N
-    adapter_dim: int = 512
-    branch_dim: int = 256
-    dropout: float = 0.5
-    task: str = "true"  # single_stream only: true | disguised
-    img_size: int | None = None  # tiny backbones only
+    mode: str = "frozen"  # frozen | finetune | last_n_blocks:N (models that train their backbone)
+    backbone_args: dict = field(default_factory=dict)  # e.g. {img_size: 64} (tiny backbones)
+    # per-model settings, one section per model name: {dsid: {adapter_dim: 512, ...}, single_stream: {task: true}};
+    # the chosen model's section is passed to its factory, every section is checked against its factory
+    args: dict = field(default_factory=dict)
 
 
 @dataclass
 class LossConfig:
-    alpha: float = 0.5  # weight of the HSIC independence term
-    beta: float = 1.0  # weight of the disguised-emotion cross-entropy
-    estimator: str = "biased"  # biased | unbiased | paper (eq. 2-4 as printed; see README)
-    kernel: str = "rbf"  # rbf | linear
-    sigma: float | None = None  # RBF bandwidth; null: median heuristic per batch
-    normalize: bool = True  # L2-normalise features before HSIC, as the paper does
+    name: str = "auto"  # auto: the model's default (DSID: dsid; others: tasks); or unmask.losses.list_losses()
+    # per-loss settings, one section per loss name: {dsid: {alpha: 0.5, beta: 1.0, estimator: biased}}
+    args: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -63,12 +60,19 @@ class AugmentConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "adam"  # adam | adamw | sgd (torch.optim)
     lr: float = 5e-4
     weight_decay: float = 5e-4
+    momentum: float = 0.9  # sgd only
     batch_size: int = 32
     epochs: int = 200
-    patience: int = 50  # early stopping on validation accuracy
-    monitor: str = "auto"  # auto (true-emotion accuracy if the model predicts it) | true_acc | disguised_acc
+    patience: int = 50  # early stopping on the validation metric
+    monitor: str = "auto"  # auto (accuracy of the model's first task) | <task>_acc | <task>_f1 (multi-label)
+    schedule: str = "none"  # none | cosine | step (per epoch)
+    warmup_epochs: int = 0  # linear warm-up of the learning rate
+    step_size: int = 30  # step schedule: epochs between decays
+    gamma: float = 0.1  # step schedule: decay factor
+    grad_clip: float = 0.0  # max gradient norm; 0: no clipping
 
 
 @dataclass
@@ -88,6 +92,7 @@ class FeaturesConfig:
     cache_dir: str = ""  # empty: <prepared>/features
     batch_size: int = 64
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
+    max_gb: float = 16.0  # refuse a feature cache that would need more memory than this
 
 
 @dataclass
@@ -141,6 +146,12 @@ def _check_value(key: str, value, tp):
         if not isinstance(value, (list, tuple)):
             raise UnmaskError(f"config key '{key}': expected a list, got {value!r}")
         return [_check_value(key, v, item) for v in value]
+    if tp is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise UnmaskError(f"config key '{key}': expected a mapping, got {value!r}")
+        return dict(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -183,8 +194,17 @@ def _merge(obj, data: dict, prefix: str = "") -> None:
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value, full + ".")
+        elif isinstance(current, dict) and isinstance(value, dict):
+            setattr(obj, key, _deep_merge(current, _check_value(full, value, dict)))
         else:
             setattr(obj, key, _check_value(full, value, hints[key]))
+
+
+def _deep_merge(base: dict, new: dict) -> dict:
+    out = dict(base)
+    for k, v in new.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
 
 
 def from_dict(data: dict) -> Config:
@@ -194,11 +214,11 @@ def from_dict(data: dict) -> Config:
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """``["loss.alpha=0.3", "protocol.folds=[s01,s02]"]`` -> nested dict (values parsed as YAML scalars)."""
+    """``["loss.args.dsid.alpha=0.3", "protocol.folds=[s01,s02]"]`` -> nested dict (values parsed as YAML scalars)."""
     out: dict = {}
     for item in items:
         if "=" not in item:
-            raise UnmaskError(f"override {item!r} is not of the form key=value (e.g. loss.alpha=0.3)")
+            raise UnmaskError(f"override {item!r} is not of the form key=value (e.g. loss.args.dsid.alpha=0.3)")
         key, text = item.split("=", 1)
         try:
             value = yaml.safe_load(text) if text != "" else ""
@@ -253,17 +273,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def validate(cfg: Config) -> None:
     """Checks of values (types are checked while merging)."""
     choices = {
-        "data.paradigm": (cfg.data.paradigm, ("apex", "onset", "clip")),
-        "loss.estimator": (cfg.loss.estimator, ("biased", "unbiased", "paper")),
-        "loss.kernel": (cfg.loss.kernel, ("rbf", "linear")),
+        "data.paradigm": (cfg.data.paradigm, PARADIGMS),
         "augment.normalization": (cfg.augment.normalization, ("imagenet", "backbone")),
-        "optim.monitor": (cfg.optim.monitor, ("auto", "true_acc", "disguised_acc")),
+        "optim.name": (cfg.optim.name, ("adam", "adamw", "sgd")),
+        "optim.schedule": (cfg.optim.schedule, ("none", "cosine", "step")),
         "protocol.name": (cfg.protocol.name, ("loso", "kfold", "split")),
         "protocol.validation": (cfg.protocol.validation, ("subjects", "test_subject")),
         "features.cache": (cfg.features.cache, ("auto", "always", "never")),
         "features.precision": (cfg.features.precision, ("auto", "bf16", "fp32")),
         "runtime.device": (cfg.runtime.device, ("auto", "cpu", "cuda")),
-        "model.task": (cfg.model.task, ("true", "disguised")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -275,10 +293,31 @@ def validate(cfg: Config) -> None:
             raise UnmaskError(f"config key '{key}' must be >= 1, got {value}")
     if cfg.protocol.val_subjects < 1 and cfg.protocol.validation == "subjects":
         raise UnmaskError("config key 'protocol.val_subjects' must be >= 1 when protocol.validation=subjects")
+    if cfg.optim.warmup_epochs < 0 or cfg.optim.grad_clip < 0:
+        raise UnmaskError("config keys 'optim.warmup_epochs' and 'optim.grad_clip' must be >= 0")
+    check_args(cfg)
+
+
+def check_args(cfg: Config) -> None:
+    """Every ``model.args`` / ``loss.args`` section against its factory's signature (names are checked too)."""
+    from unmask.losses import LOSSES, check_loss_args
+    from unmask.models import MODELS, check_model_args
+
+    MODELS.get(cfg.model.name)  # an unknown model name lists the known ones
+    for name, args in cfg.model.args.items():
+        if not isinstance(args, dict):
+            raise UnmaskError(f"config key 'model.args.{name}' must be a mapping of {name}'s arguments")
+        check_model_args(name, cfg.model.backbone, {**cfg.model.backbone_args, **args})
+    if cfg.loss.name != "auto":
+        LOSSES.get(cfg.loss.name)
+    for name, args in cfg.loss.args.items():
+        if not isinstance(args, dict):
+            raise UnmaskError(f"config key 'loss.args.{name}' must be a mapping of {name}'s arguments")
+        check_loss_args(name, args)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
-    """``{"loss": {"alpha": 0.5}}`` -> ``{"loss.alpha": 0.5}``."""
+    """``{"optim": {"lr": 0.1}}`` -> ``{"optim.lr": 0.1}``."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):

@@ -1,8 +1,9 @@
-"""The six basic emotions, their canonical names and label indices."""
+"""MFED's label space: the six basic emotions, their spellings, and MFED's two tasks over them."""
 
 from __future__ import annotations
 
 from unmask.errors import UnmaskError
+from unmask.tasks import Task
 
 #: Canonical names, in label-index order (the order of the DSID paper).
 EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
@@ -36,3 +37,10 @@ def emotion_index(name: str) -> int:
 def masked_pairs() -> list[tuple[str, str]]:
     """The 30 ordered (true, disguised) pairs with true != disguised."""
     return [(t, d) for t in EMOTIONS for d in EMOTIONS if t != d]
+
+
+#: MFED's tasks: the emotion a person feels (``true``) and the one they were asked to show (``disguised``).
+MFED_TASKS: tuple[Task, ...] = (
+    Task("true", "single", EMOTIONS, column="true_emotion", title="felt", aliases=_ALIASES),
+    Task("disguised", "single", EMOTIONS, column="disguised_emotion", title="shown", aliases=_ALIASES),
+)

@@ -21,7 +21,7 @@ class Peer:
     def __init__(self, name: str, device: torch.device | str = "cpu", batch_size: int = 32):
         from unmask.models import create_backbone
         from unmask.models.offtheshelf import canonical_labels
-        from unmask.train.transforms import Preprocess
+        from unmask.data.transforms import Preprocess
 
         if name not in PEERS:
             raise UnmaskError(f"unknown peer {name!r}; choose one of: {', '.join(PEERS)}")
@@ -40,7 +40,7 @@ class Peer:
     @torch.no_grad()
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """uint8 face crops ``[N, H, W, 3]`` -> probabilities ``[N, 7]`` in :attr:`labels` order."""
-        from unmask.train.data import resize_uint8
+        from unmask.data.transforms import resize_uint8
 
         out = []
         for start in range(0, len(crops), self.batch_size):

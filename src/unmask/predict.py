@@ -1,4 +1,5 @@
-"""Predict the true and the displayed (disguised) emotion of every face in new images and videos.
+"""Predict every task of a trained model (DSID: the felt and the shown emotion) for every face in new images
+and videos.
 
 ::
 
@@ -7,14 +8,14 @@
 
 Preprocessing is the training one, read from the checkpoint (``ckpt["preprocess"]``): the face detector,
 the square crop (``crop_face`` with the checkpoint's margin, at its ``crop_size``), the resize of the crop to
-the model's input size (:func:`unmask.train.data.resize_uint8`, as training resized the cached crops) and the
-normalisation (:class:`unmask.train.transforms.Preprocess` with the checkpoint's mean/std). A checkpoint made
+the model's input size (:func:`unmask.data.transforms.resize_uint8`, as training resized the cached crops) and the
+normalisation (:class:`unmask.data.transforms.Preprocess` with the checkpoint's mean/std). A checkpoint made
 with the ``annotated`` detector (boxes from a manifest) cannot find faces in new media: ``auto`` is used
 instead and the reason is logged once. Every face of a frame is classified, in batches across faces and
 frames.
 
-Result columns (:data:`BASE_COLUMNS`, then ``true_p_<emotion>...``, ``disguised_p_<emotion>...`` in the
-checkpoint's label order, then ``error``):
+Result columns (:data:`BASE_COLUMNS`, then per task of the checkpoint, in its order, ``<task>_pred``,
+``<task>_conf`` and ``<task>_p_<label>...`` in the task's label order, then ``error``):
 
 * ``source`` the file (or ``<image>`` for an in-memory image); ``kind`` image | video;
 * ``frame`` the 0-based decoded frame index (-1 for images), ``time_s`` = frame / fps (NaN for images);
@@ -24,8 +25,13 @@ checkpoint's label order, then ``error``):
 * ``face_found`` False for a frame without a face: one row with empty predictions (never silently skipped);
 * ``apex`` True on the apex summary rows of :meth:`Predictor.predict_video` with ``apex_search``, whose
   ``apex_score`` is the feature distance that chose the frame;
-* ``true_pred``/``true_conf`` and ``disguised_pred``/``disguised_conf``: the top class and its probability;
+* ``<task>_pred``/``<task>_conf``: the top class and its probability (a multi-label task: the labels at
+  p >= 0.5 joined by ``+``, ``none`` when there are none, and the highest probability);
 * ``error``: empty, or why the input could not be read (that input then has this one row).
+
+Clip models (trained on the ``clip`` paradigm: T frames per example) are given clips: on a video, each face
+track's sampled detections in consecutive windows of T (the last one padded by repeating its last crop), every
+row of a window carrying that window's prediction; an image is a still clip (its crop repeated T times).
 
 Apex search (videos): the model was trained on apex frames, where the disguise is at full intensity, so a
 per-frame prediction far from the apex means little. The heuristic: for each face track, the mean backbone
@@ -53,11 +59,19 @@ log = logging.getLogger("unmask")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-TASKS = ("true", "disguised")
 BASE_COLUMNS = ["source", "kind", "frame", "time_s", "face", "track", "x", "y", "w", "h", "det_score",
-                "face_found", "apex", "apex_score", "true_pred", "true_conf", "disguised_pred", "disguised_conf"]
+                "face_found", "apex", "apex_score"]
 INT_COLUMNS = ("frame", "face", "track", "x", "y", "w", "h")  # nullable integers (empty when no face)
-TEXT_COLUMNS = ("source", "kind", "true_pred", "disguised_pred", "error")
+TEXT_COLUMNS = ("source", "kind", "error")  # and every <task>_pred
+
+
+def is_text_column(name: str) -> bool:
+    return name in TEXT_COLUMNS or name.endswith("_pred")
+
+
+def task_columns(tasks) -> list[str]:
+    """The result columns of ``tasks``: ``<task>_pred``, ``<task>_conf``, ``<task>_p_<label>`` each."""
+    return [c for t in tasks for c in (f"{t.name}_pred", f"{t.name}_conf", *(f"{t.name}_p_{x}" for x in t.labels))]
 
 
 def media_kind(path: Path) -> str | None:
@@ -125,15 +139,17 @@ class Predictor:
 
     def __init__(self, model, ckpt: dict, *, device: torch.device, detector=None, batch_size: int = 32,
                  precision: str = "fp32", neutral_frames: int = 3, smooth_s: float = 0.2, peers=()):
-        from unmask.train.transforms import Preprocess
+        from unmask.data.transforms import Preprocess
 
         if precision not in ("fp32", "bf16"):
             raise UnmaskError(f"unknown precision {precision!r}; expected fp32 or bf16")
         if batch_size < 1:
             raise UnmaskError(f"batch size must be at least 1 (got {batch_size})")
         self.model, self.ckpt, self.device = model, ckpt, device
-        self.labels = list(ckpt["labels"])
+        self.tasks = tuple(model.tasks)  # what this model predicts: tasks with their label names
         prep = ckpt["preprocess"]
+        # a clip model reads T frames per example (the prepared set's clip frames)
+        self.clip_frames = int(prep.get("clip_frames") or 8) if getattr(model, "clip_input", False) else 0
         self.input_size = int(prep["input_size"][-1])
         self.margin = float(prep["margin"] if prep.get("margin") is not None else 0.2)
         self.crop_size = int(prep.get("crop_size") or self.input_size)
@@ -141,7 +157,7 @@ class Predictor:
         self.batch_size, self.precision = batch_size, precision
         # bf16: a bf16 copy of the backbone under autocast, as feature extraction does (autocast over fp32
         # weights takes open_clip's attention off its fused path and was slower than fp32 on a CPU)
-        from unmask.train.features import cast_backbone
+        from unmask.models.inference import cast_backbone
 
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self._backbone = cast_backbone(model.backbone, dtype, device).eval()
@@ -155,7 +171,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", detector=None, **kwargs) -> "Predictor":
         from unmask.checkpoint import load_checkpoint
-        from unmask.train.engine import resolve_device
+        from unmask.runtime import resolve_device
 
         dev = resolve_device(device)
         path = resolve_checkpoint_path(path)
@@ -189,24 +205,31 @@ class Predictor:
     # -- the model ------------------------------------------------------------------------------------
     @torch.no_grad()
     def predict_crops(self, crops) -> dict[str, np.ndarray]:
-        """Face crops (uint8 ``[N, H, W, 3]``, as :func:`~unmask.data.faces.crop_face` makes them) ->
-        ``{"true": [N, C], "disguised": [N, C], "features": [N, D]}`` (probabilities; backbone features)."""
-        from unmask.train.data import resize_uint8
+        """Face crops (uint8 ``[N, H, W, 3]``, as :func:`~unmask.data.faces.crop_face` makes them; a clip model:
+        ``[N, T, H, W, 3]``) -> ``{<task>: [N, C] probabilities, ..., "features": [N, D]}`` (backbone features,
+        averaged over a clip's frames)."""
+        from unmask.data.transforms import resize_uint8
 
         crops = np.asarray(crops)
-        if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != np.uint8:
-            raise UnmaskError(f"expected uint8 crops [N, H, W, 3], got {crops.dtype} {crops.shape}")
+        want = 5 if self.clip_frames else 4
+        if crops.ndim != want or crops.shape[-1] != 3 or crops.dtype != np.uint8:
+            shape = "[N, T, H, W, 3]" if self.clip_frames else "[N, H, W, 3]"
+            raise UnmaskError(f"expected uint8 crops {shape}, got {crops.dtype} {crops.shape}")
         out: dict[str, list] = {}
         for start in range(0, len(crops), self.batch_size):
-            x = torch.from_numpy(crops[start:start + self.batch_size]).permute(0, 3, 1, 2)  # [B, 3, H, W]
+            x = torch.from_numpy(crops[start:start + self.batch_size])
+            x = x.permute(*range(x.dim() - 3), -1, -3, -2)  # [B, (T,) 3, H, W]
             x = self.normalize(resize_uint8(x, self.input_size), train=False).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                f = self._backbone.forward_features(x)  # [B, D]
-                o = self.model.forward_head(f.float())
-            for task in TASKS:
-                if f"{task}_logits" in o:
-                    out.setdefault(task, []).append(o[f"{task}_logits"].float().softmax(-1).cpu())
-            out.setdefault("features", []).append(f.float().cpu())
+                encode = self._backbone.forward_features if self.model.uses_tokens else self._backbone
+                f = encode(x.flatten(0, 1) if self.clip_frames else x)  # [B(*T), D] (or tokens [B(*T), N, C])
+                f = f.float().view(*x.shape[:-3], *f.shape[1:])  # [B, (T,) D]
+                o = self.model.forward_head(f)
+                if self.model.uses_tokens:  # apex search compares pooled embeddings
+                    f = self._backbone.forward_head(f.flatten(0, -3)).view(*x.shape[:-3], -1)
+            for task in self.tasks:
+                out.setdefault(task.name, []).append(task.probabilities(o[f"{task.name}_logits"]).cpu())
+            out.setdefault("features", []).append((f.mean(1) if self.clip_frames else f).cpu())
         if not out:
             return {"features": np.zeros((0, 0), np.float32)}
         return {k: torch.cat(v).numpy() for k, v in out.items()}
@@ -228,27 +251,56 @@ class Predictor:
         return rows
 
     def _flush(self, pending: list, features: dict | None = None) -> None:
+        """Predict the waiting rows: one crop each, or for a clip model a still clip (the crop repeated T times)."""
         if not pending:
             return
         crops = np.stack([c for _, c in pending])
-        out = self.predict_crops(crops)
-        for peer in self.peers:
-            for (row, _), p in zip(pending, peer.predict_crops(crops)):
-                peer.fill(row, p)
-        for j, (row, _) in enumerate(pending):
-            for task in TASKS:
-                if task in out:
-                    p = out[task][j]
-                    row[f"{task}_pred"], row[f"{task}_conf"] = self.labels[int(p.argmax())], float(p.max())
-                    row.update({f"{task}_p_{e}": float(v) for e, v in zip(self.labels, p)})
-            if features is not None:
-                features[id(row)] = out["features"][j]
+        self._peers(pending)
+        if self.clip_frames:
+            crops = np.repeat(crops[:, None], self.clip_frames, axis=1)  # [N, T, H, W, 3]
+        self._assign([[row] for row, _ in pending], self.predict_crops(crops), features)
         pending.clear()
 
+    def _flush_windows(self, pending: list, features: dict) -> None:
+        """A clip model on a video: each track's detections in windows of T consecutive sampled frames."""
+        self._peers(pending)
+        by_track: dict[int, list] = {}
+        for row, crop in pending:
+            by_track.setdefault(row.get("track", -1), []).append((row, crop))
+        groups, clips = [], []
+        for items in by_track.values():
+            for start in range(0, len(items), self.clip_frames):
+                window = items[start:start + self.clip_frames]
+                frames = [c for _, c in window] + [window[-1][1]] * (self.clip_frames - len(window))
+                groups.append([row for row, _ in window])
+                clips.append(np.stack(frames))
+        if clips:
+            self._assign(groups, self.predict_crops(np.stack(clips)), features)
+        pending.clear()
+
+    def _peers(self, pending: list) -> None:
+        """Each ``--peer`` model's prediction for every face crop of ``pending``, into its rows."""
+        if self.peers and pending:
+            crops = np.stack([c for _, c in pending])  # [N, H, W, 3]
+            for peer in self.peers:
+                for (row, _), p in zip(pending, peer.predict_crops(crops)):
+                    peer.fill(row, p)
+
+    def _assign(self, groups: list[list[dict]], out: dict, features: dict | None) -> None:
+        for j, rows in enumerate(groups):
+            for row in rows:
+                for task in self.tasks:
+                    p = out[task.name][j]
+                    pred = task.predicted(p)
+                    row[f"{task.name}_pred"] = pred if task.kind == "single" else task.format(pred)
+                    row[f"{task.name}_conf"] = float(p.max())
+                    row.update({f"{task.name}_p_{x}": float(v) for x, v in zip(task.labels, p)})
+                if features is not None:
+                    features[id(row)] = out["features"][j]
+
     def _frame(self, rows: list[dict]) -> pd.DataFrame:
-        cols = BASE_COLUMNS + [f"{t}_p_{e}" for t in TASKS for e in self.labels]
-        cols += [c for peer in self.peers for c in peer.columns] + ["error"]
-        return to_frame(rows, cols)
+        cols = BASE_COLUMNS + task_columns(self.tasks) + [c for peer in self.peers for c in peer.columns]
+        return to_frame(rows, cols + ["error"])
 
     # -- public API -------------------------------------------------------------------------------------
     def predict_image(self, img, source: str | None = None) -> pd.DataFrame:
@@ -291,17 +343,20 @@ class Predictor:
                 new = self._frame_rows(rgb, dict(base, frame=index, time_s=t), pending, frame=index)
                 tracker.assign(new)
                 rows += new
-                if len(pending) >= self.batch_size:
+                if len(pending) >= self.batch_size and not self.clip_frames:
                     self._flush(pending, features)
         except VideoError as e:
-            self._flush(pending, features)
+            self._flush_video(pending, features)
             return rows + [dict(base, frame=-1, face=-1, track=-1, face_found=False, error=str(e))]
-        self._flush(pending, features)
+        self._flush_video(pending, features)
         if apex_search:
             # the smoothing window spans about smooth_s seconds of sampled frames (odd, centred; 1 = none)
             window = max(1, round(self.smooth_s * (fps or 25.0) / every)) // 2 * 2 + 1
             rows += self._apex_rows(rows, features, window)
         return rows
+
+    def _flush_video(self, pending: list, features: dict) -> None:
+        (self._flush_windows if self.clip_frames else self._flush)(pending, features)
 
     def _apex_rows(self, rows: list[dict], features: dict, window: int) -> list[dict]:
         tracks: dict[int, list[dict]] = {}
@@ -417,7 +472,7 @@ def normalize_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if c in ("time_s", "det_score", "apex_score") or c.endswith("_conf") or "_p_" in c:
             df[c] = pd.to_numeric(df[c]).astype(float)
-    for c in [c for c in df.columns if c in TEXT_COLUMNS or c.endswith("_pred")]:  # peers' too: fer_pred
+    for c in [c for c in df.columns if is_text_column(c)]:
         df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     return df
 
@@ -443,9 +498,9 @@ def read_results(path: str | Path) -> pd.DataFrame:
     else:
         # only the numeric columns treat "" as missing: an empty error or prediction stays an empty string
         header = pd.read_csv(path, nrows=0).columns
-        numeric = [c for c in header if c not in TEXT_COLUMNS]
+        numeric = [c for c in header if not is_text_column(c)]
         df = pd.read_csv(path, keep_default_na=False, na_values={c: ["", "NaN", "nan"] for c in numeric},
-                         dtype={c: str for c in TEXT_COLUMNS if c in header})
+                         dtype={c: str for c in header if is_text_column(c)})
     return normalize_dtypes(df)
 
 

@@ -66,7 +66,7 @@ class Task:
         for alias, label in self.aliases.items():
             if key == alias.lower():
                 return label
-        raise UnmaskError(f"unknown {self.name} label {value!r}; expected one of: {', '.join(self.labels)}")
+        raise UnmaskError(f"unknown label {value!r} for task '{self.name}'; expected one of: {', '.join(self.labels)}")
 
     def parse(self, cell: object) -> str | tuple[str, ...] | None:
         """A manifest cell -> a label (single), a sorted tuple of labels (multi), or None (not annotated)."""
@@ -95,6 +95,17 @@ class Task:
         if value is None:
             return [math.nan] * len(self.labels)
         return [1.0 if label in value else 0.0 for label in self.labels]
+
+    def probabilities(self, logits):
+        """Logits ``[..., C]`` -> probabilities: softmax over classes (single), a sigmoid per label (multi)."""
+        logits = logits.float()
+        return logits.softmax(-1) if self.kind == "single" else logits.sigmoid()
+
+    def predicted(self, probs) -> str | tuple[str, ...]:
+        """One row of probabilities ``[C]`` -> the top label (single) or the labels at >= 0.5 (multi)."""
+        if self.kind == "single":
+            return self.labels[int(probs.argmax())]
+        return tuple(label for label, p in zip(self.labels, probs) if p >= 0.5)
 
     def to_dict(self) -> dict:
         d = {"name": self.name, "kind": self.kind, "labels": list(self.labels), "column": self.column,

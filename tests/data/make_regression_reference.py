@@ -50,8 +50,8 @@ for name, extra in RUNS.items():
 import torch
 from unmask.models import create_model
 from unmask.data.prepare import PreparedSet
-from unmask.train.data import load_frames
-from unmask.train.transforms import Preprocess
+from unmask.data.datasets import load_frames
+from unmask.data.transforms import Preprocess
 torch.manual_seed(0)
 zs = create_model("clip_zero_shot", backbone="tiny_clip_vit", weights=None, img_size=32).eval()
 data = load_frames(PreparedSet(root / "prepared"), "apex", size=32)

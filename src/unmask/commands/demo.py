@@ -41,7 +41,7 @@ def run(args) -> int:
     out = Path(args.out)
     t0 = time.time()
     cfg = load_config("dsid_synth", [f"runtime.seed={args.seed}", *args.overrides])
-    size = cfg.model.img_size or 64
+    size = cfg.model.backbone_args.get("img_size") or 64
     print(f"[1/5] synthetic masked-expression videos, {args.subjects} subjects -> {out / 'synth'}")
     manifest = generate(out / "synth", SynthConfig(subjects=args.subjects, seed=args.seed))
     print(f"[2/5] pretraining set, {args.pretrain_subjects} other people (seed {args.seed + 1000}) "

@@ -6,9 +6,8 @@ an error row and a line on stderr) or has no face at all (its ``face_found=False
 (bad checkpoint, unknown detector, bad option) before anything is predicted.
 """
 
-HELP = "predict the true and the displayed emotion of every face in images, videos and folders"
-TABLE_COLUMNS = ["source", "frame", "face", "x", "y", "w", "h", "true_pred", "true_conf", "disguised_pred",
-                 "disguised_conf", "error"]
+HELP = "predict a trained model's tasks (DSID: the felt and the shown emotion) for every face in images and videos"
+TABLE_COLUMNS = ["source", "frame", "face", "x", "y", "w", "h"]
 
 
 def add_arguments(p):
@@ -60,15 +59,16 @@ def run(args) -> int:
     for src in no_face:
         print(f"no face found: {src}", file=sys.stderr)
     if args.annotate:
-        annotate_all(df, Path(args.annotate), every=args.every)
+        annotate_all(df, Path(args.annotate), predictor.tasks, every=args.every)
     if args.out:
         print(f"{len(df)} rows -> {write_results(df, args.out)}")
     else:
-        peer_cols = [f"{p.name}_{k}" for p in predictor.peers for k in ("pred", "conf")]
-        table = df[TABLE_COLUMNS[:3] + (["apex"] if df.apex.any() else []) + TABLE_COLUMNS[3:-1] + peer_cols
-                   + TABLE_COLUMNS[-1:]].copy()
+        per_task = [c for t in predictor.tasks for c in (f"{t.name}_pred", f"{t.name}_conf")]
+        per_task += [f"{p.name}_{k}" for p in predictor.peers for k in ("pred", "conf")]  # --peer: beside ours
+        table = df[TABLE_COLUMNS[:3] + (["apex"] if df.apex.any() else []) + TABLE_COLUMNS[3:] + per_task
+                   + ["error"]].copy()
         table["source"] = table["source"].map(lambda s: Path(s).name)
-        for c in ("true_conf", "disguised_conf") + tuple(c for c in peer_cols if c.endswith("_conf")):
+        for c in [c for c in per_task if c.endswith("_conf")]:
             table[c] = table[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
         table = table.astype(object).where(table.notna(), "")  # no face: blank, not <NA>
         with pd.option_context("display.max_colwidth", 60, "display.width", 200):
@@ -86,17 +86,13 @@ def failed_sources(df) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- annotation
-def label_text(row) -> str:
-    """``true: fear 0.62 | shown: happiness 0.91`` (the parts the model predicts)."""
-    parts = []
-    if row.get("true_pred"):
-        parts.append(f"true: {row['true_pred']} {row['true_conf']:.2f}")
-    if row.get("disguised_pred"):
-        parts.append(f"shown: {row['disguised_pred']} {row['disguised_conf']:.2f}")
-    return " | ".join(parts)
+def label_text(row, tasks) -> str:
+    """``felt: fear 0.62 | shown: happiness 0.91``: each task's title, prediction and confidence."""
+    return " | ".join(f"{t.title}: {row[f'{t.name}_pred']} {row[f'{t.name}_conf']:.2f}" for t in tasks
+                      if row.get(f"{t.name}_pred"))
 
 
-def draw(rgb, rows):
+def draw(rgb, rows, tasks):
     """Boxes and labels drawn on a copy of ``rgb`` (OpenCV); scale follows the image size."""
     import cv2
 
@@ -113,7 +109,7 @@ def draw(rgb, rows):
         cv2.rectangle(img, (x, y), (x + bw, y + bh), colour, thick + 1)
         (_, th), _ = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         ty = y - th - 12 if y - th - 12 >= 0 else min(y + bh + 4, h - th - 8)  # above the box, else below
-        _text(img, label_text(r), x, ty, scale, thick, colour)
+        _text(img, label_text(r, tasks), x, ty, scale, thick, colour)
     return img
 
 
@@ -137,7 +133,7 @@ def _unique(path):
     return out
 
 
-def annotate_all(df, out_dir, every: int = 1) -> list:
+def annotate_all(df, out_dir, tasks, every: int = 1) -> list:
     """One annotated copy per readable input in ``out_dir``: ``<name>.annotated.<ext>`` (videos: ``.mp4``)."""
     from pathlib import Path
 
@@ -146,25 +142,25 @@ def annotate_all(df, out_dir, every: int = 1) -> list:
     for src, g in df[(df.error == "") & ~df.apex].groupby("source", sort=False):
         path = Path(src)
         if g.kind.iloc[0] == "image":
-            written.append(annotate_image(path, g.to_dict("records"), _unique(out_dir / f"{path.stem}.annotated{path.suffix.lower()}")))
+            written.append(annotate_image(path, g.to_dict("records"), tasks, _unique(out_dir / f"{path.stem}.annotated{path.suffix.lower()}")))
         elif g.kind.iloc[0] == "video":
-            written.append(annotate_video(path, g, _unique(out_dir / f"{path.stem}.annotated.mp4")))
+            written.append(annotate_video(path, g, tasks, _unique(out_dir / f"{path.stem}.annotated.mp4")))
     return written
 
 
-def annotate_image(path, rows, out):
+def annotate_image(path, rows, tasks, out):
     import cv2
 
     from unmask.predict import read_image
 
-    img = draw(read_image(path), rows)
+    img = draw(read_image(path), rows, tasks)
     if not cv2.imwrite(str(out), img[:, :, ::-1]):
         from unmask.errors import UnmaskError
         raise UnmaskError(f"cannot write {out}")
     return out
 
 
-def annotate_video(path, rows, out):
+def annotate_video(path, rows, tasks, out):
     """All frames re-encoded (H.264, even size); each shows the boxes of the latest sampled frame."""
     from fractions import Fraction
 
@@ -180,7 +176,7 @@ def annotate_video(path, rows, out):
         stream = None
         for index, rgb in iter_frames(path):
             current = by_frame.get(index, current)
-            img = draw(rgb, current) if current else rgb
+            img = draw(rgb, current, tasks) if current else rgb
             img = img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2]  # yuv420p needs even sides
             if stream is None:
                 codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"

@@ -17,7 +17,7 @@ def add_arguments(p):
                    help="synthetic data, tiny backbones AU-pretrained on other synthetic people and frozen, fewer "
                         "epochs (configs/experiments/quick.yaml): about 10 minutes on a 2-core CPU with --jobs 2")
     p.add_argument("--estimator", action="append", metavar="E",
-                   help="also run every HSIC row with loss.estimator=E (paper, biased, unbiased; repeat or comma list)")
+                   help="also run every HSIC row with loss.args.dsid.estimator=E (paper, biased, unbiased; repeat or comma list)")
     p.add_argument("--weights", action="append", metavar="BACKBONE=SPEC", default=[],
                    help="weights per backbone, e.g. clip_vit_b16=/p/ViT-B-16.pt vit_b16=/p/vit.safetensors "
                         "resnet18=/p/resnet18.safetensors (repeatable)")

@@ -5,7 +5,7 @@ HELP = "train and evaluate a model with a subject-independent protocol (LOSO by 
 
 def add_arguments(p):
     p.add_argument("--config", help="YAML config (e.g. configs/dsid_paper.yaml); defaults otherwise")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.alpha=0.3")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.args.dsid.alpha=0.3")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run (finished folds are kept)")
     p.add_argument("--folds", help="run only these folds, e.g. s01,s03 (same as protocol.folds=...)")

@@ -1,16 +1,21 @@
 """The manifest: one validated row per clip; the only thing the pipeline knows about a dataset.
 
-CSV columns (``REQUIRED`` first, the rest optional)::
+CSV columns (``REQUIRED`` first, then ``KEY_FRAMES``, one column per task, the rest optional)::
 
-    clip_id, subject, video, true_emotion, disguised_emotion, onset, apex, offset,
-    face_box, annotations, congruent
+    clip_id, subject, video, onset, apex, offset, <task columns>, face_box, annotations, congruent
+
+- The tasks (what each clip is labelled with; :mod:`unmask.tasks`) are declared in a sidecar file beside the
+  manifest, ``<manifest>.tasks.yaml`` (``tasks: [{name, kind, labels, column, title}, ...]``), written by
+  every source adapter and by ``unmask synth``. A manifest without one that has MFED's columns
+  (``true_emotion``, ``disguised_emotion``) is read with MFED's tasks (:data:`unmask.emotions.MFED_TASKS`).
 
 - ``video`` is a path relative to the manifest's folder (absolute paths are kept as they are).
 - ``onset``, ``apex``, ``offset`` are 0-based frame indices with onset <= apex <= offset.
 - ``face_box`` (optional) is one box for the whole clip, ``"x y w h"`` in pixels.
 - ``annotations`` (optional) is a per-frame CSV relative to the manifest, with a ``frame`` column, optional
   ``x, y, w, h`` face-box columns and optional action-unit columns named ``AU01``, ``AU12``, ...
-- ``congruent`` is written for information; it is derived from ``true_emotion == disguised_emotion``.
+- ``congruent`` (0/1) flags clips whose shown expression is the felt one (DSID trains on the others,
+  ``data.masked_only``); without the column, a manifest read with MFED's tasks derives it.
 
 Validation collects every problem at once, each naming the file, the row (the CSV line number, header = 1)
 and the column.
@@ -23,10 +28,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unmask.emotions import EMOTIONS, normalize_emotion
-from unmask.errors import UnmaskError
+import yaml
 
-REQUIRED = ("clip_id", "subject", "video", "true_emotion", "disguised_emotion", "onset", "apex", "offset")
+from unmask.errors import UnmaskError
+from unmask.tasks import Task, tasks_from_list, tasks_to_list
+
+REQUIRED = ("clip_id", "subject", "video")
+KEY_FRAMES = ("onset", "apex", "offset")
 OPTIONAL = ("face_box", "annotations", "congruent")
 AU_COLUMN = re.compile(r"^AU\d+$", re.IGNORECASE)
 SAFE_ID = re.compile(r"^[A-Za-z0-9._+-]+$")
@@ -37,26 +45,14 @@ class Clip:
     clip_id: str
     subject: str
     video: Path  # resolved (absolute or relative to the working directory)
-    true_emotion: str
-    disguised_emotion: str
+    labels: dict  # task name -> label (single), tuple of labels (multi), or None (not annotated)
     onset: int
     apex: int
     offset: int
     face_box: tuple[int, int, int, int] | None = None
     annotations: Path | None = None
+    congruent: bool = False
     row: int = 0  # CSV line number, for messages
-
-    @property
-    def congruent(self) -> bool:
-        return self.true_emotion == self.disguised_emotion
-
-    @property
-    def true_label(self) -> int:
-        return EMOTIONS.index(self.true_emotion)
-
-    @property
-    def disguised_label(self) -> int:
-        return EMOTIONS.index(self.disguised_emotion)
 
     def frame_of(self, role: str) -> int:
         if role not in ("onset", "apex", "offset"):
@@ -68,6 +64,7 @@ class Clip:
 class Manifest:
     path: Path
     clips: list[Clip] = field(default_factory=list)
+    tasks: tuple[Task, ...] = ()
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -84,8 +81,8 @@ class Manifest:
         return sorted({c.subject for c in self.clips})
 
     def masked(self) -> "Manifest":
-        """Only the masked clips (true != disguised), as the DSID paradigms use."""
-        return Manifest(self.path, [c for c in self.clips if not c.congruent])
+        """Only the clips not flagged congruent (masked expressions), as the DSID paradigms use."""
+        return Manifest(self.path, [c for c in self.clips if not c.congruent], self.tasks)
 
     def by_id(self) -> dict[str, Clip]:
         return {c.clip_id: c for c in self.clips}
@@ -99,6 +96,38 @@ def _parse_box(text: str) -> tuple[int, int, int, int]:
     if w <= 0 or h <= 0:
         raise ValueError("width and height must be positive")
     return x, y, w, h
+
+
+def tasks_path(manifest_path: str | Path) -> Path:
+    """Where a manifest's task declaration lives: ``manifest.csv`` -> ``manifest.tasks.yaml``."""
+    p = Path(manifest_path)
+    return p.with_name(p.stem + ".tasks.yaml")
+
+
+def read_tasks(manifest_path: str | Path, header: list[str] | None = None) -> tuple[tuple[Task, ...], bool]:
+    """The tasks a manifest declares, and whether they came from MFED's default (no sidecar file)."""
+    from unmask.emotions import MFED_TASKS
+
+    side = tasks_path(manifest_path)
+    if side.is_file():
+        try:
+            data = yaml.safe_load(side.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise UnmaskError(f"{side} is not valid YAML: {e}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("tasks"), list) or not data["tasks"]:
+            raise UnmaskError(f"{side} must hold 'tasks:', a list of {{name, kind, labels, column}}")
+        return tasks_from_list(data["tasks"]), False
+    if header is not None and all(t.column in header for t in MFED_TASKS):
+        return MFED_TASKS, True
+    raise UnmaskError(f"manifest {manifest_path} declares no tasks: write {side.name} beside it "
+                      f"(tasks: [{{name, kind: single|multi, labels: [...], column}}]) or make the manifest with "
+                      f"`unmask import SOURCE`")
+
+
+def write_tasks(tasks, manifest_path: str | Path) -> Path:
+    side = tasks_path(manifest_path)
+    side.write_text(yaml.safe_dump({"tasks": tasks_to_list(tasks)}, sort_keys=False), encoding="utf-8")
+    return side
 
 
 def read_manifest(path: str | Path, *, check_videos: bool = False, check_files: bool = True) -> Manifest:
@@ -130,6 +159,9 @@ def validate_manifest(path: str | Path, *, check_videos: bool = True,
             reader = csv.DictReader(f)
             header = [h.strip() for h in (reader.fieldnames or [])]
             missing = [c for c in REQUIRED if c not in header]
+            if not missing:
+                tasks, mfed_default = read_tasks(path, header)
+                missing = [c for c in KEY_FRAMES + tuple(t.column for t in tasks) if c not in header]
             if missing:
                 raise UnmaskError(f"{path}: missing column(s) {', '.join(missing)}; header is {', '.join(header)}")
             rows = list(reader)
@@ -161,12 +193,20 @@ def validate_manifest(path: str | Path, *, check_videos: bool = True,
         subject = row.get("subject", "")
         if not subject:
             bad("subject", "empty subject")
-        emotions = {}
-        for col in ("true_emotion", "disguised_emotion"):
+        labels = {}
+        for task in tasks:
             try:
-                emotions[col] = normalize_emotion(row.get(col, ""))
-            except UnmaskError:
-                bad(col, f"unknown emotion {row.get(col, '')!r}; expected one of {', '.join(EMOTIONS)}")
+                labels[task.name] = task.parse(row.get(task.column, ""))
+            except UnmaskError as e:
+                bad(task.column, str(e))
+        congruent = row.get("congruent", "")
+        if congruent not in ("", "0", "1", "true", "false", "True", "False"):
+            bad("congruent", f"expected 0 or 1, got {congruent!r}")
+        elif congruent:
+            congruent = congruent in ("1", "true", "True")
+        elif mfed_default and len(labels) == len(tasks):
+            congruent = labels["true"] == labels["disguised"]  # MFED's definition, for manifests without the column
+        congruent = bool(congruent)
         frames = {}
         for col in ("onset", "apex", "offset"):
             text = row.get(col, "")
@@ -206,14 +246,13 @@ def validate_manifest(path: str | Path, *, check_videos: bool = True,
                 bad("offset", f"frame {frames['offset']} is beyond the video's length ({n} frames, last index {n - 1})")
         if len(problems) == n_before:
             clips.append(Clip(
-                clip_id=clip_id, subject=subject, video=video,
-                true_emotion=emotions["true_emotion"], disguised_emotion=emotions["disguised_emotion"],
+                clip_id=clip_id, subject=subject, video=video, labels=labels,
                 onset=frames["onset"], apex=frames["apex"], offset=frames["offset"],
-                face_box=box, annotations=annotations, row=line,
+                face_box=box, annotations=annotations, congruent=congruent, row=line,
             ))
     if not rows:
         problems.append(f"{path}: the manifest has no rows")
-    return Manifest(path, clips), problems
+    return Manifest(path, clips, tasks), problems
 
 
 def _resolve(manifest_path: Path, text: str) -> Path:
@@ -230,8 +269,9 @@ def _video_length(video: Path) -> int | str:
         return str(e)
 
 
-def write_manifest(clips, path: str | Path) -> Path:
-    """Write clips as a manifest CSV; paths are written relative to the manifest's folder when possible."""
+def write_manifest(clips, path: str | Path, tasks) -> Path:
+    """Write clips as a manifest CSV and its ``tasks`` as the sidecar declaration; paths are written relative to
+    the manifest's folder when possible."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -245,12 +285,14 @@ def write_manifest(clips, path: str | Path) -> Path:
 
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(REQUIRED + OPTIONAL)
+        w.writerow(REQUIRED + KEY_FRAMES + tuple(t.column for t in tasks) + OPTIONAL)
         for c in clips:
             w.writerow([
-                c.clip_id, c.subject, rel(c.video), c.true_emotion, c.disguised_emotion, c.onset, c.apex, c.offset,
+                c.clip_id, c.subject, rel(c.video), c.onset, c.apex, c.offset,
+                *(t.format(c.labels.get(t.name)) for t in tasks),
                 " ".join(map(str, c.face_box)) if c.face_box else "", rel(c.annotations), int(c.congruent),
             ])
+    write_tasks(tasks, path)
     return path
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from unmask.data.manifest import Clip, Manifest, read_manifest, write_manifest
+from unmask.tasks import tasks_to_list
 from unmask.errors import UnmaskError
 
 CACHE_VERSION = 1
@@ -134,9 +135,9 @@ def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, marg
     out = Path(out)
     config = {"version": CACHE_VERSION, "manifest": str(manifest_path), "detector": resolve_detector_name(detector),
               "size": int(size), "margin": float(margin), "clip_frames": int(clip_frames),
-              "unmask_version": unmask.__version__}
+              "unmask_version": unmask.__version__, "tasks": tasks_to_list(manifest.tasks)}
     _claim(out, config)
-    write_manifest(manifest.clips, out / "manifest.csv")
+    write_manifest(manifest.clips, out / "manifest.csv", manifest.tasks)
 
     result = PrepareResult(out, config["detector"])
     todo = []

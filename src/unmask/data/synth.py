@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unmask.emotions import EMOTIONS, masked_pairs
+from unmask.emotions import EMOTIONS, MFED_TASKS, masked_pairs
 from unmask.errors import UnmaskError
 
 #: EMFACS prototypes, AU -> intensity at full expression (1.0 = a full prototypical action).
@@ -339,8 +339,8 @@ def make_clip(config: SynthConfig, out: Path, subject: int, true: str, disguised
             raise RuntimeError(f"{plan.clip_id}: wrote {n} frames, planned {len(plan.aus)}")
         _write_annotations(ann, plan, boxes)
         os.replace(tmp, video)  # the video appears only when complete: a rerun resumes cleanly
-    return Clip(plan.clip_id, subject_name(subject), video, true, disguised, plan.onset, plan.apex, plan.offset,
-                face_box=_union(boxes), annotations=ann)
+    return Clip(plan.clip_id, subject_name(subject), video, {"true": true, "disguised": disguised}, plan.onset,
+                plan.apex, plan.offset, face_box=_union(boxes), annotations=ann, congruent=true == disguised)
 
 
 def _worker_init():
@@ -401,7 +401,7 @@ def generate(out: str | Path, config: SynthConfig | None = None, *, workers: int
                 results[futures[fut]] = fut.result()
                 bar.update()
     bar.close()
-    manifest = write_manifest([results[j] for j in jobs], out / "manifest.csv")
+    manifest = write_manifest([results[j] for j in jobs], out / "manifest.csv", MFED_TASKS)
     if preview:
         write_preview(manifest, out / "preview.png")
     return manifest
@@ -416,7 +416,7 @@ def write_preview(manifest_path: str | Path, path: str | Path, n: int = 12) -> P
 
     from unmask.data.manifest import read_manifest
 
-    by_key = {(c.subject, c.true_emotion, c.disguised_emotion): c for c in read_manifest(manifest_path).clips}
+    by_key = {(c.subject, c.labels["true"], c.labels["disguised"]): c for c in read_manifest(manifest_path).clips}
     subjects = sorted({k[0] for k in by_key})
     chosen = []
     for i in range(n):  # every true emotion in turn, the disguise and subject rotating so both labels vary
@@ -441,7 +441,7 @@ def write_preview(manifest_path: str | Path, path: str | Path, n: int = 12) -> P
         for j, (role, img) in enumerate(zip(("onset", "apex"), frames)):
             ax = axes[i // cols, 2 * (i % cols) + j]
             ax.imshow(img)
-            label = f"true {clip.true_emotion}" if role == "onset" else f"as {clip.disguised_emotion}"
+            label = f"true {clip.labels['true']}" if role == "onset" else f"as {clip.labels['disguised']}"
             ax.set_title(f"{clip.subject} {role}\n{label}", fontsize=8)
     fig.suptitle("unmask synth: onset (true emotion) | apex (disguise + upper-face residue)", fontsize=10)
     fig.tight_layout()

@@ -1,36 +1,64 @@
-"""Classification metrics (scikit-learn), pooled and per fold, with bootstrap confidence intervals.
+"""Metrics per task (scikit-learn), pooled and per fold, with bootstrap confidence intervals.
 
-UAR (unweighted average recall) is scikit-learn's balanced accuracy; F1 is macro-averaged over the six
-emotions (the DSID paper does not say which average it used).
+Single-label tasks: accuracy, macro-F1 over the task's classes (the DSID paper does not say which average it
+used) and UAR (unweighted average recall: scikit-learn's balanced accuracy). Multi-label tasks (action units):
+per-label F1 (threshold 0.5) and ROC AUC, and their macro averages. Clips without a label for a task (-1, or
+NaN for multi-label) are left out of that task's metrics.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
+                             roc_auc_score)
 
-from unmask.emotions import EMOTIONS
-
-METRICS = ("accuracy", "f1", "uar")
-LABELS = list(range(len(EMOTIONS)))
+METRICS = ("accuracy", "f1", "uar")  # single-label tasks
+MULTI_METRICS = ("macro_f1", "macro_auc")  # multi-label tasks
 
 
-def scores(y_true, y_pred) -> dict[str, float]:
+def scores(y_true, y_pred, n_classes: int) -> dict[str, float]:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1": float(f1_score(y_true, y_pred, labels=LABELS, average="macro", zero_division=0)),
+        "f1": float(f1_score(y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0)),
         # recall averaged over the classes present in y_true
         "uar": float(balanced_accuracy_score(y_true, y_pred)),
     }
 
 
-def confusion(y_true, y_pred) -> list[list[int]]:
-    return confusion_matrix(y_true, y_pred, labels=LABELS).tolist()
+def multilabel_scores(y_true, probs, labels) -> dict:
+    """``y_true`` 0/1 ``[n, L]`` (NaN rows or cells = not annotated), ``probs [n, L]`` -> per-label F1 (at 0.5) and
+    AUC (where a label has both outcomes) and their macro averages over the labels that have them."""
+    y_true, probs = np.asarray(y_true, dtype=float), np.asarray(probs, dtype=float)
+    f1s, aucs = {}, {}
+    for j, label in enumerate(labels):
+        known = ~np.isnan(y_true[:, j])
+        t, p = y_true[known, j].astype(int), probs[known, j]
+        if not len(t):
+            continue
+        f1s[label] = float(f1_score(t, (p >= 0.5).astype(int), zero_division=0))
+        if 0 < t.sum() < len(t):
+            aucs[label] = float(roc_auc_score(t, p))
+    return {"macro_f1": float(np.mean(list(f1s.values()))) if f1s else float("nan"),
+            "macro_auc": float(np.mean(list(aucs.values()))) if aucs else float("nan"),
+            "per_label_f1": f1s, "per_label_auc": aucs}
+
+
+def task_scores(task, y_true, probs) -> dict:
+    """A task's scores from its labels and the model's probabilities (clips without a label left out)."""
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    if task.kind == "multi":
+        return multilabel_scores(y_true, probs, task.labels)
+    known = y_true >= 0
+    return scores(y_true[known], probs[known].argmax(1), task.num_classes)
+
+
+def confusion(y_true, y_pred, n_classes: int) -> list[list[int]]:
+    return confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()
 
 
 def _from_confusion(cm: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1 (over all six labels) and UAR (over the labels present) from a confusion matrix."""
+    """Accuracy, macro-F1 (over all labels) and UAR (over the labels present) from a confusion matrix."""
     tp = np.diag(cm).astype(float)
     support, predicted = cm.sum(1).astype(float), cm.sum(0).astype(float)
     denom = support + predicted
@@ -39,10 +67,11 @@ def _from_confusion(cm: np.ndarray) -> dict[str, float]:
     return {"accuracy": tp.sum() / cm.sum(), "f1": f1.mean(), "uar": (tp[present] / support[present]).mean()}
 
 
-def bootstrap_ci(y_true, y_pred, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, list[float]]:
+def bootstrap_ci(y_true, y_pred, n_classes: int, *, n_boot: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> dict[str, list[float]]:
     """Percentile bootstrap CI of each metric, resampling clips with replacement."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    k = len(LABELS)
+    k = n_classes
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(y_true), size=(n_boot, len(y_true)))
     cells = y_true[idx] * k + y_pred[idx]  # [n_boot, n]
@@ -55,7 +84,7 @@ def bootstrap_ci(y_true, y_pred, *, n_boot: int = 1000, level: float = 0.95, see
     return {m: [float(np.percentile(v, lo)), float(np.percentile(v, hi))] for m, v in boot.items()}
 
 
-def chance_test(y_true, y_pred, chance: float = 1 / len(EMOTIONS)) -> float:
+def chance_test(y_true, y_pred, chance: float) -> float:
     """One-sided exact binomial p-value that accuracy exceeds ``chance``."""
     from scipy.stats import binomtest
 
@@ -63,21 +92,55 @@ def chance_test(y_true, y_pred, chance: float = 1 / len(EMOTIONS)) -> float:
     return float(binomtest(int((y_true == y_pred).sum()), len(y_true), chance, alternative="greater").pvalue)
 
 
-def summarize_task(folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Metrics for one task given ``{fold: (y_true, y_pred)}``: pooled, per fold, mean and std over folds."""
-    per_fold = {name: scores(t, p) for name, (t, p) in folds.items()}
+def summarize_task(task, folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_boot: int = 1000,
+                   seed: int = 0) -> dict:
+    """Metrics for one task given ``{fold: (y_true, y_pred)}`` (single-label: class indices; multi-label: 0/1
+    labels and probabilities): pooled, per fold, mean and std over folds."""
+    if task.kind == "multi":
+        return _summarize_multilabel(task, folds, n_boot=n_boot, seed=seed)
+    k = task.num_classes
+    folds = {name: (np.asarray(t)[np.asarray(t) >= 0], np.asarray(p)[np.asarray(t) >= 0])
+             for name, (t, p) in folds.items()}
+    per_fold = {name: scores(t, p, k) for name, (t, p) in folds.items()}
     y_true = np.concatenate([t for t, _ in folds.values()])
     y_pred = np.concatenate([p for _, p in folds.values()])
-    pooled = scores(y_true, y_pred)
     values = {m: np.array([s[m] for s in per_fold.values()]) for m in METRICS}
     return {
+        "kind": "single",
+        "labels": list(task.labels),
         "n": int(len(y_true)),
-        "pooled": pooled,
-        "ci95": bootstrap_ci(y_true, y_pred, n_boot=n_boot, seed=seed),
+        "pooled": scores(y_true, y_pred, k),
+        "ci95": bootstrap_ci(y_true, y_pred, k, n_boot=n_boot, seed=seed),
         "fold_mean": {m: float(v.mean()) for m, v in values.items()},
         "fold_std": {m: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for m, v in values.items()},
         "per_fold": per_fold,
-        "confusion": confusion(y_true, y_pred),
-        "chance": 1 / len(EMOTIONS),
-        "p_above_chance": chance_test(y_true, y_pred),
+        "confusion": confusion(y_true, y_pred, k),
+        "chance": task.chance,
+        "p_above_chance": chance_test(y_true, y_pred, task.chance),
+    }
+
+
+def _summarize_multilabel(task, folds, *, n_boot: int, seed: int) -> dict:
+    per_fold = {name: multilabel_scores(t, p, task.labels) for name, (t, p) in folds.items()}
+    y_true = np.concatenate([np.asarray(t, dtype=float) for t, _ in folds.values()])
+    probs = np.concatenate([np.asarray(p, dtype=float) for _, p in folds.values()])
+    pooled = multilabel_scores(y_true, probs, task.labels)
+    rng = np.random.default_rng(seed)
+    boot = {m: [] for m in MULTI_METRICS}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y_true), len(y_true))
+        s = multilabel_scores(y_true[idx], probs[idx], task.labels)
+        for m in MULTI_METRICS:
+            boot[m].append(s[m])
+    values = {m: np.array([s[m] for s in per_fold.values()]) for m in MULTI_METRICS}
+    return {
+        "kind": "multi",
+        "labels": list(task.labels),
+        "n": int(len(y_true)),
+        "pooled": pooled,
+        "ci95": {m: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))] for m, v in boot.items()},
+        "fold_mean": {m: float(np.nanmean(v)) for m, v in values.items()},
+        "fold_std": {m: float(np.nanstd(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in values.items()},
+        "per_fold": per_fold,
+        "positives": {label: int(np.nansum(y_true[:, j])) for j, label in enumerate(task.labels)},
     }

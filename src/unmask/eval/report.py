@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from unmask.emotions import EMOTIONS
 from unmask.errors import UnmaskError
-from unmask.eval.metrics import METRICS, summarize_task
-
-TASK_NAMES = {"true": "true emotion (TER)", "disguised": "disguised emotion (DER)"}
+from unmask.eval.metrics import METRICS, MULTI_METRICS, summarize_task
+from unmask.io import atomic_write_json, atomic_write_text
+from unmask.tasks import Task, tasks_from_list, tasks_to_list
 OPTIMISTIC_WARNING = ("**Warning: optimistic numbers.** Epochs were selected on the test subject "
                       "(protocol.validation=test_subject), which leaks test information into model selection "
                       "(Varanka et al., IEEE TAFFC 2024). Subject-independent validation is the default.")
@@ -44,15 +43,38 @@ def write_summary(run: str | Path, folds=None) -> dict:
     if folds:
         missing = [f.name for f in folds if f.name not in fold_meta]
         summary["missing_folds"] = missing
-    for task in ("true", "disguised"):
-        if f"{task}_pred" not in preds:
-            continue
-        idx = {e: i for i, e in enumerate(EMOTIONS)}
-        per_fold = {name: (g[task].map(idx).to_numpy(), g[f"{task}_pred"].map(idx).to_numpy())
-                    for name, g in preds.groupby("fold", sort=True)}
-        summary["tasks"][task] = summarize_task(per_fold)
-    (run / "summary.json").write_text(json.dumps(summary, indent=2))
+    tasks = run_tasks(fold_meta)
+    summary["task_defs"] = tasks_to_list(tasks)
+    for task in tasks:
+        per_fold = {name: task_arrays(task, g) for name, g in preds.groupby("fold", sort=True)}
+        summary["tasks"][task.name] = summarize_task(task, per_fold)
+    atomic_write_json(run / "summary.json", summary)
     return summary
+
+
+def run_tasks(fold_meta: dict) -> tuple[Task, ...]:
+    """The tasks a run's folds predicted (recorded in every fold's metrics.json)."""
+    for meta in fold_meta.values():
+        if "tasks" in meta:
+            return tasks_from_list(meta["tasks"])
+    raise UnmaskError("the run's folds do not record their tasks (made by an older unmask: train it again)")
+
+
+def task_arrays(task: Task, preds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A task's columns of predictions.csv -> (labels, predictions): class indices (-1 = not annotated) for a
+    single-label task; 0/1 labels (NaN = not annotated) and probabilities ``[n, L]`` for a multi-label one."""
+    probs = preds[[f"{task.name}_p_{label}" for label in task.labels]].to_numpy(dtype=float)
+    text = preds[task.name].fillna("").astype(str)
+    if task.kind == "single":
+        index = {label: i for i, label in enumerate(task.labels)}
+        return text.map(lambda v: index.get(v, -1)).to_numpy(), probs.argmax(1)
+    return np.array([task.target(task.parse(v)) for v in text], dtype=float).reshape(len(text), -1), probs
+
+
+def task_title(summary: dict, name: str) -> str:
+    titles = {t["name"]: t.get("title") or t["name"] for t in summary.get("task_defs", [])}
+    title = titles.get(name, name)
+    return name if title == name else f"{name} ({title})"
 
 
 def _fmt(s: dict, m: str) -> str:
@@ -63,8 +85,18 @@ def _fmt(s: dict, m: str) -> str:
 def metrics_table(summary: dict) -> str:
     lines = ["| task | metric | pooled [95% CI] | mean ± std over folds |", "|---|---|---|---|"]
     for task, s in summary["tasks"].items():
-        for m in METRICS:
-            lines.append(f"| {TASK_NAMES[task]} | {m} | {_fmt(s, m)} |")
+        for m in (METRICS if s.get("kind", "single") == "single" else MULTI_METRICS):
+            lines.append(f"| {task_title(summary, task)} | {m} | {_fmt(s, m)} |")
+    return "\n".join(lines)
+
+
+def _multilabel_table(name: str, s: dict) -> str:
+    lines = [f"Per label ({name}): F1 at 0.5 and ROC AUC, pooled; positives among the test clips.", "",
+             "| label | positives | F1 | AUC |", "|---|---|---|---|"]
+    for label in s["labels"]:
+        f1, auc = s["pooled"]["per_label_f1"].get(label), s["pooled"]["per_label_auc"].get(label)
+        lines.append(f"| {label} | {s['positives'].get(label, 0)} | {'' if f1 is None else f'{f1:.3f}'} | "
+                     f"{'' if auc is None else f'{auc:.3f}'} |")
     return "\n".join(lines)
 
 
@@ -75,39 +107,56 @@ def write_report(run: str | Path, summary: dict | None = None) -> Path:
     fig_dir = run / "figures"
     fig_dir.mkdir(exist_ok=True)
     figs = _figures(run, summary, fig_dir)
-    m, p = cfg["model"], cfg["protocol"]
+    m, p, loss = cfg["model"], cfg["protocol"], cfg["loss"]
     lines = [f"# unmask run report: {run.name}", ""]
     if summary["optimistic"]:
         lines += [OPTIMISTIC_WARNING, ""]
+    model_args = m.get("args", {}).get(m["name"], {})
+    loss_args = loss.get("args", {})
     lines += [
-        f"Model `{m['name']}` on backbone `{m['backbone']}` ({m['mode']}, weights: {m['weights'] or 'random init'}); "
-        f"paradigm `{cfg['data']['paradigm']}`; loss alpha={cfg['loss']['alpha']}, beta={cfg['loss']['beta']}, "
-        f"HSIC estimator `{cfg['loss']['estimator']}`; protocol `{p['name']}` with validation `{p['validation']}`; "
-        f"{summary['n_folds']} fold(s), {summary['n_clips']} test clips.", ""]
+        f"Model `{m['name']}` ({_kv(model_args)}) on backbone `{m['backbone']}` ({m['mode']}, weights: "
+        f"{m['weights'] or 'random init'}); paradigm `{cfg['data']['paradigm']}`; loss `{loss['name']}` "
+        f"({'; '.join(f'{k}: {_kv(v)}' for k, v in loss_args.items()) or 'defaults'}); protocol `{p['name']}` "
+        f"with validation `{p['validation']}`; {summary['n_folds']} fold(s), {summary['n_clips']} test clips.", ""]
     if summary.get("missing_folds"):
         lines += [f"Unfinished folds (not in these numbers): {', '.join(summary['missing_folds'])}.", ""]
     lines += ["## Metrics", "", metrics_table(summary), ""]
     for task, s in summary["tasks"].items():
-        acc, chance = s["pooled"]["accuracy"], s["chance"]
-        lines.append(f"- {TASK_NAMES[task]}: accuracy {acc:.3f} vs chance {chance:.3f} "
-                     f"({(acc - chance) * 100:+.1f} points; one-sided binomial p = {s['p_above_chance']:.2g}).")
-    lines += ["", "## Per fold", "", _per_fold_table(summary), ""]
+        if s.get("kind", "single") == "single":
+            acc, chance = s["pooled"]["accuracy"], s["chance"]
+            lines.append(f"- {task_title(summary, task)}: accuracy {acc:.3f} vs chance {chance:.3f} "
+                         f"({(acc - chance) * 100:+.1f} points; one-sided binomial p = {s['p_above_chance']:.2g}).")
+    lines.append("")
+    for task, s in summary["tasks"].items():
+        if s.get("kind") == "multi":
+            lines += [_multilabel_table(task_title(summary, task), s), ""]
+    lines += ["## Per fold", "", _per_fold_table(summary), ""]
     lines += ["## Figures", ""] + [f"![{name}](figures/{f.name})" for name, f in figs] + [""]
-    path = run / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return atomic_write_text(run / "report.md", "\n".join(lines))
+
+
+def _kv(d: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items()) or "defaults"
+
+
+def _headline(s: dict) -> tuple[str, str]:
+    """The metric a task is read by: accuracy (single-label) or macro-F1 (multi-label)."""
+    return ("accuracy", "acc") if s.get("kind", "single") == "single" else ("macro_f1", "macro F1")
 
 
 def _per_fold_table(summary: dict) -> str:
     tasks = list(summary["tasks"])
-    head = "| fold | best epoch | " + " | ".join(f"{t} acc | {t} F1" for t in tasks) + " |"
+    head = "| fold | best epoch | " + " | ".join(
+        f"{t} acc | {t} F1" if summary["tasks"][t].get("kind", "single") == "single" else f"{t} macro F1 | {t} macro AUC"
+        for t in tasks) + " |"
     lines = [head, "|" + "---|" * (2 + 2 * len(tasks))]
     folds = sorted(next(iter(summary["tasks"].values()))["per_fold"]) if tasks else []
     for f in folds:
         cells = [f, str(summary["best_epochs"].get(f, ""))]
         for t in tasks:
             s = summary["tasks"][t]["per_fold"][f]
-            cells += [f"{s['accuracy']:.3f}", f"{s['f1']:.3f}"]
+            keys = ("accuracy", "f1") if summary["tasks"][t].get("kind", "single") == "single" else MULTI_METRICS
+            cells += [f"{s[k]:.3f}" for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -119,34 +168,42 @@ def _figures(run: Path, summary: dict, fig_dir: Path) -> list[tuple[str, Path]]:
 
     out = []
     tasks = list(summary["tasks"])
-    if tasks:  # confusion matrices, row-normalised
-        fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.6), squeeze=False)
-        for ax, task in zip(axes[0], tasks):
-            cm = np.array(summary["tasks"][task]["confusion"], dtype=float)
+    single = [t for t in tasks if summary["tasks"][t].get("kind", "single") == "single"]
+    if single:  # confusion matrices, row-normalised
+        fig, axes = plt.subplots(1, len(single), figsize=(5.2 * len(single), 4.6), squeeze=False)
+        for ax, task in zip(axes[0], single):
+            s = summary["tasks"][task]
+            labels = s["labels"]
+            cm = np.array(s["confusion"], dtype=float)
             norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
             ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-            for i in range(len(EMOTIONS)):
-                for j in range(len(EMOTIONS)):
+            for i in range(len(labels)):
+                for j in range(len(labels)):
                     ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if norm[i, j] > 0.5 else "black")
-            ax.set_xticks(range(6), EMOTIONS, rotation=45, ha="right")
-            ax.set_yticks(range(6), EMOTIONS)
+            ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+            ax.set_yticks(range(len(labels)), labels)
             ax.set_xlabel("predicted")
             ax.set_ylabel("actual")
-            ax.set_title(f"{TASK_NAMES[task]}\npooled accuracy {summary['tasks'][task]['pooled']['accuracy']:.3f}")
+            ax.set_title(f"{task_title(summary, task)}\npooled accuracy {s['pooled']['accuracy']:.3f}")
         fig.tight_layout()
         out.append(("confusion matrices", _save(fig, fig_dir / "confusion.png")))
     logs = {p.parent.name: pd.read_csv(p) for p in sorted((run / "folds").glob("*/log.csv")) if p.stat().st_size}
     logs = {k: v for k, v in logs.items() if len(v)}
     if logs:  # learning curves
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+        first = summary["tasks"][tasks[0]] if tasks else {}
+        metric, short = _headline(first)
         for name, df in logs.items():
             a1.plot(df["epoch"], df["loss"], alpha=0.6, lw=1)
-            col = "val_true_acc" if "val_true_acc" in df else "val_disguised_acc"
-            a2.plot(df["epoch"], df[col], alpha=0.6, lw=1, label=name)
+            col = f"val_{tasks[0]}_{'acc' if metric == 'accuracy' else 'f1'}" if tasks else None
+            if col in df:
+                a2.plot(df["epoch"], df[col], alpha=0.6, lw=1, label=name)
         a1.set(xlabel="epoch", ylabel="training loss", title="training loss per fold")
-        a2.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy per fold")
-        a2.axhline(1 / 6, color="grey", ls="--", lw=1)
+        a2.set(xlabel="epoch", ylabel=f"validation {short} ({tasks[0] if tasks else ''})",
+               title=f"validation {short} per fold")
+        if "chance" in first:
+            a2.axhline(first["chance"], color="grey", ls="--", lw=1)
         if len(logs) <= 12:
             a2.legend(fontsize=7, ncol=2)
         fig.tight_layout()
@@ -156,11 +213,13 @@ def _figures(run: Path, summary: dict, fig_dir: Path) -> list[tuple[str, Path]]:
         fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(folds) + 2), 3.6))
         width = 0.8 / len(tasks)
         for k, task in enumerate(tasks):
-            acc = [summary["tasks"][task]["per_fold"][f]["accuracy"] for f in folds]
-            ax.bar(np.arange(len(folds)) + k * width, acc, width, label=TASK_NAMES[task])
-        ax.axhline(1 / 6, color="grey", ls="--", lw=1, label="chance")
+            metric, short = _headline(summary["tasks"][task])
+            values = [summary["tasks"][task]["per_fold"][f][metric] for f in folds]
+            ax.bar(np.arange(len(folds)) + k * width, values, width, label=f"{task_title(summary, task)} {short}")
+            if "chance" in summary["tasks"][task]:
+                ax.axhline(summary["tasks"][task]["chance"], color=f"C{k}", ls="--", lw=1)
         ax.set_xticks(np.arange(len(folds)) + width * (len(tasks) - 1) / 2, folds, rotation=60)
-        ax.set(ylabel="accuracy", title="accuracy per test fold", ylim=(0, 1))
+        ax.set(ylabel="score (dashed: chance)", title="score per test fold", ylim=(0, 1))
         ax.legend(fontsize=8)
         fig.tight_layout()
         out.append(("per-fold accuracy", _save(fig, fig_dir / "per_fold_accuracy.png")))

@@ -112,13 +112,27 @@ def run_hash(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def dsid_loss_args(cfg: Config) -> dict:
+    """The DSID objective's settings in ``cfg``: the loss factory's defaults <- ``loss.args.dsid``."""
+    import inspect
+
+    from unmask.losses import LOSSES
+
+    params = inspect.signature(LOSSES.get("dsid")).parameters.values()
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return {**defaults, **cfg.loss.args.get("dsid", {})}
+
+
 def short_name(cfg: Config) -> str:
+    """A readable run folder name for the paper's tables (whose models are DSID and single-stream baselines)."""
     m = cfg.model
     parts = [m.name, m.backbone, cfg.data.paradigm]
-    if m.name == "single_stream":
-        parts.append(m.task)
+    task = m.args.get(m.name, {}).get("task")
+    if task:
+        parts.append(str(task))
     if m.name == "dsid":
-        parts.append(f"a{cfg.loss.alpha:g}-b{cfg.loss.beta:g}-{cfg.loss.estimator}")
+        a = dsid_loss_args(cfg)
+        parts.append(f"a{a['alpha']:g}-b{a['beta']:g}-{a['estimator']}")
     return "-".join(parts)
 
 
@@ -127,7 +141,7 @@ def run_dir(ctx: Context, cfg: Config) -> Path:
 
 
 def is_hsic(cfg: Config) -> bool:
-    return cfg.model.name == "dsid" and cfg.loss.alpha > 0
+    return cfg.model.name == "dsid" and dsid_loss_args(cfg)["alpha"] > 0
 
 
 def expand(ctx: Context, table: Table, estimators: list[str]) -> Table:
@@ -151,7 +165,7 @@ def pretraining_needed(ctx: Context, cells: list[Cell]) -> dict[str, dict]:
         bb = c.cfg.model.backbone
         if not c.cfg.model.weights or default.get(bb) != c.cfg.model.weights:
             continue
-        want = {"path": c.cfg.model.weights, "img_size": c.cfg.model.img_size}
+        want = {"path": c.cfg.model.weights, "img_size": c.cfg.model.backbone_args.get("img_size")}
         if needed.setdefault(bb, want) != want:
             raise UnmaskError(f"quick mode: runs of {bb} ask for input sizes {needed[bb]['img_size']} and "
                               f"{want['img_size']}; one pretrained backbone serves one size")

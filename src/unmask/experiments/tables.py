@@ -6,14 +6,14 @@ A table file says which runs fill which cells; it holds no code path of its own:
     paper_table: II                 # which table of the paper (unmask.experiments.paper) it reproduces
     tasks: [ter, der]               # result columns: TER (true emotion) and/or DER (disguised emotion)
     overrides: [data.paradigm=apex] # applied to every row (key=value, as on the command line)
-    sweep: {key: loss.alpha, label: "α"}   # optional: rows are points of a sweep -> a plot
+    sweep: {key: loss.args.dsid.alpha, label: "α"}   # optional: rows are points of a sweep -> a plot
     quick_datasets: [default]       # synthetic presets the --quick version runs on (see quick.yaml)
     rows:
       - label: ViT
         paper: ViT                  # row of the paper's table, or omitted for rows the paper lacks
         runs:                       # one list of overrides per task...
-          ter: [model.name=single_stream, model.task=true]
-          der: [model.name=single_stream, model.task=disguised]
+          ter: [model.name=single_stream, model.args.single_stream.task=true]
+          der: [model.name=single_stream, model.args.single_stream.task=disguised]
       - label: DSID
         paper: DSID
         run: [model.name=dsid]      # ...or one run that predicts every task
@@ -57,7 +57,7 @@ class Table:
     tasks: tuple[str, ...]
     rows: tuple[Row, ...]
     overrides: tuple[str, ...] = ()
-    sweep: dict | None = None  # {"key": "loss.alpha", "label": "α"}
+    sweep: dict | None = None  # {"key": "loss.args.dsid.alpha", "label": "α"}
     quick_datasets: tuple[str, ...] = ("default",)
     notes: str = ""
 
@@ -129,7 +129,7 @@ def parse_estimators(values: list[str] | None) -> list[str]:
 
 
 def with_estimators(table: Table, estimators: list[str], is_hsic_row) -> Table:
-    """Add, after each HSIC row, one copy per estimator with ``loss.estimator=<e>`` (label "X (estimator=e)").
+    """Add, after each HSIC row, one copy per estimator with ``loss.args.dsid.estimator=<e>`` (label "X (estimator=e)").
 
     ``is_hsic_row(row)`` decides which rows use the HSIC term (the runner knows: DSID with alpha > 0). The
     copies carry no paper numbers: the paper reports one estimator (eq. 2-4), and which one it really used is
@@ -142,7 +142,7 @@ def with_estimators(table: Table, estimators: list[str], is_hsic_row) -> Table:
         rows.append(row)
         if is_hsic_row(row):
             for e in estimators:
-                runs = {t: (*o, f"loss.estimator={e}") for t, o in row.runs.items()}
+                runs = {t: (*o, f"loss.args.dsid.estimator={e}") for t, o in row.runs.items()}
                 rows.append(replace(row, label=f"{row.label} (estimator={e})", runs=runs, paper={},
                                     paper_label=None, series=f"estimator={e}"))
     return replace(table, rows=tuple(rows))

@@ -1,65 +1,13 @@
-"""Name -> factory registries for backbones and models (timm-style ``register_model``).
-
-A factory is a plain function; decorating it with :func:`register_model` (or :func:`register_backbone`)
-makes it reachable by its function name from :func:`unmask.models.create_model`. Unknown names raise
-:class:`~unmask.errors.UnmaskError` listing the known ones, and unknown keyword arguments raise one that
-lists the accepted ones (instead of a ``TypeError`` deep inside a constructor).
-"""
+"""The model and backbone registries (the machinery is :mod:`unmask.registry`, shared with losses)."""
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable
-
-from unmask.errors import UnmaskError
-
-
-class Registry:
-    """A named table of factories of one kind ("model", "backbone")."""
-
-    def __init__(self, kind: str):
-        self.kind = kind
-        self._entries: dict[str, Callable[..., Any]] = {}
-
-    def register(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        name = fn.__name__
-        if name in self._entries:
-            raise ValueError(f"{self.kind} {name!r} is registered twice")
-        self._entries[name] = fn
-        return fn
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    def get(self, name: str) -> Callable[..., Any]:
-        if name not in self._entries:
-            raise UnmaskError(f"unknown {self.kind} {name!r}; known {self.kind}s: {', '.join(self.names())}")
-        return self._entries[name]
-
-    def call(self, name: str, **kwargs: Any) -> Any:
-        """Call the factory ``name`` after checking ``kwargs`` against its signature."""
-        fn = self.get(name)
-        check_kwargs(fn, kwargs, f"{self.kind} {name!r}")
-        return fn(**kwargs)
-
-
-def accepted_kwargs(fn: Callable[..., Any]) -> list[str]:
-    params = inspect.signature(fn).parameters.values()
-    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-
-def check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> None:
-    """Raise UnmaskError naming unknown keyword arguments (skipped when ``fn`` takes ``**kwargs``)."""
-    params = inspect.signature(fn).parameters.values()
-    if any(p.kind == p.VAR_KEYWORD for p in params):
-        return
-    known = accepted_kwargs(fn)
-    unknown = sorted(set(kwargs) - set(known))
-    if unknown:
-        raise UnmaskError(f"unknown argument(s) for {what}: {', '.join(unknown)}; accepted: {', '.join(known)}")
-
+from unmask.registry import Registry, accepted_kwargs, check_kwargs, takes_var_kwargs
 
 MODELS = Registry("model")
 BACKBONES = Registry("backbone")
 register_model = MODELS.register
 register_backbone = BACKBONES.register
+
+__all__ = ["BACKBONES", "MODELS", "Registry", "accepted_kwargs", "check_kwargs", "register_backbone",
+           "register_model", "takes_var_kwargs"]

@@ -1,4 +1,10 @@
-"""Image backbones: ``forward_features(x) -> [B, D]`` plus the preprocessing they expect.
+"""Image backbones: tokens, a pooled embedding, and the preprocessing they expect.
+
+Names keep timm's meanings: ``forward_features(x)`` returns the token sequence ``[B, N, C]`` (a ViT's tokens after
+its final norm, prefix tokens first; a CNN's last feature map as ``h * w`` tokens), ``forward_head(tokens,
+pre_logits=True)`` the pooled embedding ``[B, D]``, and ``forward(x)`` is the two in a row. Models that pool,
+attend to or sparsify tokens read ``forward_features``; the adapter heads and the feature cache read
+``forward(x)``.
 
 Registered (``list_backbones()``): ``clip_vit_b16`` (open_clip ``ViT-B-16`` image tower), ``vit_b16``
 (timm ``vit_base_patch16_224``), ``resnet18`` (timm), and CPU-sized twins ``tiny_clip_vit``, ``tiny_vit``,
@@ -80,11 +86,14 @@ class Backbone(nn.Module):
         self.set_mode(mode)
 
     # -- features ----------------------------------------------------------------------------------
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> [B, D]
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> tokens [B, N, C]
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x)
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:  # [B, N, C] -> [B, D]
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> the pooled embedding [B, D]
+        return self.forward_head(self.forward_features(x))
 
     @property
     def image_tower(self) -> nn.Module:
@@ -164,7 +173,16 @@ def _cast_copy(module: nn.Module, dtype: torch.dtype, device, scales: dict[int, 
 class TimmBackbone(Backbone):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.model.forward_features(x)  # ViT [B, N, D]; ResNet [B, C, h, w]
+        return tokens.flatten(2).transpose(1, 2) if tokens.dim() == 4 else tokens  # [B, N, C]
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:
+        if self._spatial:  # a CNN's map as tokens: global average pool (timm's avg pool, the same numbers)
+            return tokens.mean(1)  # [B, C]
         return self.model.forward_head(tokens, pre_logits=True)  # [B, D]
+
+    @property
+    def _spatial(self) -> bool:
+        return not hasattr(self.model, "patch_embed")
 
 
 class ClipBackbone(Backbone):
@@ -179,7 +197,20 @@ class ClipBackbone(Backbone):
         return self.model.visual if self.has_text_tower else self.model
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.image_tower(x)  # [B, embed_dim], projected, not normalised
+        """open_clip's image tower up to its tokens ``[B, 1 + grid**2, width]`` (class token first), after
+        ``ln_post`` unless the tower normalises after pooling; the same steps as its ``forward``."""
+        vt = self.image_tower
+        if getattr(vt, "attn_pool", None) is not None:
+            raise UnmaskError(f"backbone {self.name}: attention-pooled CLIP towers have no token output here")
+        t = vt.transformer(vt._embeds(x))
+        return t if vt.final_ln_after_pool else vt.ln_post(t)
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:
+        vt = self.image_tower
+        pooled, _ = vt._global_pool(tokens)
+        if vt.final_ln_after_pool:
+            pooled = vt.ln_post(pooled)
+        return pooled @ vt.proj if vt.proj is not None else pooled  # [B, embed_dim], projected, not normalised
 
     _QUICK_GELU = 1.702  # open_clip QuickGELU: x * sigmoid(1.702 x)
 

@@ -3,7 +3,7 @@
 The model ships only as a tflite flatbuffer (int8 weights dequantised at run time), so it runs through
 ``ai-edge-litert``'s interpreter, on the CPU, and cannot be fine-tuned. Its graph ends::
 
-    out_relu (ReLU6)   [B, 6, 6, 1280]   <- features: the global average of this map, D = 1280
+    out_relu (ReLU6)   [B, 6, 6, 1280]   <- tokens [B, 36, 1280]; their average is the embedding, D = 1280
     FULLY_CONNECTED    [B, 7]            (over the flattened map, 46080 inputs)
     SOFTMAX            [B, 7]            <- classify(): the log of these, in FACEX_LABELS order
 
@@ -79,7 +79,7 @@ class TfliteModel(nn.Module):
         self._features_index, self._batch = found[0], 0
         return it
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # -> tokens [B, 36, 1280], probs [B, 7]
         with self._lock:
             if self._interpreter is None:
                 self._interpreter = self._make()
@@ -93,7 +93,7 @@ class TfliteModel(nn.Module):
             it.invoke()
             fmap = it.get_tensor(self._features_index)  # [B, 6, 6, 1280]
             probs = it.get_tensor(it.get_output_details()[0]["index"])  # [B, 7]
-        return fmap.mean(axis=(1, 2)), probs.copy()
+        return fmap.reshape(len(fmap), -1, fmap.shape[-1]).copy(), probs.copy()  # [B, 36, 1280], [B, 7]
 
 
 class FacexBackbone(Backbone):
@@ -107,8 +107,11 @@ class FacexBackbone(Backbone):
         return (torch.from_numpy(feats).to(x.device, x.dtype),
                 torch.from_numpy(probs).to(x.device, x.dtype))
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, 200, 200] -> [B, 1280]
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, 200, 200] -> tokens [B, 36, 1280]
         return self._run(x)[0]
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:  # -> [B, 1280]
+        return tokens.mean(dim=1)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, 200, 200] -> [B, 7] log-probabilities
         return self._run(x)[1].clamp_min(1e-12).log()

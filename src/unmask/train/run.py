@@ -68,10 +68,9 @@ def _check_data_source(cfg: Config) -> None:
         raise UnmaskError(f"manifest not found: {cfg.data.manifest}")
 
 
-def load_data(cfg: Config, out: Path, *, progress: bool = True, size: int | None = None):
-    """The prepared set for this run (preparing the manifest into <out>/prepared if needed) and its frames."""
+def prepared_set(cfg: Config, out: Path, *, progress: bool = True):
+    """The prepared set for this run (preparing the manifest into <out>/prepared if needed)."""
     from unmask.data.prepare import PreparedSet, prepare
-    from unmask.train.data import load_frames
 
     if cfg.data.prepared:
         prepared_dir = Path(cfg.data.prepared)
@@ -83,14 +82,16 @@ def load_data(cfg: Config, out: Path, *, progress: bool = True, size: int | None
             log.warning("%d clip(s) failed to prepare; see %s", result.failed, prepared_dir / "failures.csv")
     else:
         raise UnmaskError("no data: set data.prepared=DIR (from `unmask prepare`) or data.manifest=CSV")
-    prepared = PreparedSet(prepared_dir)
-    return prepared, load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size)
+    return PreparedSet(prepared_dir)
 
 
 def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int = 1, progress: bool = True,
               argv: list[str] | None = None) -> Path:
     from unmask.eval.report import write_report, write_summary
-    from unmask.train.engine import backbone_init, build_model, fit_folds, resolve_device
+    from unmask.data.datasets import load_frames
+    from unmask.models import backbone_frozen
+    from unmask.runtime import resolve_device, seed_everything
+    from unmask.train.engine import backbone_init, build_model, build_objective, fit_folds
     from unmask.train.features import cached_features
 
     out = Path(out)
@@ -108,15 +109,18 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
         torch.set_num_threads(cfg.runtime.threads)
     device = resolve_device(cfg.runtime.device)
 
-    # one model up front: its preprocessing sizes the frames; with a frozen backbone it extracts the features
-    torch.manual_seed(cfg.runtime.seed)
-    model = build_model(cfg)
+    # one model up front, built for the data's tasks: its preprocessing sizes the frames; with a frozen backbone
+    # it extracts the features
+    prepared = prepared_set(cfg, out, progress=progress)
+    seed_everything(cfg.runtime.seed)
+    model = build_model(cfg, prepared.manifest.tasks, clip_input=cfg.data.paradigm == "clip")
+    build_objective(cfg, model)  # a bad loss setting (e.g. an unknown estimator) fails here, before extraction
     size = model.data_config["input_size"][-1]
-    prepared, data = load_data(cfg, out, progress=progress, size=size)
+    data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size)
     folds = make_folds(data.subjects, name=cfg.protocol.name, k=cfg.protocol.k, split_file=cfg.protocol.split_file,
                        validation=cfg.protocol.validation, val_subjects=cfg.protocol.val_subjects,
                        seed=cfg.runtime.seed, only=cfg.protocol.folds)
-    frozen = not any(p.requires_grad for p in model.backbone.parameters())
+    frozen = backbone_frozen(model)
     use_cache = cfg.features.cache == "always" or (cfg.features.cache == "auto" and frozen)
     if use_cache and not frozen:
         raise UnmaskError(f"features.cache=always needs a frozen backbone (model.mode={cfg.model.mode})")
@@ -124,7 +128,8 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     todo = [f for f in folds if not (out / "folds" / f.name / "metrics.json").is_file()]
     if use_cache and todo:
         cache_dir = Path(cfg.features.cache_dir) if cfg.features.cache_dir else prepared.root / "features"
-        features = cached_features(cfg, data, model.backbone, cache_dir, device=device, progress=progress)
+        features = cached_features(cfg, data, model.backbone, cache_dir, device=device, progress=progress,
+                                   tokens=getattr(model, "uses_tokens", False))
     log.info("%d fold(s), %d to train, %d clips, paradigm %s, %s", len(folds), len(todo), len(data),
              data.paradigm, "cached features" if features is not None else "image path")
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unmask.data.manifest import Clip, write_manifest
-from unmask.emotions import normalize_emotion
+from unmask.emotions import MFED_TASKS
 from unmask.errors import UnmaskError
 
 FIELDS = ("subject", "filename", "true_emotion", "disguised_emotion", "onset", "apex", "offset")
@@ -166,12 +166,12 @@ def import_mfed(sheet, mapping, videos, out=None, *, skip_invalid: bool = False)
         for f in ("subject", "filename"):
             if not v[f]:
                 bad(f, f"empty {f}")
-        emotions = {}
-        for f in ("true_emotion", "disguised_emotion"):
+        labels = {}
+        for task in MFED_TASKS:
             try:
-                emotions[f] = normalize_emotion(v[f])
+                labels[task.name] = task.normalize(v[task.column])
             except UnmaskError as e:
-                bad(f, str(e))
+                bad(task.column, str(e))
         frames = {}
         for f in ("onset", "apex", "offset"):
             try:
@@ -196,14 +196,15 @@ def import_mfed(sheet, mapping, videos, out=None, *, skip_invalid: bool = False)
                             f"map a clip_id column or set a clip_id pattern")
         seen.setdefault(clip_id, line)
         if len(problems) == n_before:
-            clips.append(Clip(clip_id=clip_id, subject=v["subject"], video=video, row=line, **emotions, **frames))
+            clips.append(Clip(clip_id=clip_id, subject=v["subject"], video=video, labels=labels, row=line,
+                              congruent=labels["true"] == labels["disguised"], **frames))
     if not rows:
         problems.append(f"{sheet}: no data rows")
     if problems and not skip_invalid:
         raise UnmaskError(f"{len(problems)} problem(s) in {sheet}", problems)
     result = ImportResult(None, clips, problems)
     if out is not None:
-        result.out = write_manifest(clips, out)
+        result.out = write_manifest(clips, out, MFED_TASKS)
     return result
 
 

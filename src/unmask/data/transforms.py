@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torchvision.transforms import v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -51,3 +52,15 @@ class Preprocess:
             images = torch.stack([self.augment(img) for img in images])
         x = images.float().div_(255)
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a uint8 ``[..., 3, H, W]`` stack to ``size`` x ``size`` (antialiased bilinear), once."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    lead = images.shape[:-3]
+    flat = images.reshape(-1, *images.shape[-3:]).float()
+    out = []
+    for chunk in flat.split(256):  # bounded memory
+        out.append(F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
+    return torch.cat(out).round_().clamp_(0, 255).to(torch.uint8).reshape(*lead, 3, size, size)

@@ -1,7 +1,9 @@
 """Frames for training: a paradigm picks frames from a prepared set, loaded once into memory.
 
 ``apex`` and ``onset`` give one frame per clip (``images``: uint8 ``[N, 3, H, W]``); ``clip`` gives the K
-frames sampled between onset and offset (``[N, K, 3, H, W]``). Labels are indices into ``EMOTIONS``.
+frames sampled between onset and offset (``[N, K, 3, H, W]``). Labels come per task (:mod:`unmask.tasks`):
+a single-label task's are class indices ``[N]`` (-1 = not annotated), a multi-label task's 0/1 ``[N, L]``
+(NaN = not annotated).
 Crops are decoded from PNG once and resized once to the backbone's input size, so no epoch, fold or sweep
 point pays for decoding or resizing again. Decoding runs on a thread pool (OpenCV releases the GIL while it
 decodes); the result is identical to a serial load, in the same order.
@@ -17,11 +19,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from unmask.data.paradigms import check_paradigm
+from unmask.data.transforms import resize_uint8
 from unmask.errors import UnmaskError
+from unmask.tasks import Task
 
-PARADIGMS = ("apex", "onset", "clip")
+def label_tensor(task: Task, values) -> torch.Tensor:
+    """Parsed labels of one task -> its targets: int64 ``[N]`` (single) or float32 ``[N, L]`` (multi)."""
+    targets = [task.target(v) for v in values]
+    if task.kind == "single":
+        return torch.tensor(targets, dtype=torch.long)
+    return torch.tensor(targets, dtype=torch.float32).view(len(targets), task.num_classes)
 
 
 @dataclass
@@ -29,8 +38,8 @@ class FrameData:
     clip_ids: list[str]
     subjects: list[str]
     images: torch.Tensor  # uint8 [N, 3, H, W] or [N, K, 3, H, W]
-    true: torch.Tensor  # int64 [N]
-    disguised: torch.Tensor  # int64 [N]
+    tasks: tuple[Task, ...]
+    labels: dict[str, torch.Tensor]  # task name -> int64 [N] (single) or float32 [N, L] (multi)
     paradigm: str
     source: dict  # what the frames were made from (for cache keys)
 
@@ -46,21 +55,10 @@ class FrameData:
     def fingerprint(self) -> str:
         h = hashlib.sha256(json.dumps(self.source, sort_keys=True).encode())
         h.update("\n".join(self.clip_ids).encode())
-        h.update(self.true.numpy().tobytes() + self.disguised.numpy().tobytes())
+        for task in self.tasks:
+            h.update(task.name.encode() + self.labels[task.name].numpy().tobytes())
         h.update(str(tuple(self.images.shape)).encode())
         return h.hexdigest()[:16]
-
-
-def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize a uint8 ``[..., 3, H, W]`` stack to ``size`` x ``size`` (antialiased bilinear), once."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    lead = images.shape[:-3]
-    flat = images.reshape(-1, *images.shape[-3:]).float()
-    out = []
-    for chunk in flat.split(256):  # bounded memory
-        out.append(F.interpolate(chunk, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
-    return torch.cat(out).round_().clamp_(0, 255).to(torch.uint8).reshape(*lead, 3, size, size)
 
 
 def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, size: int | None = None,
@@ -69,8 +67,7 @@ def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, s
 
     ``workers``: decoding threads (None: up to 8, one per CPU; 1: serial).
     """
-    if paradigm not in PARADIGMS:
-        raise UnmaskError(f"unknown paradigm {paradigm!r}; expected one of {', '.join(PARADIGMS)}")
+    check_paradigm(paradigm)
     clips = prepared.manifest.by_id()
     ids = [c for c in prepared.clip_ids() if not (masked_only and clips[c].congruent)]
     if not ids:
@@ -95,8 +92,8 @@ def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, s
         clip_ids=ids,
         subjects=[clips[c].subject for c in ids],
         images=stack,
-        true=torch.tensor([clips[c].true_label for c in ids]),
-        disguised=torch.tensor([clips[c].disguised_label for c in ids]),
+        tasks=prepared.manifest.tasks,
+        labels={t.name: label_tensor(t, [clips[c].labels[t.name] for c in ids]) for t in prepared.manifest.tasks},
         paradigm=paradigm,
         source={"prepared": prepared.config, "paradigm": paradigm, "masked_only": masked_only, "size": size},
     )
