@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from unmask.config import load_config
 from unmask.models.backbones import create_backbone
 from unmask.data.datasets import FrameData, load_frames
-from unmask.emotions import MFED_TASKS
+from unmask.emotions import EMOTIONS, MFED_TASKS
 from unmask.train.features import cache_key, extract
 from unmask.data.transforms import Preprocess, build_augment, normalization
 
@@ -131,11 +131,11 @@ def _fake_prepared(root, n=10, size=24, k=3):
         d.mkdir(parents=True)
         for name in ["apex", "onset"] + [f"clip_{j:02d}" for j in range(k)]:
             cv2.imwrite(str(d / f"{name}.png"), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-        clips[cid] = SimpleNamespace(congruent=False, subject=f"s{i % 2}", true_label=i % 6,
-                                     disguised_label=(i + 1) % 6)
+        clips[cid] = SimpleNamespace(congruent=False, subject=f"s{i % 2}",
+                                     labels={"true": EMOTIONS[i % 6], "disguised": EMOTIONS[(i + 1) % 6]})
     read = PreparedSet._read_png
     return SimpleNamespace(
-        root=root, config={"fake": 1}, manifest=SimpleNamespace(by_id=lambda: clips),
+        root=root, config={"fake": 1}, manifest=SimpleNamespace(by_id=lambda: clips, tasks=MFED_TASKS),
         clip_ids=lambda: list(clips), load=lambda cid, role: read(root / cid / f"{role}.png"),
         load_clip=lambda cid: np.stack([read(root / cid / f"clip_{j:02d}.png") for j in range(k)]))
 

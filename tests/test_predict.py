@@ -86,7 +86,7 @@ def test_checkpoint_paths_and_the_detector_fallback(synth_run, predictor, tmp_pa
     assert predictor.ckpt["preprocess"]["detector"] == "annotated" and predictor.detector.name in ("yuface", "haar")
     assert predictor.detector_fallback and "annotated" in predictor.detector_note
     assert (predictor.crop_size, predictor.input_size, predictor.margin) == (96, 64, 0.2)
-    assert predictor.labels == list(predictor.ckpt["labels"])
+    assert [t.name for t in predictor.tasks] == [t["name"] for t in predictor.ckpt["tasks"]] == ["true", "disguised"]
     with pytest.raises(UnmaskError, match="cannot find faces in new media"):
         Predictor.from_checkpoint(run, device="cpu", detector="annotated")
 
@@ -180,7 +180,7 @@ def test_images_one_row_per_face_boxes_and_probabilities(predictor, faces_dir):
         probs = found[prob_columns(df, task)].to_numpy()
         np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
         np.testing.assert_allclose(found[f"{task}_conf"], probs.max(1))
-        assert set(found[f"{task}_pred"]) <= set(predictor.labels)
+        assert set(found[f"{task}_pred"]) <= set(predictor.tasks[0].labels)
     # a path, a PIL image and an RGB array are the same image
     from PIL import Image
 

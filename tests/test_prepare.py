@@ -12,7 +12,9 @@ from unmask.cli import main
 from unmask.data.faces import create_detector, crop_face, yuface_available
 from unmask.data.prepare import PreparedSet, clip_frame_indices, prepare
 from unmask.data.video import read_frames
+from unmask.emotions import MFED_TASKS
 from unmask.errors import UnmaskError
+from unmask.tasks import tasks_to_list
 
 COLUMNS = ["clip_id", "subject", "video", "true_emotion", "disguised_emotion", "onset", "apex", "offset",
            "annotations", "face_box"]
@@ -67,7 +69,8 @@ def test_real_clips_crops_and_failures(prepared):
 
     ps = PreparedSet(out)
     assert ps.config == {"version": 1, "manifest": str(manifest.resolve()), "detector": name, "size": 112,
-                         "margin": 0.2, "clip_frames": 4, "unmask_version": ps.config["unmask_version"]}
+                         "margin": 0.2, "clip_frames": 4, "unmask_version": ps.config["unmask_version"],
+                         "tasks": tasks_to_list(MFED_TASKS)}
     assert len(ps.manifest) == 6 and ps.clip_ids() == ["a", "b", "c"]
     assert [f.clip_id for f in ps.failures()] == ["noface", "toolong", "corrupt"]
     meta = ps.meta("a")

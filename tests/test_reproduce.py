@@ -57,7 +57,8 @@ def test_every_table_parses_and_every_cell_is_a_valid_config(tmp_path):
 
 def test_rows_use_the_models_the_paper_names(tmp_path):
     cells = all_cells(ctx_for(tmp_path, quick=False))
-    model = {(n, c.row.label, c.task): (c.cfg.model.name, c.cfg.model.backbone, c.cfg.model.task)
+    model = {(n, c.row.label, c.task): (c.cfg.model.name, c.cfg.model.backbone,
+                                        c.cfg.model.args.get(c.cfg.model.name, {}).get("task"))
              for n, cs in cells.items() for c in cs}
     assert model["paradigm", "Onset-based", "der"] == ("single_stream", "vit_b16", "disguised")
     assert model["ablation", "ViT", "ter"] == ("single_stream", "vit_b16", "true")
@@ -66,13 +67,13 @@ def test_rows_use_the_models_the_paper_names(tmp_path):
     assert model["ablation", "DSID", "der"][:2] == ("dsid", "clip_vit_b16")
     onset = next(c for c in cells["paradigm"] if c.row.label == "Onset-based")
     assert onset.cfg.data.paradigm == "onset"
-    alpha = {c.row.x: c.cfg.loss for c in cells["alpha"]}
-    assert sorted(alpha) == [0.1, 0.3, 0.5, 0.7, 0.9, 1.0] and all(l.beta == 1.0 for l in alpha.values())
-    assert all(alpha[x].alpha == x for x in alpha)
-    beta = {c.row.x: c.cfg.loss for c in cells["beta"]}
-    assert all(l.alpha == 0.5 and l.beta == x for x, l in beta.items())
+    alpha = {c.row.x: R.dsid_loss_args(c.cfg) for c in cells["alpha"]}
+    assert sorted(alpha) == [0.1, 0.3, 0.5, 0.7, 0.9, 1.0] and all(l["beta"] == 1.0 for l in alpha.values())
+    assert all(alpha[x]["alpha"] == x for x in alpha)
+    beta = {c.row.x: R.dsid_loss_args(c.cfg) for c in cells["beta"]}
+    assert all(l["alpha"] == 0.5 and l["beta"] == x for x, l in beta.items())
     wo = next(c for c in cells["ablation"] if c.row.label == "DSID w/o HSIC")
-    assert wo.cfg.loss.alpha == 0.0
+    assert R.dsid_loss_args(wo.cfg)["alpha"] == 0.0
 
 
 def test_quick_runs_use_frozen_au_pretrained_backbones(tmp_path):
@@ -86,7 +87,7 @@ def test_quick_runs_use_frozen_au_pretrained_backbones(tmp_path):
     assert {c.cfg.model.backbone: c.cfg.model.weights for c in cells} == expected
     for c in cells:
         cfg = c.cfg
-        assert cfg.model.mode == "frozen" and cfg.model.img_size == 64 and cfg.features.cache == "auto"
+        assert cfg.model.mode == "frozen" and cfg.model.backbone_args["img_size"] == 64 and cfg.features.cache == "auto"
         assert cfg.features.views == 4
         assert (cfg.optim.lr, cfg.optim.batch_size, cfg.optim.weight_decay) == (5e-4, 32, 5e-4)  # the paper's
         assert (cfg.optim.epochs, cfg.optim.patience) == (100, 30)
@@ -173,8 +174,8 @@ def test_weights_per_backbone(tmp_path):
 # ----------------------------------------------------------------------------------------- shared runs
 def test_shared_configurations_train_once(tmp_path):
     cells = all_cells(ctx_for(tmp_path))
-    dsid = {n: {c.run_dir for c in cs if c.cfg.model.name == "dsid" and c.cfg.loss.alpha == 0.5
-                and c.cfg.loss.beta == 1.0} for n, cs in cells.items()}
+    dsid = {n: {c.run_dir for c in cs if c.cfg.model.name == "dsid" and R.dsid_loss_args(c.cfg)["alpha"] == 0.5
+                and R.dsid_loss_args(c.cfg)["beta"] == 1.0} for n, cs in cells.items()}
     assert all(len(dsid[n]) == 1 for n in ("ablation", "alpha", "beta", "models"))
     assert len(set.union(*dsid.values())) == 1
     vit_ter = {c.run_dir for n in ("paradigm", "ablation", "models") for c in cells[n]
@@ -203,12 +204,12 @@ def test_estimator_rows(tmp_path):
     assert labels == ["ViT", "DSID w/o HSIC", "DSID", "DSID (estimator=paper)", "DSID (estimator=unbiased)",
                       "DSID (estimator=biased)"]  # alpha=0 and single-stream rows have no HSIC term
     est = {c.row.label: c for c in cells}
-    assert est["DSID (estimator=paper)"].cfg.loss.estimator == "paper"
-    assert est["DSID (estimator=unbiased)"].cfg.loss.estimator == "unbiased"
+    assert est["DSID (estimator=paper)"].cfg.loss.args["dsid"]["estimator"] == "paper"
+    assert est["DSID (estimator=unbiased)"].cfg.loss.args["dsid"]["estimator"] == "unbiased"
     assert est["DSID (estimator=paper)"].row.paper == {}
     assert est["DSID (estimator=biased)"].run_dir == est["DSID"].run_dir  # biased is the base config's
     sweep = R.plan(ctx, R.expand(ctx, load_table("alpha"), ["paper"]))
-    assert sum(c.cfg.loss.estimator == "paper" for c in sweep) == 12  # 6 rows x (TER, DER)
+    assert sum(c.cfg.loss.args["dsid"]["estimator"] == "paper" for c in sweep) == 12  # 6 rows x (TER, DER)
 
 
 # ------------------------------------------------------------------------------------------ paper numbers
@@ -262,7 +263,9 @@ class FakeFit:
         return [self.fit_one(cfg, fold, data, out_dir) for fold, out_dir in zip(folds, out_dirs)]
 
     def fit_one(self, cfg, fold, data, out_dir):
-        from unmask.train.engine import _write_predictions
+        from unmask.emotions import MFED_TASKS
+        from unmask.tasks import task_by_name, tasks_to_list
+        from unmask.train.outputs import write_predictions
 
         if self.interrupt_after is not None and len(self.calls) >= self.interrupt_after:
             raise KeyboardInterrupt
@@ -271,10 +274,13 @@ class FakeFit:
         out.mkdir(parents=True, exist_ok=True)
         idx = data.subset(fold.test)
         rng = np.random.default_rng(len(self.calls))
-        tasks = ("true", "disguised") if cfg.model.name == "dsid" else (cfg.model.task,)
+        tasks = (("true", "disguised") if cfg.model.name == "dsid"
+                 else (cfg.model.args["single_stream"]["task"],))
         probs = {t: rng.dirichlet(np.ones(6), size=len(idx)) for t in tasks}
-        _write_predictions(data, idx, probs, out / "predictions.csv")
-        (out / "metrics.json").write_text(json.dumps({"fold": fold.name, "best_epoch": 1, "optimistic": False}))
+        chosen = [task_by_name(MFED_TASKS, t) for t in tasks]
+        write_predictions(data, idx, probs, chosen, out / "predictions.csv")
+        (out / "metrics.json").write_text(json.dumps({"fold": fold.name, "best_epoch": 1, "optimistic": False,
+                                                      "tasks": tasks_to_list(chosen)}))
         return {"fold": fold.name}
 
 
@@ -300,7 +306,12 @@ def fake_training(monkeypatch, tmp_path, packaged_cache):
     import unmask.train.features as features
     from types import SimpleNamespace
 
-    monkeypatch.setattr(run, "load_data", lambda cfg, out, **kw: (SimpleNamespace(root=tmp_path), toy_frames()))
+    import unmask.data.datasets as datasets
+    from unmask.emotions import MFED_TASKS
+
+    monkeypatch.setattr(run, "prepared_set", lambda cfg, out, **kw: SimpleNamespace(
+        root=tmp_path, manifest=SimpleNamespace(tasks=MFED_TASKS)))
+    monkeypatch.setattr(datasets, "load_frames", lambda *a, **kw: toy_frames())
     monkeypatch.setattr(run, "_check_data_source", lambda cfg: None)  # the fake data has no prepared folder
     monkeypatch.setattr(features, "cached_features", lambda *a, **kw: None)  # frozen backbone: no extraction
     monkeypatch.setattr(report, "write_report", lambda run, summary=None: None)  # figures: seconds per run

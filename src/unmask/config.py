@@ -260,13 +260,18 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
+                check: bool = True) -> Config:
+    """Defaults <- YAML ``path`` (a file or a packaged config's name) <- ``key=value`` overrides. Types are
+    checked while merging; values and model/loss arguments by :func:`validate` (``check=False``: the caller
+    validates after changing the config further)."""
     cfg = Config()
     if path:
         _merge(cfg, load_yaml(path))
     if overrides:
         _merge(cfg, parse_overrides(overrides))
-    validate(cfg)
+    if check:
+        validate(cfg)
     return cfg
 
 
@@ -301,19 +306,23 @@ def validate(cfg: Config) -> None:
 def check_args(cfg: Config) -> None:
     """Every ``model.args`` / ``loss.args`` section against its factory's signature (names are checked too)."""
     from unmask.losses import LOSSES, check_loss_args
-    from unmask.models import MODELS, check_model_args
+    from unmask.models import BACKBONES, MODELS, check_model_args
+    from unmask.registry import coerce_kwargs
 
     MODELS.get(cfg.model.name)  # an unknown model name lists the known ones
+    cfg.model.backbone_args = coerce_kwargs(BACKBONES.get(cfg.model.backbone), cfg.model.backbone_args)
     for name, args in cfg.model.args.items():
         if not isinstance(args, dict):
             raise UnmaskError(f"config key 'model.args.{name}' must be a mapping of {name}'s arguments")
         check_model_args(name, cfg.model.backbone, {**cfg.model.backbone_args, **args})
+        cfg.model.args[name] = coerce_kwargs(MODELS.get(name), args)
     if cfg.loss.name != "auto":
         LOSSES.get(cfg.loss.name)
     for name, args in cfg.loss.args.items():
         if not isinstance(args, dict):
             raise UnmaskError(f"config key 'loss.args.{name}' must be a mapping of {name}'s arguments")
         check_loss_args(name, args)
+        cfg.loss.args[name] = coerce_kwargs(LOSSES.get(name), args)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -63,3 +63,23 @@ def check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> N
     if unknown:
         raise UnmaskError(f"unknown argument(s) for {what}: {', '.join(unknown)}; accepted: {', '.join(known)}")
 
+
+
+def coerce_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """YAML scalars -> the types ``fn``'s signature declares: a bare ``true`` given for a ``str`` argument (a task
+    named "true") becomes ``"true"``, an int for a ``float`` becomes a float. Other values pass unchanged."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: leave the values as they are
+        return dict(kwargs)
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        hint = hints.get(key)
+        allowed = set(typing.get_args(hint)) or {hint}
+        if isinstance(value, bool) and str in allowed and bool not in allowed:
+            out[key] = "true" if value else "false"
+        elif isinstance(value, int) and not isinstance(value, bool) and float in allowed and int not in allowed:
+            out[key] = float(value)
+    return out

@@ -162,29 +162,16 @@ def annotate_image(path, rows, tasks, out):
 
 def annotate_video(path, rows, tasks, out):
     """All frames re-encoded (H.264, even size); each shows the boxes of the latest sampled frame."""
-    from fractions import Fraction
-
-    import av
-
-    from unmask.data.video import iter_frames
+    from unmask.data.video import iter_frames, write_video
     from unmask.predict import _video_fps
 
     by_frame = {int(f): g.to_dict("records") for f, g in rows.groupby("frame")}
-    fps = Fraction(_video_fps(path) or 25).limit_denominator(1001)
-    current: list = []
-    with av.open(str(out), "w", format="mp4") as container:
-        stream = None
+
+    def frames():
+        current: list = []
         for index, rgb in iter_frames(path):
             current = by_frame.get(index, current)
-            img = draw(rgb, current, tasks) if current else rgb
-            img = img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2]  # yuv420p needs even sides
-            if stream is None:
-                codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-                stream = container.add_stream(codec, rate=fps)
-                stream.width, stream.height, stream.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
-                if codec == "libx264":  # a preview, not an archive: fast preset, good enough quality
-                    stream.options = {"preset": "veryfast", "crf": "23"}
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        if stream is not None:
-            container.mux(stream.encode())
+            yield draw(rgb, current, tasks) if current else rgb
+
+    write_video(frames(), out, _video_fps(path) or 25.0, crf=23)  # a preview, not an archive
     return out

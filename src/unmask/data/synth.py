@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unmask.data.video import write_video
 from unmask.emotions import EMOTIONS, MFED_TASKS, masked_pairs
 from unmask.errors import UnmaskError
 
@@ -245,42 +246,6 @@ def render_clip(config: SynthConfig, plan: ClipPlan, identity=None):
         if sigma > 0:
             out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
         yield np.clip(out + 0.5, 0, 255).astype(np.uint8), face_box(ident, aus, pose, W, H)
-
-
-def _codec() -> str:
-    import av
-
-    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
-
-
-def write_video(frames, path: Path, fps: float, crf: int = 18) -> int:
-    """Encode RGB frames to ``path`` (yuv420p; libx264 at ``crf`` if available, else high-quality mpeg4)."""
-    import av
-    from fractions import Fraction
-
-    n = 0
-    with av.open(str(path), "w", format="mp4") as container:
-        codec = _codec()
-        rate = Fraction(fps).limit_denominator(1001)
-        stream = container.add_stream(codec, rate=rate)
-        stream.codec_context.time_base = 1 / rate
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.thread_count = 1
-        if codec == "libx264":
-            # mbtree=0: with macroblock-tree rate control this x264 build is not bit-reproducible from run to
-            # run (measured), and identical seeds must give identical videos
-            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "mbtree=0"}
-        else:
-            stream.codec_context.qscale = 2
-        for img in frames:
-            if n == 0:
-                stream.width, stream.height = img.shape[1], img.shape[0]
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = n  # explicit timestamps: without them the encoder's output is not reproducible
-            container.mux(stream.encode(frame))
-            n += 1
-        container.mux(stream.encode())
-    return n
 
 
 AU_HEADER = ("frame", "x", "y", "w", "h")

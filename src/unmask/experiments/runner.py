@@ -94,16 +94,16 @@ def make_context(out, datasets: dict[str, str], *, quick: bool = False, override
 def resolve_config(ctx: Context, table: Table, row: Row, task: str) -> Config:
     overrides = [*ctx.quick_overrides, *ctx.overrides, *table.overrides, *row.runs[task]]
     try:
-        cfg = load_config(ctx.base, overrides)
+        cfg = load_config(ctx.base, overrides, check=False)  # checked below, once the backbone is mapped
+        cfg.model.backbone = ctx.backbone_map.get(cfg.model.backbone, cfg.model.backbone)
+        if cfg.model.backbone in ctx.weights:
+            cfg.model.weights = ctx.weights[cfg.model.backbone]
+        validate(cfg)
     except UnmaskError as e:
         raise UnmaskError(f"table {table.name}, row {row.label!r}: {e}", e.problems) from None
-    cfg.model.backbone = ctx.backbone_map.get(cfg.model.backbone, cfg.model.backbone)
-    if cfg.model.backbone in ctx.weights:
-        cfg.model.weights = ctx.weights[cfg.model.backbone]
     if row.dataset not in ctx.datasets:
         raise UnmaskError(f"table {table.name}: no prepared data for dataset {row.dataset!r}")
     cfg.data.prepared = str(ctx.datasets[row.dataset])
-    validate(cfg)
     return cfg
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from tqdm.auto import tqdm
 
 import unmask
 from unmask.errors import UnmaskError
+from unmask.io import atomic_torch_save
 from unmask.data.transforms import Preprocess, build_augment, is_augmenting, normalization
 from unmask.models.inference import cast_backbone, resolve_precision, state_digest, uses_convolutions
 
@@ -143,7 +143,5 @@ def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu",
                     seed=cfg.runtime.seed, batch_size=cfg.features.batch_size, dtype=dtype, device=device,
                     progress=progress, tokens=tokens)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"key": key, "features": feats, "dtype": str(dtype)}, tmp)
-    os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache
+    atomic_torch_save({"key": key, "features": feats, "dtype": str(dtype)}, path)  # a kill leaves no half cache
     return feats
