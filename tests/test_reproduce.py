@@ -274,8 +274,8 @@ class FakeFit:
         out.mkdir(parents=True, exist_ok=True)
         idx = data.subset(fold.test)
         rng = np.random.default_rng(len(self.calls))
-        tasks = (("true", "disguised") if cfg.model.name == "dsid"
-                 else (cfg.model.args["single_stream"]["task"],))
+        tasks = ((cfg.model.args["single_stream"]["task"],) if cfg.model.name == "single_stream"
+                 else ("true", "disguised"))  # dsid, and the off-the-shelf rows, predict both
         probs = {t: rng.dirichlet(np.ones(6), size=len(idx)) for t in tasks}
         chosen = [task_by_name(MFED_TASKS, t) for t in tasks]
         write_predictions(data, idx, probs, chosen, out / "predictions.csv")
