@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README):
 #   make demo   create .venv, install, run the end-to-end DSID demo on the synthetic set
-#   make test   create .venv, install, run the test suite
+#   make test   create .venv, install, chromium for the browser test (.ci/browser), run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -20,6 +20,7 @@ demo: install
 	$(BIN)/unmask demo --out $(DEMO_OUT)
 
 test: install
+	bash .ci/browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 clean:

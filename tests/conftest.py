@@ -61,6 +61,29 @@ def write_video(path, frames, codec: str = "libx264", fps: int = 25) -> Path:
     return path
 
 
+def write_vfr_video(path, frames, times_s, codec: str = "libx264") -> Path:
+    """Variable frame rate: frame i is shown at ``times_s[i]`` seconds (explicit pts on a 1/1000 s clock)."""
+    from fractions import Fraction
+
+    import av
+
+    path = Path(path)
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=25)  # the nominal rate; the pts below are what counts
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for f, t in zip(frames, times_s):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            frame.pts, frame.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 def square_frame(box, size=(96, 128), colour=(230, 40, 40), background=(20, 90, 30)) -> np.ndarray:
     """A flat background with a coloured square "face" at ``box = (x, y, w, h)``; ``size = (H, W)``."""
     frame = np.empty((*size, 3), np.uint8)
@@ -103,6 +126,12 @@ def make_video():
 
 
 @pytest.fixture
+def make_vfr_video():
+    """``make_vfr_video(path, frames, times_s) -> Path``: frame i shown at times_s[i] seconds."""
+    return write_vfr_video
+
+
+@pytest.fixture
 def coded_video(tmp_path):
     """``coded_video(n, codec="libx264", suffix=".mp4") -> Path``: n frames, each showing its own index."""
     def make(n: int, codec: str = "libx264", suffix: str = ".mp4") -> Path:
@@ -135,3 +164,21 @@ def tiny_synth(tmp_path_factory):
     manifest = generate(root / "synth", SynthConfig(subjects=3, seed=0, width=160, height=120), progress=False)
     prepare(manifest, root / "prepared", detector="annotated", size=64, clip_frames=4, progress=False)
     return manifest, root / "prepared"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_synth, tmp_path_factory) -> Path:
+    """A DSID fold (tiny_resnet, 32 px, 2 epochs) trained with the CLI on ``tiny_synth``, once per session.
+
+    Returns the fold folder (``.../folds/s01``), which ``Predictor.from_checkpoint`` and ``unmask predict``
+    / ``unmask serve`` accept.
+    """
+    from unmask.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_run") / "run"
+    assert main(["train", "--config", "dsid_synth", f"data.prepared={tiny_synth[1]}", "model.backbone=tiny_resnet",
+                 "model.weights=null", "model.backbone_args.img_size=32", "model.args.dsid.adapter_dim=32",
+                 "model.args.dsid.branch_dim=16", "optim.epochs=2", "optim.patience=2", "optim.batch_size=16", "augment.rotation=0",
+                 "features.views=2", "features.precision=fp32", "--folds", "s01", "--out", str(out),
+                 "--quiet"]) == 0
+    return out / "folds" / "s01"

@@ -114,6 +114,10 @@ def test_compare_and_report_commands(run_a, tiny_synth, tmp_path, capsys):
     assert set(cmp["tasks"]) == {"disguised"}  # the single-stream run predicts only the disguise
     t = cmp["tasks"]["disguised"]
     assert t["a_only_correct"] + t["b_only_correct"] <= 90 and 0 <= t["mcnemar_p"] <= 1
+    # compare scores the runs as their own summaries do (it once scored label names against ids: F1 0.000)
+    for key, run in (("a", run_a), ("b", other)):
+        pooled = json.loads((run / "summary.json").read_text())["tasks"]["disguised"]["pooled"]
+        assert t[key] == pytest.approx(pooled) and t[key]["f1"] > 0
     (run_a / "report.md").unlink()
     assert main(["report", str(run_a)]) == 0 and (run_a / "report.md").is_file()
     assert main(["report", str(tmp_path / "nope")]) == 2

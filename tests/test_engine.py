@@ -14,6 +14,7 @@ import torch
 from unmask.config import load_config
 from unmask.data.datasets import FrameData
 from unmask.emotions import MFED_TASKS
+from unmask.errors import UnmaskError
 from unmask.train.engine import build_model, fit_fold
 from unmask.train.features import cached_features
 from unmask.train.protocols import make_folds
@@ -102,9 +103,14 @@ def test_feature_cache_is_reused_and_its_key_checked(data, tmp_path):
     torch.testing.assert_close(f3, f1)
 
 
-@pytest.mark.parametrize("mode", ["finetune"])
-def test_kill_and_resume_matches_an_uninterrupted_run(data, fold, tmp_path, mode):
-    cfg = toy_cfg(f"model.mode={mode}", "augment.hflip=true", "augment.color_jitter=0.2")
+PLAIN = ["optim.name=adamw", "optim.schedule=cosine", "optim.warmup_epochs=1", "optim.grad_clip=1.0"]
+
+
+@pytest.mark.parametrize("extra", [[], PLAIN], ids=["stacked", "plain"])
+def test_kill_and_resume_matches_an_uninterrupted_run(data, fold, tmp_path, extra):
+    """Both training paths (the stacked head with Adam; the plain path with AdamW, a warm-up + cosine schedule and
+    clipping) resume from a kill exactly where an uninterrupted run would be."""
+    cfg = toy_cfg("model.mode=finetune", "augment.hflip=true", "augment.color_jitter=0.2", *extra)
     full = fit_fold(cfg, fold, data, tmp_path / "full", progress=False)
 
     def kill(epoch, row):
@@ -149,3 +155,28 @@ def test_heads_learn_both_tasks_and_early_stopping_restores_the_best_epoch(tmp_p
     assert log.loc[m["best_epoch"] - 1, "val_true_acc"] == best
     assert m["epochs_run"] == len(log) and (m["epochs_run"] == 25 or m["epochs_run"] - m["best_epoch"] == 5)
     assert {"loss", "true_ce", "disguised_ce", "hsic", "val_true_acc", "val_disguised_acc"} <= set(log.columns)
+
+
+def test_a_corrupt_or_crafted_resume_state_is_refused_cleanly(data, fold, tmp_path):
+    """state.pt is loaded as weights only: a pickle that would run code is refused, and so is a truncated file,
+    each with one message naming the file."""
+    import pickle
+
+    cfg = toy_cfg()
+    out = tmp_path / "fold"
+    out.mkdir()
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    with open(out / "state.pt", "wb") as f:
+        pickle.dump({"head": Evil()}, f)
+    with pytest.raises(UnmaskError, match="cannot resume from .*state.pt: truncated, corrupt or not an unmask"):
+        fit_fold(cfg, fold, data, out, progress=False)
+    assert not marker.exists()  # the crafted file ran nothing
+    torch.save({"head": {}}, out / "state.pt")
+    (out / "state.pt").write_bytes((out / "state.pt").read_bytes()[:40])  # cut short
+    with pytest.raises(UnmaskError, match="delete it to start that fold again"):
+        fit_fold(cfg, fold, data, out, progress=False)

@@ -28,9 +28,10 @@ def _image(path):
 
 
 def test_registry():
-    assert set(list_detectors()) == {"yuface", "haar", "annotated", "none"}
-    assert resolve_detector_name("auto") == ("yuface" if yuface_available() else "haar")
-    with pytest.raises(UnmaskError, match="yuface, haar, annotated, none"):
+    assert set(list_detectors()) == {"auto", "yuface", "haar", "annotated", "none"}
+    assert resolve_detector_name("auto") == "auto"
+    assert [m.name for m in create_detector("auto").members] == ["yuface", "haar"][not yuface_available():]
+    with pytest.raises(UnmaskError, match="auto, yuface, haar, annotated, none"):
         create_detector("mtcnn")
     assert create_detector("none").name == "none"
 
@@ -84,7 +85,7 @@ def test_face_leaves_the_frame(detector, faces_dir):
 
 def test_none_and_annotated(tmp_path):
     image = np.zeros((50, 80, 3), np.uint8)
-    assert create_detector("none").detect(image) == [Detection((0, 0, 80, 50), 1.0)]
+    assert create_detector("none").detect(image) == [Detection((0, 0, 80, 50), 1.0, "none")]
 
     class ClipLike:
         annotations = tmp_path / "ann.csv"

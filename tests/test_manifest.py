@@ -79,7 +79,8 @@ def test_corrupt_video_is_a_problem(tmp_path):
 
 @pytest.mark.parametrize("text,message", [
     ("clip_id,subject,video\na,b,c\n", "declares no tasks"), ("a,b\n1,2\n", "missing column(s) clip_id, subject, video"),
-    ("clip_id,subject,video,true_emotion,disguised_emotion\na,b,c,happy,sad\n", "missing column(s) onset, apex, offset"),
+    ("clip_id,subject,video,true_emotion,disguised_emotion,onset\na,b,c,happy,sad,x\n",
+     "expected a non-negative integer frame index or nothing, got 'x'"),
     ("", "missing column(s)"),
     (HEADER, "no rows"),
 ])
@@ -145,3 +146,23 @@ def test_tasks_declared_beside_the_manifest(tmp_path, video):
     _, problems = validate_manifest(path)
     assert len(problems) == 2 and "column 'emotion': unknown label 'joy' for task 'emotion'" in problems[0]
     assert "column 'aus': unknown label 'AU99' for task 'aus'" in problems[1]
+
+
+def test_key_frames_are_optional_and_ordered_where_given(tmp_path):
+    (tmp_path / "v.mp4").write_bytes(b"")
+    path = tmp_path / "m.csv"
+    path.write_text("clip_id,subject,video,true_emotion,disguised_emotion,onset,apex,offset\n"
+                    "wild,s1,v.mp4,happy,sad,,,\n"      # 2: in the wild: no key frames
+                    "micro,s1,v.mp4,happy,sad,4,,9\n"   # 3: onset and offset, no apex (SMIC)
+                    "bad,s1,v.mp4,happy,sad,9,,4\n")    # 4: offset before onset
+    manifest, problems = validate_manifest(path, check_videos=False)
+    assert problems == [f"{path}:4: column 'offset': onset <= apex <= offset violated (9, , 4)"]
+    wild, micro = manifest.clips
+    assert (wild.onset, wild.apex, wild.offset) == (None, None, None)
+    assert (micro.onset, micro.apex, micro.offset) == (4, None, 9)
+    again = write_manifest(manifest.clips, tmp_path / "again.csv", manifest.tasks)
+    assert [(c.onset, c.apex, c.offset) for c in read_manifest(again, check_files=False)] == [
+        (None, None, None), (4, None, 9)]
+    no_columns = tmp_path / "n.csv"
+    no_columns.write_text("clip_id,subject,video,true_emotion,disguised_emotion\nw,s1,v.mp4,happy,sad\n")
+    assert read_manifest(no_columns).clips[0].apex is None

@@ -87,7 +87,7 @@ def test_single_task_models_train_with_the_tasks_loss():
     DSID objective needs two tasks and says so."""
     from unmask.losses import create_loss
 
-    out, (t, d) = _outputs(), _labels()
+    out, (_, d) = _outputs(), _labels()
     disguised_only = {"disguised_logits": out["disguised_logits"], "disguised_features": out["disguised_features"]}
     terms = create_loss("tasks", tasks=MFED_TASKS[1:])(disguised_only, {"disguised": d})
     assert float(terms["loss"].detach()) == pytest.approx(hand_ce(out["disguised_logits"], d), rel=1e-5)

@@ -83,7 +83,7 @@ def test_checkpoint_paths_and_the_detector_fallback(synth_run, predictor, tmp_pa
     with pytest.raises(UnmaskError, match="no checkpoint"):
         resolve_checkpoint_path(tmp_path / "nothing")
     # trained on manifest boxes: new media need a real detector, and it says so
-    assert predictor.ckpt["preprocess"]["detector"] == "annotated" and predictor.detector.name in ("yuface", "haar")
+    assert predictor.ckpt["preprocess"]["detector"] == "annotated" and predictor.detector.name == "auto"
     assert predictor.detector_fallback and "annotated" in predictor.detector_note
     assert (predictor.crop_size, predictor.input_size, predictor.margin) == (96, 64, 0.2)
     assert [t.name for t in predictor.tasks] == [t["name"] for t in predictor.ckpt["tasks"]] == ["true", "disguised"]
@@ -191,6 +191,16 @@ def test_images_one_row_per_face_boxes_and_probabilities(predictor, faces_dir):
     assert a.source.iloc[0] == "<image>"
     np.testing.assert_allclose(a[cols].to_numpy(float), b[cols].to_numpy(float), atol=1e-6)
     np.testing.assert_allclose(a[cols].to_numpy(float), by["single_face.jpg"][cols].to_numpy(float), atol=1e-5)
+
+
+def test_time_s_is_the_frame_timestamp_on_variable_frame_rate_video(predictor, faces_dir, make_vfr_video,
+                                                                    tmp_path):
+    face = cv2.resize(cv2.imread(str(faces_dir / "single_face.jpg")), (288, 280))[:, :, ::-1]
+    times = [0.0, 0.04, 0.08, 0.5, 0.54, 1.5, 1.52, 3.0]  # bursts and pauses: the average rate fits no frame
+    video = make_vfr_video(tmp_path / "vfr.mp4", [face] * len(times), times)
+    df = predictor.predict_video(video, every=2)
+    assert list(df.frame) == [0, 2, 4, 6] and df.face_found.all()
+    np.testing.assert_allclose(df.time_s, [times[i] for i in (0, 2, 4, 6)], atol=1e-3)
 
 
 def test_every_face_of_a_frame_is_classified_in_any_batch_size(predictor, faces_dir):

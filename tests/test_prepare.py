@@ -60,7 +60,7 @@ def test_real_clips_crops_and_failures(prepared):
     name, manifest, out, result = prepared
     assert (result.done, result.skipped, result.failed) == (3, 0, 3)
     reasons = {f.clip_id: f.reason for f in result.failures}
-    assert reasons["noface"].startswith("no face in the onset frame 0")
+    assert reasons["noface"].startswith("no face in any of the 5 frames needed")
     assert "frame 90" in reasons["toolong"] and "beyond the video's length" in reasons["toolong"]
     assert "corrupt.mp4" in reasons["corrupt"]
     with open(out / "failures.csv", newline="") as f:
@@ -69,8 +69,9 @@ def test_real_clips_crops_and_failures(prepared):
 
     ps = PreparedSet(out)
     assert ps.config == {"version": 1, "manifest": str(manifest.resolve()), "detector": name, "size": 112,
-                         "margin": 0.2, "clip_frames": 4, "unmask_version": ps.config["unmask_version"],
-                         "tasks": tasks_to_list(MFED_TASKS)}
+                         "margin": 0.2, "frames": "keyframes", "clip_frames": 4, "align": False,
+                         "tasks": tasks_to_list(MFED_TASKS),
+                         "unmask_version": ps.config["unmask_version"]}
     assert len(ps.manifest) == 6 and ps.clip_ids() == ["a", "b", "c"]
     assert [f.clip_id for f in ps.failures()] == ["noface", "toolong", "corrupt"]
     meta = ps.meta("a")

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from unmask.data.video import VideoError, iter_frames, probe, read_frames
+from unmask.data.video import VideoError, iter_frames, iter_timed_frames, probe, read_frames
 from unmask.errors import UnmaskError
 
 
@@ -46,6 +46,16 @@ def test_iter_frames(coded_video, frame_code):
     assert [i for i, _ in iter_frames(path, start=25, stop=1000)] == [25, 26, 27, 28, 29]
     with pytest.raises(VideoError, match="start frame 40"):
         list(iter_frames(path, start=40))
+
+
+def test_iter_timed_frames_gives_each_frame_its_own_time(make_vfr_video, frame_code, tmp_path):
+    encode_index, decode_index = frame_code
+    times = [0.0, 0.04, 0.08, 0.5, 0.54, 1.5, 1.52, 2.0]
+    path = make_vfr_video(tmp_path / "vfr.mp4", [encode_index(i) for i in range(8)], times)
+    got = [(i, t, decode_index(f)) for i, t, f in iter_timed_frames(path)]
+    assert [(i, code) for i, _, code in got] == [(i, i) for i in range(8)]
+    np.testing.assert_allclose([t for _, t, _ in got], times, atol=1e-6)
+    assert [i for i, _, _ in iter_timed_frames(path, every=3, start=1)] == [1, 4, 7]
 
 
 def test_out_of_range_names_file_and_frame(coded_video):

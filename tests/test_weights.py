@@ -105,7 +105,7 @@ def test_missing_file_and_unreadable_pickle(tmp_path):
         parse_weights("/does/not/exist/ViT-B-16.pt")
     path = tmp_path / "arbitrary.pt"
     torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": Opaque()}, path)
-    with pytest.raises(UnmaskError, match="cannot read weights file"):  # weights_only=True refuses objects
+    with pytest.raises(UnmaskError, match="is not a safe weights file"):  # weights_only=True refuses objects
         create_backbone("tiny_vit", weights=path)
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 import unmask
 from unmask.errors import UnmaskError
 from unmask.io import atomic_torch_save
@@ -50,18 +48,15 @@ def save_checkpoint(path: str | Path, model, *, config: dict, preprocess: dict, 
 def load_checkpoint(path: str | Path, device="cpu"):
     """Return ``(model, checkpoint_dict)``; the model is in eval mode on ``device``."""
     from unmask.models import create_model
-    from unmask.models.weights import restoring_checkpoint
     from unmask.models.inference import state_digest
+    from unmask.models.weights import restoring_checkpoint, torch_load_safe
 
     path = Path(path)
     if path.is_dir() and (path / "checkpoint.pt").is_file():
         path = path / "checkpoint.pt"
     if not path.is_file():
         raise UnmaskError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for foreign/corrupt files
-        raise UnmaskError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+    ckpt = torch_load_safe(path, "unmask checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UnmaskError(f"{path} is not an unmask checkpoint (no '{FORMAT}' format tag)")
     args = dict(ckpt["model_args"])

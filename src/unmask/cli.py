@@ -1,7 +1,7 @@
 """Command-line entry point: ``unmask <command> ...``.
 
 Each command lives in its own module under :mod:`unmask.commands` and defines ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> int``. Command modules import only argparse-level things at
+``add_arguments(parser)`` and ``run(args) -> int`` (and ``NAME`` where the command is not the module's name). Command modules import only argparse-level things at
 module scope; heavy imports (torch, av, ...) happen inside ``run`` so ``unmask --help`` stays fast.
 """
 
@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"unmask {unmask.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, mod in _command_modules():
-        p = sub.add_parser(name.replace("_", "-"), help=mod.HELP, description=mod.HELP)
+        # NAME: a command whose name is no module name ("import" is a Python keyword)
+        p = sub.add_parser(getattr(mod, "NAME", name.replace("_", "-")), help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

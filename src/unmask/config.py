@@ -28,7 +28,9 @@ class DataConfig:
     prepared: str = ""  # folder written by `unmask prepare`; empty: <run>/prepared is made from `manifest`
     detector: str = "auto"  # used only when the run prepares the manifest itself
     paradigm: str = "apex"  # apex | onset | clip (k frames between onset and offset)
-    masked_only: bool = True  # DSID uses masked clips only (true != disguised)
+    masked_only: bool = True  # drop clips flagged congruent (DSID trains on masked clips only)
+    lazy: str = "auto"  # auto (read crops lazily when holding them would exceed memory_gb) | always | never
+    memory_gb: float = 4.0  # the most the frames of a run may take in memory before they are read lazily
 
 
 @dataclass
@@ -280,6 +282,7 @@ def validate(cfg: Config) -> None:
     choices = {
         "data.paradigm": (cfg.data.paradigm, PARADIGMS),
         "augment.normalization": (cfg.augment.normalization, ("imagenet", "backbone")),
+        "data.lazy": (cfg.data.lazy, ("auto", "always", "never")),
         "optim.name": (cfg.optim.name, ("adam", "adamw", "sgd")),
         "optim.schedule": (cfg.optim.schedule, ("none", "cosine", "step")),
         "protocol.name": (cfg.protocol.name, ("loso", "kfold", "split")),

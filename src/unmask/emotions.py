@@ -8,7 +8,8 @@ from unmask.tasks import Task
 #: Canonical names, in label-index order (the order of the DSID paper).
 EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise")
 
-_ALIASES = {
+#: Other spellings of the six emotions -> canonical name (the MFED task declarations carry them).
+EMOTION_ALIASES: dict[str, str] = {
     "anger": "anger", "angry": "anger", "ang": "anger", "an": "anger", "rage": "anger",
     "disgust": "disgust", "disgusted": "disgust", "disgusting": "disgust", "dis": "disgust", "di": "disgust",
     "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear", "fea": "fear", "fe": "fear",
@@ -25,8 +26,8 @@ def normalize_emotion(name: object) -> str:
     Raises :class:`UnmaskError` listing the canonical names when the spelling is unknown.
     """
     key = str(name).strip().lower().replace("_", " ").replace("-", " ")
-    if key in _ALIASES:
-        return _ALIASES[key]
+    if key in EMOTION_ALIASES:
+        return EMOTION_ALIASES[key]
     raise UnmaskError(f"unknown emotion {name!r}; expected one of: {', '.join(EMOTIONS)}")
 
 
@@ -41,6 +42,6 @@ def masked_pairs() -> list[tuple[str, str]]:
 
 #: MFED's tasks: the emotion a person feels (``true``) and the one they were asked to show (``disguised``).
 MFED_TASKS: tuple[Task, ...] = (
-    Task("true", "single", EMOTIONS, column="true_emotion", title="felt", aliases=_ALIASES),
-    Task("disguised", "single", EMOTIONS, column="disguised_emotion", title="shown", aliases=_ALIASES),
+    Task("true", "single", EMOTIONS, column="true_emotion", title="felt", aliases=EMOTION_ALIASES),
+    Task("disguised", "single", EMOTIONS, column="disguised_emotion", title="shown", aliases=EMOTION_ALIASES),
 )

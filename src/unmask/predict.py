@@ -18,7 +18,7 @@ Result columns (:data:`BASE_COLUMNS`, then per task of the checkpoint, in its or
 ``<task>_conf`` and ``<task>_p_<label>...`` in the task's label order, then ``error``):
 
 * ``source`` the file (or ``<image>`` for an in-memory image); ``kind`` image | video;
-* ``frame`` the 0-based decoded frame index (-1 for images), ``time_s`` = frame / fps (NaN for images);
+* ``frame`` the 0-based decoded frame index (-1 for images), ``time_s`` its timestamp (NaN for images);
 * ``face`` the face's index in its frame (0 = highest detector score; -1 when none), ``track`` its face track
   in a video (-1 for images);
 * ``x, y, w, h`` the detector's box in pixels, ``det_score`` its score;
@@ -319,15 +319,16 @@ class Predictor:
             return [dict(base, face=-1, face_found=False, error=str(e))]
         return self._frame_rows(rgb, base, pending)
 
-    def predict_video(self, path, every: int = 1, apex_search: bool = False) -> pd.DataFrame:
+    def predict_video(self, path, every: int = 1, apex_search: bool = False, on_frame=None) -> pd.DataFrame:
         """Every ``every``-th frame of a video -> rows per face per sampled frame (+ apex rows, see module doc).
 
         A video that fails to decode part-way keeps the rows of the frames read and ends with an error row.
+        ``on_frame(index)`` is called after each sampled frame is read (progress for a caller such as a web page).
         """
-        return self._frame(self._video_rows(Path(path), every, apex_search))
+        return self._frame(self._video_rows(Path(path), every, apex_search, on_frame))
 
-    def _video_rows(self, path: Path, every: int, apex_search: bool) -> list[dict]:
-        from unmask.data.video import VideoError, iter_frames
+    def _video_rows(self, path: Path, every: int, apex_search: bool, on_frame=None) -> list[dict]:
+        from unmask.data.video import VideoError, iter_timed_frames
 
         if every < 1:
             raise UnmaskError(f"--every must be at least 1 (got {every})")
@@ -338,11 +339,13 @@ class Predictor:
         features: dict = {}
         tracker = _Tracker()
         try:
-            for index, rgb in iter_frames(path, every=every):
-                t = round(index / fps, 4) if fps else math.nan
+            for index, t, rgb in iter_timed_frames(path, every=every):
+                t = round(t, 4) if t is not None else round(index / fps, 4) if fps else math.nan
                 new = self._frame_rows(rgb, dict(base, frame=index, time_s=t), pending, frame=index)
                 tracker.assign(new)
                 rows += new
+                if on_frame is not None:
+                    on_frame(index)
                 if len(pending) >= self.batch_size and not self.clip_frames:
                     self._flush(pending, features)
         except VideoError as e:

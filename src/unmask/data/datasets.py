@@ -1,4 +1,5 @@
-"""Frames for training: a paradigm picks frames from a prepared set, loaded once into memory.
+"""Frames for training: a paradigm picks frames from a prepared set, loaded once into memory, or read lazily
+from the prepared crops when the set would not fit (:class:`LazyFrames`).
 
 ``apex`` and ``onset`` give one frame per clip (``images``: uint8 ``[N, 3, H, W]``); ``clip`` gives the K
 frames sampled between onset and offset (``[N, K, 3, H, W]``). Labels come per task (:mod:`unmask.tasks`):
@@ -37,7 +38,7 @@ def label_tensor(task: Task, values) -> torch.Tensor:
 class FrameData:
     clip_ids: list[str]
     subjects: list[str]
-    images: torch.Tensor  # uint8 [N, 3, H, W] or [N, K, 3, H, W]
+    images: torch.Tensor | LazyFrames  # uint8 [N, 3, H, W] or [N, K, 3, H, W] (in memory, or read when indexed)
     tasks: tuple[Task, ...]
     labels: dict[str, torch.Tensor]  # task name -> int64 [N] (single) or float32 [N, L] (multi)
     paradigm: str
@@ -61,9 +62,65 @@ class FrameData:
         return h.hexdigest()[:16]
 
 
+class LazyFrames:
+    """The frames of N clips, read from the prepared crops when indexed: memory stays flat in the number of clips.
+
+    Indexing like a uint8 tensor ``[N, (T,) 3, H, W]`` (an int, a slice, or an index array/tensor) decodes those
+    clips on a thread pool (OpenCV releases the GIL while it decodes) through a
+    :class:`~unmask.data.clips.ClipDataset`, the same pixels as the in-memory stack. :meth:`batches` streams
+    them in order through a ``DataLoader`` with worker processes (feature extraction reads every clip once).
+    """
+
+    def __init__(self, dataset, workers: int | None = None):
+        self.dataset = dataset
+        self.workers = workers or min(8, os.cpu_count() or 1)
+        self._item = tuple(dataset[0][1].shape)
+        self._pool = None
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.dataset), *self._item))
+
+    def dim(self) -> int:
+        return 1 + len(self._item)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        if isinstance(idx, slice):
+            rows = range(*idx.indices(len(self)))
+        elif isinstance(idx, int):
+            return self.dataset[idx][1]
+        else:
+            rows = [int(i) for i in torch.as_tensor(idx).reshape(-1)]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers)
+        items = list(self._pool.map(lambda i: self.dataset[i][1], rows))
+        return torch.stack(items) if items else torch.empty(0, *self._item, dtype=torch.uint8)
+
+    def batches(self, batch_size: int):
+        """``(start, uint8 [B, ...])`` in order, decoded ahead by DataLoader worker processes."""
+        from torch.utils.data import DataLoader
+
+        workers = min(self.workers, 4) if len(self) > batch_size else 0
+        loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+        for index, frames in loader:
+            yield int(index[0]), frames
+
+    def __getstate__(self) -> dict:  # a worker process gets the dataset, not the thread pool
+        return {**self.__dict__, "_pool": None}
+
+
+def frames_bytes(n: int, frames: int, size: int) -> int:
+    return n * frames * 3 * size * size
+
+
 def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, size: int | None = None,
-                workers: int | None = None) -> FrameData:
-    """Load the frames of every finished clip of a :class:`~unmask.data.prepare.PreparedSet`.
+                workers: int | None = None, lazy: bool | str = "auto", memory_gb: float = 4.0) -> FrameData:
+    """The frames of every finished clip of a :class:`~unmask.data.prepare.PreparedSet`, held in memory, or
+    read lazily (:class:`LazyFrames`) with ``lazy=True``, or ``"auto"`` when holding them would take more than
+    ``memory_gb`` (a lazy set needs ``size``).
 
     ``workers``: decoding threads (None: up to 8, one per CPU; 1: serial).
     """
@@ -73,6 +130,20 @@ def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, s
     if not ids:
         raise UnmaskError(f"no prepared clips to train on in {prepared.root}"
                           + (" (masked_only=true and every clip is congruent)" if masked_only else ""))
+    labels = {t.name: label_tensor(t, [clips[c].labels[t.name] for c in ids]) for t in prepared.manifest.tasks}
+    source = {"prepared": prepared.config, "paradigm": paradigm, "masked_only": masked_only, "size": size}
+    frames = len(prepared.clip_paths(ids[0])) if paradigm == "clip" else 1
+    crop = prepared.config.get("size") or 224
+    if lazy == "auto":
+        lazy = size is not None and frames_bytes(len(ids), frames, size or crop) > memory_gb * 1e9
+    if lazy:
+        from unmask.data.clips import ClipDataset
+
+        if size is None:
+            raise UnmaskError("a lazily read set needs the model's input size")
+        dataset = ClipDataset(prepared, ids, frames if paradigm == "clip" else paradigm, size)
+        return FrameData(clip_ids=ids, subjects=[clips[c].subject for c in ids], images=LazyFrames(dataset, workers),
+                         tasks=prepared.manifest.tasks, labels=labels, paradigm=paradigm, source=source)
 
     def read(cid: str) -> np.ndarray:  # [K, H, W, 3] uint8
         return prepared.load_clip(cid) if paradigm == "clip" else prepared.load(cid, paradigm)[None]
@@ -93,7 +164,7 @@ def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, s
         subjects=[clips[c].subject for c in ids],
         images=stack,
         tasks=prepared.manifest.tasks,
-        labels={t.name: label_tensor(t, [clips[c].labels[t.name] for c in ids]) for t in prepared.manifest.tasks},
+        labels=labels,
         paradigm=paradigm,
-        source={"prepared": prepared.config, "paradigm": paradigm, "masked_only": masked_only, "size": size},
+        source=source,
     )

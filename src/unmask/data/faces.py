@@ -2,12 +2,15 @@
 
 Detectors are created by name::
 
-    det = create_detector("auto")        # yuface where importable, else haar (and it says which: det.name)
-    faces = det.detect(image_rgb)        # [Detection(box=(x, y, w, h), score), ...], best first
-    crop = crop_face(image_rgb, faces[0].box, margin=0.2, size=224)
+    det = create_detector("auto")        # per image: yuface, else haar, else the manifest's box
+    faces = det.detect(image_rgb)        # [Detection(box=(x, y, w, h), score, source, landmarks), ...], best first
+    crop = crop_face(image_rgb, faces[0].box, margin=0.2, size=224, angle=eye_angle(faces[0].landmarks))
 
 =============  =========================================================================================
-``yuface``     libfacedetection's YuNet (the ``yuface`` package; its weights are compiled into the package)
+``auto``       per image, the first of these that finds a face: yuface (where importable), haar, and, given
+               a manifest clip, annotated; each detection names the detector that found it (``source``)
+``yuface``     libfacedetection's YuNet (the ``yuface`` package; its weights are compiled into the package);
+               gives five landmarks (eyes, nose tip, mouth corners) for alignment
 ``haar``       OpenCV's frontal-face Haar cascade (ships with opencv); weaker, the fallback
 ``annotated``  the boxes of a manifest clip: the per-frame ``annotations`` CSV, else the clip's ``face_box``
 ``none``       the frames are already face crops: the whole frame is the face
@@ -32,10 +35,15 @@ from unmask.errors import UnmaskError
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
 
+Point = tuple[float, float]
+
+
 @dataclass(frozen=True)
 class Detection:
     box: Box
     score: float
+    source: str = ""  # the detector that found it (set by FaceDetector.detect)
+    landmarks: tuple[Point, ...] | None = None  # YuNet: eye, eye, nose tip, mouth corner, mouth corner
 
 
 class FaceDetector:
@@ -56,7 +64,7 @@ class FaceDetector:
         for d in found:
             box = _clip_box(d.box, w, h)
             if box is not None and d.score >= self.min_score and min(box[2], box[3]) >= self.min_size:
-                kept.append(Detection(box, float(d.score)))
+                kept.append(Detection(box, float(d.score), d.source or self.name, d.landmarks))
         return sorted(kept, key=lambda d: d.score, reverse=True)
 
     def _detect(self, image, clip, frame) -> list[Detection]:
@@ -85,8 +93,10 @@ class YuNetDetector(FaceDetector):
         small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         bgr = np.ascontiguousarray(small[:, :, ::-1])
         # yuface's own threshold is applied on a 0-100 scale; ours is applied after, on 0-1.
-        confs, boxes, _ = self._yuface.detect(bgr, conf=0.0)
-        return [Detection(tuple(int(round(v / scale)) for v in b), float(c) / 100.0) for c, b in zip(confs, boxes)]
+        confs, boxes, marks = self._yuface.detect(bgr, conf=0.0)  # marks: [N, 10] = x0 y0 ... x4 y4
+        return [Detection(tuple(int(round(v / scale)) for v in b), float(c) / 100.0,
+                          landmarks=tuple((float(m[2 * k]) / scale, float(m[2 * k + 1]) / scale) for k in range(5)))
+                for c, b, m in zip(confs, boxes, marks)]
 
 
 class HaarDetector(FaceDetector):
@@ -144,6 +154,35 @@ class AnnotatedDetector(FaceDetector):
         return [] if box is None else [Detection(tuple(box), 1.0)]
 
 
+class FallbackDetector(FaceDetector):
+    """``auto``: per image, the first detector of the chain that finds a face (yuface where importable, then
+    haar, then, for a manifest clip, its annotated box). A frame one detector misses is not lost while another
+    finds it; each detection keeps the name of the one that did (``Detection.source``), so callers can count."""
+
+    name = "auto"
+
+    def __init__(self, min_score: float = 0.5, min_size: int = 20):
+        super().__init__(0.0, 1)  # the members apply their own thresholds
+        self.members = ([YuNetDetector(min_score, min_size)] if yuface_available() else []) + [
+            HaarDetector(min_score, min_size)]
+        self._annotated = AnnotatedDetector()
+
+    def detect(self, image: np.ndarray, *, clip=None, frame: int | None = None) -> list[Detection]:
+        _check_image(image)
+        members = list(self.members)
+        if clip is not None and frame is not None:
+            members.append(self._annotated)
+        for member in members:
+            found = member.detect(image, clip=clip, frame=frame)
+            if found:
+                return found
+        return []
+
+    @property
+    def chain(self) -> list[str]:
+        return [m.name for m in self.members] + ["annotated"]
+
+
 @lru_cache(maxsize=64)
 def _annotation_boxes(path: str) -> dict[int, Box]:
     from unmask.data.manifest import read_annotations
@@ -151,11 +190,12 @@ def _annotation_boxes(path: str) -> dict[int, Box]:
     return read_annotations(path)["boxes"]
 
 
-_DETECTORS = {cls.name: cls for cls in (YuNetDetector, HaarDetector, AnnotatedDetector, WholeFrameDetector)}
+_DETECTORS = {cls.name: cls for cls in (FallbackDetector, YuNetDetector, HaarDetector, AnnotatedDetector,
+                                        WholeFrameDetector)}
 
 
 def list_detectors() -> list[str]:
-    """Names accepted by :func:`create_detector` (besides ``auto``)."""
+    """Names accepted by :func:`create_detector`."""
     return list(_DETECTORS)
 
 
@@ -168,11 +208,9 @@ def yuface_available() -> bool:
 
 
 def resolve_detector_name(name: str = "auto") -> str:
-    """``auto`` -> ``yuface`` where importable, else ``haar``; other names are checked and returned."""
-    if name == "auto":
-        return "yuface" if yuface_available() else "haar"
+    """Check a detector name and return it (UnmaskError listing the names when unknown or not importable)."""
     if name not in _DETECTORS:
-        raise UnmaskError(f"unknown face detector {name!r}; choose one of: auto, {', '.join(_DETECTORS)}")
+        raise UnmaskError(f"unknown face detector {name!r}; choose one of: {', '.join(_DETECTORS)}")
     if name == "yuface" and not yuface_available():
         raise UnmaskError("face detector 'yuface' needs the yuface package (pip install 'unmask[yuface]'; "
                           "wheels exist for CPython 3.11); or choose --detector haar")
@@ -192,12 +230,32 @@ def best_face(detections: list[Detection]) -> Detection | None:
     return max(detections, key=lambda d: (d.box[2] * d.box[3], d.score))
 
 
-def crop_face(image: np.ndarray, box, margin: float = 0.2, size: int = 224, pad: str = "black") -> np.ndarray:
+def describe_detector(name: str) -> str:
+    """One line for the user: which detector, and for ``auto`` the chain it tries per frame."""
+    if name != "auto":
+        return name
+    chain = ["yuface"] if yuface_available() else []
+    why = "" if chain else "; yuface is not importable"
+    return f"auto (per frame: {', then '.join(chain + ['haar', 'the manifest box'])}{why})"
+
+
+def eye_angle(landmarks) -> float:
+    """The eye line's angle in degrees (clockwise on screen, as image y points down); 0 without landmarks.
+    ``crop_face(..., angle=a)`` turns the face by it, so the eyes end level."""
+    if not landmarks:
+        return 0.0
+    (x0, y0), (x1, y1) = sorted(landmarks[:2])  # the two eyes, left to right in the image
+    return float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))
+
+
+def crop_face(image: np.ndarray, box, margin: float = 0.2, size: int = 224, pad: str = "black",
+              angle: float = 0.0) -> np.ndarray:
     """Square crop around ``box``, resized to ``size x size`` (RGB uint8).
 
     The square's side is the box's longer side plus ``margin`` of it on every side
     (``side = max(w, h) * (1 + 2 * margin)``), centred on the box's centre. Where it leaves the image it is
-    padded with black (``pad="black"``) or the replicated edge pixels (``pad="edge"``).
+    padded with black (``pad="black"``) or the replicated edge pixels (``pad="edge"``). ``angle`` (degrees,
+    :func:`eye_angle`) turns the image about the box's centre first, so a tilted head comes out upright.
     """
     _check_image(image)
     if pad not in ("black", "edge"):
@@ -210,6 +268,16 @@ def crop_face(image: np.ndarray, box, margin: float = 0.2, size: int = 224, pad:
     y0 = int(round(y + h / 2 - side / 2))
     x1, y1 = x0 + side, y0 + side
     ih, iw = image.shape[:2]
+    if angle:
+        if x0 >= iw or y0 >= ih or x1 <= 0 or y1 <= 0:
+            raise UnmaskError(f"box {tuple(box)} lies outside the {iw}x{ih} image")
+        # Rotation about the square's centre, shifted so the square lands at (0, 0): one warp, no big border.
+        m = cv2.getRotationMatrix2D((x0 + side / 2, y0 + side / 2), angle, 1.0)
+        m[:, 2] -= (x0, y0)
+        border = cv2.BORDER_CONSTANT if pad == "black" else cv2.BORDER_REPLICATE
+        square = cv2.warpAffine(image, m, (side, side), flags=cv2.INTER_LINEAR, borderMode=border,
+                                borderValue=(0, 0, 0))
+        return square if side == size else cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
     pads = (max(0, -y0), max(0, y1 - ih), max(0, -x0), max(0, x1 - iw))  # top, bottom, left, right
     if any(pads):
         border = cv2.BORDER_CONSTANT if pad == "black" else cv2.BORDER_REPLICATE

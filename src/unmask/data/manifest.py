@@ -1,6 +1,6 @@
 """The manifest: one validated row per clip; the only thing the pipeline knows about a dataset.
 
-CSV columns (``REQUIRED`` first, then ``KEY_FRAMES``, one column per task, the rest optional)::
+CSV columns (``REQUIRED`` first, then the optional ``KEY_FRAMES``, one column per task, the rest optional)::
 
     clip_id, subject, video, onset, apex, offset, <task columns>, face_box, annotations, congruent
 
@@ -10,7 +10,9 @@ CSV columns (``REQUIRED`` first, then ``KEY_FRAMES``, one column per task, the r
   (``true_emotion``, ``disguised_emotion``) is read with MFED's tasks (:data:`unmask.emotions.MFED_TASKS`).
 
 - ``video`` is a path relative to the manifest's folder (absolute paths are kept as they are).
-- ``onset``, ``apex``, ``offset`` are 0-based frame indices with onset <= apex <= offset.
+- ``onset``, ``apex``, ``offset`` (optional columns, empty cells allowed) are 0-based frame indices with
+  onset <= apex <= offset among those given. Sampling policies that need them (``prepare --frames keyframes``,
+  ``span:T``) refuse rows without them; ``uniform:T`` (in-the-wild clips) does not need them.
 - ``face_box`` (optional) is one box for the whole clip, ``"x y w h"`` in pixels.
 - ``annotations`` (optional) is a per-frame CSV relative to the manifest, with a ``frame`` column, optional
   ``x, y, w, h`` face-box columns and optional action-unit columns named ``AU01``, ``AU12``, ...
@@ -46,15 +48,15 @@ class Clip:
     subject: str
     video: Path  # resolved (absolute or relative to the working directory)
     labels: dict  # task name -> label (single), tuple of labels (multi), or None (not annotated)
-    onset: int
-    apex: int
-    offset: int
+    onset: int | None  # None: not annotated
+    apex: int | None
+    offset: int | None
     face_box: tuple[int, int, int, int] | None = None
     annotations: Path | None = None
     congruent: bool = False
     row: int = 0  # CSV line number, for messages
 
-    def frame_of(self, role: str) -> int:
+    def frame_of(self, role: str) -> int | None:
         if role not in ("onset", "apex", "offset"):
             raise UnmaskError(f"unknown frame role {role!r}; expected onset, apex or offset")
         return getattr(self, role)
@@ -161,7 +163,7 @@ def validate_manifest(path: str | Path, *, check_videos: bool = True,
             missing = [c for c in REQUIRED if c not in header]
             if not missing:
                 tasks, mfed_default = read_tasks(path, header)
-                missing = [c for c in KEY_FRAMES + tuple(t.column for t in tasks) if c not in header]
+                missing = [t.column for t in tasks if t.column not in header]
             if missing:
                 raise UnmaskError(f"{path}: missing column(s) {', '.join(missing)}; header is {', '.join(header)}")
             rows = list(reader)
@@ -207,18 +209,23 @@ def validate_manifest(path: str | Path, *, check_videos: bool = True,
         elif mfed_default and len(labels) == len(tasks):
             congruent = labels["true"] == labels["disguised"]  # MFED's definition, for manifests without the column
         congruent = bool(congruent)
-        frames = {}
-        for col in ("onset", "apex", "offset"):
+        frames: dict[str, int | None] = {}
+        for col in KEY_FRAMES:
             text = row.get(col, "")
+            if not text:
+                frames[col] = None  # not annotated (in-the-wild clips have no key frames)
+                continue
             try:
                 value = int(text)
                 if value < 0:
                     raise ValueError
                 frames[col] = value
             except ValueError:
-                bad(col, f"expected a non-negative integer frame index, got {text!r}")
-        if len(frames) == 3 and not frames["onset"] <= frames["apex"] <= frames["offset"]:
-            bad("apex", f"onset <= apex <= offset violated ({frames['onset']}, {frames['apex']}, {frames['offset']})")
+                bad(col, f"expected a non-negative integer frame index or nothing, got {text!r}")
+        given = [(c, frames[c]) for c in KEY_FRAMES if frames.get(c) is not None]
+        if len(frames) == 3 and any(a[1] > b[1] for a, b in zip(given, given[1:])):
+            bad("apex" if frames["apex"] is not None else "offset",
+                f"onset <= apex <= offset violated ({', '.join('' if frames[c] is None else str(frames[c]) for c in KEY_FRAMES)})")
         box = None
         if row.get("face_box"):
             try:
@@ -236,18 +243,19 @@ def validate_manifest(path: str | Path, *, check_videos: bool = True,
             bad("video", "empty video path")
         elif check_files and not video.is_file():
             bad("video", f"video file not found: {video}")
-        elif check_files and check_videos and "offset" in frames:
+        elif check_files and check_videos:
             if video not in video_lengths:
                 video_lengths[video] = _video_length(video)
             n = video_lengths[video]
             if isinstance(n, str):
                 bad("video", f"cannot read video {video}: {n}")
-            elif frames["offset"] >= n:
-                bad("offset", f"frame {frames['offset']} is beyond the video's length ({n} frames, last index {n - 1})")
+            elif given and given[-1][1] >= n:
+                col, last = given[-1]
+                bad(col, f"frame {last} is beyond the video's length ({n} frames, last index {n - 1})")
         if len(problems) == n_before:
             clips.append(Clip(
                 clip_id=clip_id, subject=subject, video=video, labels=labels,
-                onset=frames["onset"], apex=frames["apex"], offset=frames["offset"],
+                onset=frames["onset"], apex=frames["apex"], offset=frames["offset"],  # int or None
                 face_box=box, annotations=annotations, congruent=congruent, row=line,
             ))
     if not rows:
@@ -288,7 +296,7 @@ def write_manifest(clips, path: str | Path, tasks) -> Path:
         w.writerow(REQUIRED + KEY_FRAMES + tuple(t.column for t in tasks) + OPTIONAL)
         for c in clips:
             w.writerow([
-                c.clip_id, c.subject, rel(c.video), c.onset, c.apex, c.offset,
+                c.clip_id, c.subject, rel(c.video), *("" if f is None else f for f in (c.onset, c.apex, c.offset)),
                 *(t.format(c.labels.get(t.name)) for t in tasks),
                 " ".join(map(str, c.face_box)) if c.face_box else "", rel(c.annotations), int(c.congruent),
             ])

@@ -121,16 +121,28 @@ def iter_frames(path: str | Path, every: int = 1, start: int = 0, stop: int | No
     ``stop=None`` runs to the end of the video; a ``stop`` beyond the end simply ends early (a stream), while
     a ``start`` beyond the end raises :class:`VideoError`.
     """
+    for index, _, rgb in iter_timed_frames(path, every, start, stop):
+        yield index, rgb
+
+
+def iter_timed_frames(path: str | Path, every: int = 1, start: int = 0, stop: int | None = None
+                      ) -> Iterator[tuple[int, float | None, np.ndarray]]:
+    """As :func:`iter_frames`, with each frame's presentation time in seconds from the stream's start
+    (``(pts - start_time) * time_base``; None where the container gives no timestamp). On variable-frame-rate
+    video this is when the frame is shown; ``index / average fps`` is not."""
     path = Path(path)
     if every < 1 or start < 0 or (stop is not None and stop < start):
         raise VideoError(f"{path}: bad frame range start={start}, stop={stop}, every={every}")
     n = 0
-    for index, frame, _ in _decoded(path):
+    for index, frame, stream in _decoded(path):
         n = index + 1
         if stop is not None and index >= stop:
             return
         if index >= start and (index - start) % every == 0:
-            yield index, _rgb(frame)
+            t = None
+            if frame.pts is not None and frame.time_base is not None:
+                t = float((frame.pts - (stream.start_time or 0)) * frame.time_base)
+            yield index, t, _rgb(frame)
     if start >= n and (stop is None or stop > start):
         raise VideoError(f"{path}: start frame {start} beyond the video's length ({n} frames)")
 

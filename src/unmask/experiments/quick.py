@@ -114,19 +114,26 @@ def pretraining_set(out: Path, *, progress: bool = True) -> Path:
     return prepared
 
 
-def _pretrain_one(prepared: str, target: str, backbone: str, kwargs: dict, threads: int | None,
-                  progress: bool) -> str:
-    """Pretrain into a temporary name, then rename: a file under the final name is always complete."""
+def _pretrain_one(prepared: str, target: str, backbone: str, kwargs: dict, threads: int, progress: bool) -> str:
+    """Pretrain into a temporary name, then rename: a file under the final name is always complete.
+
+    ``threads`` is fixed by quick.yaml, whatever ``--jobs`` and the machine's cores: float reductions (conv and
+    matmul backward) sum in another order with another thread count, and 40 epochs amplify that into other
+    weights and other table numbers (measured: tiny_resnet's weights differ by up to 1.1 after 2 epochs at 1
+    vs 2 threads)."""
+    import torch
+
     from unmask.train import pretrain as P
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     target_path = Path(target)
     target_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = target_path.with_name(f"{target_path.stem}.tmp{os.getpid()}{target_path.suffix}")
-    P.pretrain_au(prepared, tmp, backbone=backbone, progress=progress, **kwargs)
+    try:
+        P.pretrain_au(prepared, tmp, backbone=backbone, progress=progress, **kwargs)
+    finally:
+        torch.set_num_threads(before)
     os.replace(f"{tmp}.json", f"{target}.json")
     os.replace(tmp, target)
     log.info("AU-pretrained %s -> %s", backbone, target)
@@ -137,8 +144,8 @@ def quick_pretrain(out: Path, needed: dict[str, dict], *, jobs: int = 1, progres
     """AU-pretrain every backbone of ``needed`` (backbone -> ``{"path", "img_size"}``, from
     :func:`unmask.experiments.runner.pretraining_needed`) whose weights file is missing; returns the backbones
     pretrained now. An existing file is reused (its sidecar must record the same input size). ``jobs > 1``
-    pretrains that many backbones at once in processes (cores / jobs threads each); ``jobs == 1`` stays in
-    this process."""
+    pretrains that many backbones at once in processes; ``jobs == 1`` stays in this process. Either way each
+    uses quick.yaml's ``pretrain.threads`` torch threads, so the weights do not depend on ``jobs``."""
     import json
 
     todo = {}
@@ -158,6 +165,7 @@ def quick_pretrain(out: Path, needed: dict[str, dict], *, jobs: int = 1, progres
     settings = read_settings("quick")
     pre = dict(settings.get("pretrain") or {})
     epochs = pre.get("epochs", 12)
+    threads = int(pre.get("threads", 1))
     prepared = str(pretraining_set(out, progress=progress))
 
     def kwargs(bb: str) -> dict:
@@ -171,12 +179,11 @@ def quick_pretrain(out: Path, needed: dict[str, dict], *, jobs: int = 1, progres
                  kwargs(bb)["epochs"], todo[bb]["path"])
     if jobs <= 1 or len(order) == 1:
         for bb in order:
-            _pretrain_one(prepared, todo[bb]["path"], bb, kwargs(bb), None, progress)
+            _pretrain_one(prepared, todo[bb]["path"], bb, kwargs(bb), threads, progress)
         return order
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(min(jobs, len(order)), mp_context=ctx) as pool:
         futures = [pool.submit(_pretrain_one, prepared, todo[bb]["path"], bb, kwargs(bb), threads, False)

@@ -32,7 +32,8 @@ log = logging.getLogger("unmask")
 #: Keys that change how a run is computed or shown, not what it computes: left out of the run hash, and
 #: taken from the existing run when resuming (train_run refuses a run dir whose config differs otherwise).
 PRESENTATION_KEYS = ("runtime.threads", "runtime.tensorboard", "runtime.device", "features.cache_dir",
-                     "features.batch_size", "data.manifest", "data.detector")
+                     "features.batch_size", "features.max_gb", "data.manifest", "data.detector", "data.lazy",
+                     "data.memory_gb", "runtime.save_every_s")
 
 
 @dataclass

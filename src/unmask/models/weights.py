@@ -113,6 +113,27 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("/constants.pkl") or name == "constants.pkl" for name in zf.namelist())
 
 
+def torch_load_safe(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` with one clear UnmaskError instead of torch's messages.
+
+    Torch refuses a pickle holding anything but tensors, numbers, strings and containers with several lines of
+    advice to turn the check off; that advice is wrong for a file of unknown origin (unpickling runs code), so
+    the message says what the file is instead. A file cut short fails with one of several low-level errors
+    (EOFError, "failed finding central directory", OSError Errno 22 from a seek past the end).
+    """
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UnmaskError(f"{path} is not a safe {what}: it holds Python objects besides tensors, numbers and "
+                          f"strings, which unmask does not unpickle (loading them could run code)") from None
+    except (EOFError, RuntimeError, OSError, KeyError, ValueError) as e:
+        size = path.stat().st_size if path.is_file() else 0
+        raise UnmaskError(f"{path} ({size} bytes) is truncated or corrupt, not a readable {what} "
+                          f"({type(e).__name__})") from None
+
+
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]:
     """Read a checkpoint file into a flat ``{key: tensor}`` dict; also return the container format.
 
@@ -130,10 +151,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
             warnings.simplefilter("ignore", FutureWarning)
             archive = torch.jit.load(str(path), map_location="cpu")
         return dict(archive.state_dict()), "torchscript"
-    try:
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # unpickling errors come as several types; re-raised with the file named
-        raise UnmaskError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from e
+    obj: Any = torch_load_safe(path, "weights file")
     for wrapper_key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper_key), dict):
             obj = obj[wrapper_key]

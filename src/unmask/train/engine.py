@@ -41,7 +41,7 @@ from unmask.io import atomic_torch_save
 from unmask.losses import create_loss
 from unmask.models import backbone_frozen, create_model
 from unmask.models.inference import state_digest
-from unmask.runtime import resolve_device
+from unmask.runtime import resolve_device, seed_everything
 from unmask.train.outputs import evaluate, finish_fold, read_finished
 from unmask.train.plain import PlainHead, PlainOptimizer, stackable, stacked_optimiser
 
@@ -229,7 +229,7 @@ def fit_folds(cfg, folds, data, out_dirs, *, features: torch.Tensor | None = Non
         return results
     device = device or resolve_device(cfg.runtime.device)
     if model is None:
-        torch.manual_seed(cfg.runtime.seed)  # as train_run does: a randomly initialised backbone depends on the seed
+        seed_everything(cfg.runtime.seed)  # as train_run does: a randomly initialised backbone depends on the seed
         model = build_model(cfg, data.tasks, data.paradigm == "clip", init)
     why_not = stackable(model) or stacked_optimiser(cfg.optim)
     one_at_a_time = (features is None or why_not is not None) and len(todo) > 1

@@ -57,8 +57,7 @@ def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: in
     with torch.random.fork_rng(devices=[]):
         for v in range(views):
             torch.manual_seed(seed * 1000 + v)  # each view's augmentation is reproducible on its own
-            for start in range(0, n, batch_size):
-                batch = images[start:start + batch_size]
+            for start, batch in _batches(images, batch_size):
                 x = preprocess(batch, train=v > 0)
                 if clip:
                     x = x.flatten(0, 1)  # [B*K, 3, H, W]
@@ -76,6 +75,15 @@ def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: in
                 bar.update(batch.shape[0])
     bar.close()
     return out
+
+
+def _batches(images, batch_size: int):
+    """``(start, uint8 batch)`` in order: slices of an in-memory stack, or a lazy set streamed by its loader."""
+    if hasattr(images, "batches"):
+        yield from images.batches(batch_size)
+        return
+    for start in range(0, images.shape[0], batch_size):
+        yield start, images[start:start + batch_size]
 
 
 def cache_key(cfg, data, backbone) -> dict:

@@ -23,9 +23,9 @@ import torch
 from tqdm.auto import tqdm
 
 from unmask.data.manifest import read_annotations
+from unmask.data.transforms import Preprocess, build_augment, normalization, resize_uint8
 from unmask.errors import UnmaskError
-from unmask.data.transforms import resize_uint8
-from unmask.data.transforms import Preprocess, build_augment, normalization
+from unmask.runtime import seed_everything
 
 log = logging.getLogger("unmask")
 
@@ -42,7 +42,7 @@ def load_au_frames(prepared, size: int) -> tuple[torch.Tensor, torch.Tensor, lis
             raise UnmaskError(f"clip {cid} (row {clip.row}) has no annotations file with AU intensities")
         aus = read_annotations(clip.annotations)["aus"]
         frames = prepared.meta(cid)["frames"]
-        crops = [(frames[r], prepared.load(cid, r)) for r in ("onset", "apex", "offset")]
+        crops = [(frames[r], prepared.load(cid, r)) for r in prepared.roles(cid)]
         if frames.get("clip"):
             crops += list(zip(frames["clip"], prepared.load_clip(cid)))
         for index, crop in crops:
@@ -112,7 +112,7 @@ def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "t
 
     out = Path(out)
     prepared = PreparedSet(prepared_dir)  # a wrong folder fails before the backbone is built
-    torch.manual_seed(seed)
+    seed_everything(seed)
     kwargs = {"img_size": img_size} if img_size else {}
     bb = create_backbone(backbone, weights=None, mode="finetune", **kwargs)
     size = bb.data_config["input_size"][-1]
@@ -147,7 +147,9 @@ def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "t
     Path(f"{out}.json").write_text(json.dumps({
         "backbone": backbone, "img_size": img_size, "task": "AU intensity regression (MSE)", "aus": names,
         "prepared": str(Path(prepared_dir).resolve()), "subjects": sorted(set(subjects)), "frames": len(images),
-        "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "mse_per_epoch": history,
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+        "torch_threads": torch.get_num_threads(),  # the weights depend on it (float summation order)
+        "mse_per_epoch": history,
         "target_variance": float(targets.var(0).mean()), "seconds": round(time.time() - t0, 1)}, indent=2))
     log.info("AU pretraining: MSE %.4f -> %.4f (target variance %.4f); weights in %s", history[0], history[-1],
              float(targets.var(0).mean()), out)

@@ -116,7 +116,12 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
     model = build_model(cfg, prepared.manifest.tasks, clip_input=cfg.data.paradigm == "clip")
     build_objective(cfg, model)  # a bad loss setting (e.g. an unknown estimator) fails here, before extraction
     size = model.data_config["input_size"][-1]
-    data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size)
+    data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size,
+                       lazy={"auto": "auto", "always": True, "never": False}[cfg.data.lazy],
+                       memory_gb=cfg.data.memory_gb)
+    if not isinstance(data.images, torch.Tensor):
+        log.info("frames read lazily from %s (%d clips; data.memory_gb=%g)", prepared.root, len(data),
+                 cfg.data.memory_gb)
     folds = make_folds(data.subjects, name=cfg.protocol.name, k=cfg.protocol.k, split_file=cfg.protocol.split_file,
                        validation=cfg.protocol.validation, val_subjects=cfg.protocol.val_subjects,
                        seed=cfg.runtime.seed, only=cfg.protocol.folds)
@@ -170,7 +175,9 @@ def _run_parallel(cfg, groups, data, features, init, out: Path, jobs: int, progr
 
     from tqdm.auto import tqdm
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # runtime.threads, where set, holds in every worker as in one process: another thread count sums floats
+    # in another order, and a run's numbers must not depend on --jobs
+    threads = cfg.runtime.threads or max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
         futures = [pool.submit(_fold_worker, cfg.to_dict(), g, data, features, init, str(out), threads)

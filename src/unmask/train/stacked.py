@@ -27,6 +27,7 @@ from torch import nn
 from torch.optim.adam import adam as _adam
 
 from unmask.errors import UnmaskError
+from unmask.runtime import seed_everything
 
 _ELEMENTWISE = (nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.Identity, nn.Flatten)
 
@@ -145,7 +146,7 @@ def head_names(model: nn.Module) -> list[str]:
 def init_head(model: nn.Module, seed: int) -> None:
     """Draw the head's initial weights from ``seed``: every head module's ``reset_parameters`` in registration
     order, the order in which constructing the head would have drawn them (the backbone is not touched)."""
-    torch.manual_seed(seed)
+    seed_everything(seed)
     for name, module in model.named_modules():
         if name and not name.startswith("backbone") and hasattr(module, "reset_parameters"):
             module.reset_parameters()

@@ -2,7 +2,7 @@
 
 MFED's annotation sheet is not public, so its layout is not hard-coded: a small YAML mapping names the
 sheet's columns (example: ``configs/sources/mfed_mapping.example.yaml``).
-``unmask import-mfed SHEET --mapping MAP.yaml --videos DIR --out manifest.csv``::
+``unmask import mfed SHEET --mapping MAP.yaml --videos DIR --out manifest.csv`` (alias: ``import-mfed``)::
 
     sheet: 0                     # optional: xlsx sheet name or 0-based index (default: the first); csv ignores it
     header_row: 1                # optional: 1-based row of the column names (default 1)
@@ -25,7 +25,10 @@ sheet's columns (example: ``configs/sources/mfed_mapping.example.yaml``).
 Patterns are Python format strings over the mapped fields (``subject``, ``filename``, ``true_emotion``,
 ``disguised_emotion``, ``onset``, ``apex``, ``offset``); ``{subject:02d}`` zero-pads a numeric value. When the
 stem search finds the same file name for several subjects, the one under a folder named after the subject
-(``01``, ``sub01``, ``s01``) is taken. Emotion names are normalised (``Happy``, ``happiness`` -> happiness).
+(``01``, ``sub01``, ``s01``) is taken. The source declares two tasks: ``true`` (titled
+"felt") and ``disguised`` ("shown"), single-label over the six emotions, in the manifest columns
+``true_emotion`` and ``disguised_emotion`` (:data:`unmask.emotions.MFED_TASKS`); emotion names are normalised
+by them (``Happy`` -> happiness).
 Rows whose true and disguised emotions agree are kept and flagged congruent (``Manifest.masked()`` drops
 them). Every problem (unknown column, unknown emotion, bad frame, video not found) is reported at once with
 its sheet row number; nothing is written unless ``skip_invalid``.
@@ -35,10 +38,11 @@ from __future__ import annotations
 
 import glob
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from unmask.data.manifest import Clip, write_manifest
+from unmask.data.sources._registry import ImportResult, Source, register_source
 from unmask.emotions import MFED_TASKS
 from unmask.errors import UnmaskError
 
@@ -54,17 +58,6 @@ class Mapping:
     frame_base: int = 0
     clip_id: str = "{subject}_{filename}"
     video: str | None = None
-
-
-@dataclass
-class ImportResult:
-    out: Path | None
-    clips: list[Clip] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def congruent(self) -> int:
-        return sum(c.congruent for c in self.clips)
 
 
 def load_mapping(source) -> Mapping:
@@ -253,3 +246,22 @@ def _find_video(root: Path, mapping: Mapping, values: dict, index) -> tuple[Path
         return None, f"no video named {stem}.* under {root}"
     return None, (f"{len(found)} videos named {stem}.* under {root} ({', '.join(str(p) for p in found[:3])}); "
                   f"set a 'video' pattern in the mapping")
+
+
+@register_source
+class MFED(Source):
+    name = "mfed"
+    help = "an MFED-style annotation sheet (xlsx or csv) and its video folder, through a column mapping"
+    tasks = MFED_TASKS
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("sheet", help="annotation sheet (.xlsx or .csv)")
+        parser.add_argument("--mapping", required=True, help="YAML naming the sheet's columns "
+                            "(see configs/sources/mfed_mapping.example.yaml)")
+        parser.add_argument("--videos", required=True, help="folder holding the videos")
+
+    def run(self, args, out, *, skip_invalid: bool = False) -> ImportResult:
+        return import_mfed(args.sheet, args.mapping, args.videos, out, skip_invalid=skip_invalid)
+
+    def describe(self, result: ImportResult) -> str:
+        return f"wrote {len(result.clips)} clip(s) ({result.congruent} congruent, flagged) to {result.out}"
