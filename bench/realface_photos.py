@@ -8,11 +8,12 @@ The evaluation faces (``../shared/data/faces``, see its README), found with the 
 
 Our models are DSID trained on the synthetic set of ``bench/realface_dsid.py`` (its data, made or reused
 under ``--bench-out``), fold ``s01`` (7 training subjects): on the frozen AU-pretrained tiny backbone, on frozen
-fer_minixception, and on fer_minixception fine-tuned (``model.mode=finetune``). For a posed face the felt and
+fer_minixception, and on fer_minixception fine-tuned (``model.mode=finetune``, ``--finetune-epochs``, patience a
+third of them; 0 skips it). For a posed face the felt and
 the shown emotion are the same, so we count our displayed-emotion (``disguised``) prediction and also show the
 true-emotion one; the peers (fer, facex) name the shown emotion and may answer ``neutral``.
 
-    python bench/realface_photos.py [--bench-out runs/realface_bench]
+    python bench/realface_photos.py [--bench-out runs/realface_bench] [--finetune-epochs 30]
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def faces_dir() -> Path:
     sys.exit("no ../shared/data/faces beside the checkout (set UNMASK_FACES_DIR)")
 
 
-def our_runs(bench_out: Path, seed: int) -> dict[str, Path]:
+def our_runs(bench_out: Path, seed: int, finetune_epochs: int) -> dict[str, Path]:
     """The three DSIDs, fold s01 only, on realface_dsid's default synthetic set."""
     from realface_dsid import ARMS, data  # bench/ is on sys.path when run as a script
 
@@ -50,7 +51,11 @@ def our_runs(bench_out: Path, seed: int) -> dict[str, Path]:
     prepared, tiny_weights = data(bench_out, "default", 8, 4, seed)
     arms = {"DSID, tiny_resnet (AU) frozen": [f"model.weights={tiny_weights}"],
             "DSID, fer_minixception frozen": ARMS["fer_minixception"],
-            "DSID, fer_minixception fine-tuned": ARMS["fer_minixception"] + ["model.mode=finetune"]}
+            "DSID, fer_minixception fine-tuned": ARMS["fer_minixception"] + [
+                "model.mode=finetune", f"optim.epochs={finetune_epochs}",
+                f"optim.patience={max(1, finetune_epochs // 3)}"]}
+    if finetune_epochs < 1:  # image path through the backbone every epoch: minutes per epoch on a busy CPU
+        del arms["DSID, fer_minixception fine-tuned"]
     runs = {}
     for i, (name, overrides) in enumerate(arms.items()):
         cfg = load_config("dsid_synth", [f"runtime.seed={seed}", f"data.prepared={prepared}", "protocol.folds=[s01]",
@@ -63,6 +68,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--bench-out", default="runs/realface_bench", help="bench/realface_dsid.py's --out")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--finetune-epochs", type=int, default=30, help="epochs of the fine-tuned DSID (0: skip it)")
     args = p.parse_args(argv)
 
     import logging
@@ -72,7 +78,7 @@ def main(argv=None) -> int:
     from unmask.predict import Predictor
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    runs = our_runs(Path(args.bench_out), args.seed)
+    runs = our_runs(Path(args.bench_out), args.seed, args.finetune_epochs)
     faces = faces_dir()
     inputs = [faces / n for n in PHOTOS] + [faces / VIDEO]
     truth = {str(faces / n): label for n, label in PHOTOS.items()}
