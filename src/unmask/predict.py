@@ -138,7 +138,7 @@ class Predictor:
     """A trained model with its training preprocessing; see the module docstring."""
 
     def __init__(self, model, ckpt: dict, *, device: torch.device, detector=None, batch_size: int = 32,
-                 precision: str = "fp32", neutral_frames: int = 3, smooth_s: float = 0.2):
+                 precision: str = "fp32", neutral_frames: int = 3, smooth_s: float = 0.2, peers=()):
         from unmask.data.transforms import Preprocess
 
         if precision not in ("fp32", "bf16"):
@@ -164,6 +164,9 @@ class Predictor:
         self.neutral_frames, self.smooth_s = neutral_frames, smooth_s
         self.detector, self.detector_note = self._make_detector(detector, prep.get("detector"))
         self.detector_fallback = "(auto:" in self.detector_note  # the checkpoint's detector could not be used
+        from unmask.peers import Peer  # off-the-shelf models whose columns go beside ours (unmask.peers)
+
+        self.peers = [Peer(name, device, batch_size) for name in dict.fromkeys(peers)]
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", detector=None, **kwargs) -> "Predictor":
@@ -252,6 +255,7 @@ class Predictor:
         if not pending:
             return
         crops = np.stack([c for _, c in pending])
+        self._peers(pending)
         if self.clip_frames:
             crops = np.repeat(crops[:, None], self.clip_frames, axis=1)  # [N, T, H, W, 3]
         self._assign([[row] for row, _ in pending], self.predict_crops(crops), features)
@@ -259,6 +263,7 @@ class Predictor:
 
     def _flush_windows(self, pending: list, features: dict) -> None:
         """A clip model on a video: each track's detections in windows of T consecutive sampled frames."""
+        self._peers(pending)
         by_track: dict[int, list] = {}
         for row, crop in pending:
             by_track.setdefault(row.get("track", -1), []).append((row, crop))
@@ -273,6 +278,14 @@ class Predictor:
             self._assign(groups, self.predict_crops(np.stack(clips)), features)
         pending.clear()
 
+    def _peers(self, pending: list) -> None:
+        """Each ``--peer`` model's prediction for every face crop of ``pending``, into its rows."""
+        if self.peers and pending:
+            crops = np.stack([c for _, c in pending])  # [N, H, W, 3]
+            for peer in self.peers:
+                for (row, _), p in zip(pending, peer.predict_crops(crops)):
+                    peer.fill(row, p)
+
     def _assign(self, groups: list[list[dict]], out: dict, features: dict | None) -> None:
         for j, rows in enumerate(groups):
             for row in rows:
@@ -286,7 +299,8 @@ class Predictor:
                     features[id(row)] = out["features"][j]
 
     def _frame(self, rows: list[dict]) -> pd.DataFrame:
-        return to_frame(rows, BASE_COLUMNS + task_columns(self.tasks) + ["error"])
+        cols = BASE_COLUMNS + task_columns(self.tasks) + [c for peer in self.peers for c in peer.columns]
+        return to_frame(rows, cols + ["error"])
 
     # -- public API -------------------------------------------------------------------------------------
     def predict_image(self, img, source: str | None = None) -> pd.DataFrame:

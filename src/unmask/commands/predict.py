@@ -26,6 +26,9 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=32, help="faces per model pass (default 32)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: a bf16 copy of the backbone (faster on CPUs with bf16 units and on GPUs)")
+    p.add_argument("--peer", action="append", default=[], metavar="NAME",
+                   help="add an off-the-shelf model's prediction of the shown emotion beside ours: fer or facex "
+                        "(repeatable; columns NAME_pred, NAME_conf, NAME_p_<emotion>; `unmask weights fetch NAME`)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -44,7 +47,7 @@ def run(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=args.detector,
                                           precision=args.precision,
-                                          batch_size=args.batch_size)
+                                          batch_size=args.batch_size, peers=args.peer)
     if not predictor.detector_fallback:  # a fallback was already said, as a warning
         print(predictor.detector_note, file=sys.stderr)
     df = predictor.predict_paths(args.inputs, every=args.every, apex_search=args.apex_search,
@@ -61,6 +64,7 @@ def run(args) -> int:
         print(f"{len(df)} rows -> {write_results(df, args.out)}")
     else:
         per_task = [c for t in predictor.tasks for c in (f"{t.name}_pred", f"{t.name}_conf")]
+        per_task += [f"{p.name}_{k}" for p in predictor.peers for k in ("pred", "conf")]  # --peer: beside ours
         table = df[TABLE_COLUMNS[:3] + (["apex"] if df.apex.any() else []) + TABLE_COLUMNS[3:] + per_task
                    + ["error"]].copy()
         table["source"] = table["source"].map(lambda s: Path(s).name)

