@@ -40,7 +40,8 @@ def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: in
             batch_size: int = 64, dtype: torch.dtype = torch.float32, device="cpu", progress: bool = True,
             cast_weights: bool = True, tokens: bool = False) -> torch.Tensor:
     """Features ``[V, N, D]`` (or ``[V, N, K, D]`` for clips) of uint8 ``images`` through ``backbone``; with
-    ``tokens`` the token sequences (``backbone.forward_features``: ``[V, N, (K,) T, C]``).
+    ``tokens`` the token sequences (``backbone.forward_features``: ``[V, N, (K,) T, C]``). ``batch_size`` counts
+    images: clips of K frames go ``batch_size // K`` at a time, so memory does not grow with the clip length.
 
     View 0 is unaugmented; view v > 0 draws its augmentation from ``seed * 1000 + v`` (the caller's RNG state
     is restored afterwards). With a bf16 ``dtype`` a bf16 copy of the backbone runs under autocast
@@ -52,12 +53,13 @@ def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: in
     low = dtype != torch.float32
     module = cast_backbone(backbone, dtype if cast_weights else torch.float32, device, channels_last)
     n, clip = images.shape[0], images.dim() == 5
+    per_batch = max(1, batch_size // images.shape[1]) if clip else batch_size  # clips of K frames: K images each
     out = None
     bar = tqdm(total=views * n, desc="extracting features", unit="img", disable=not progress, leave=False)
     with torch.random.fork_rng(devices=[]):
         for v in range(views):
             torch.manual_seed(seed * 1000 + v)  # each view's augmentation is reproducible on its own
-            for start, batch in _batches(images, batch_size):
+            for start, batch in _batches(images, per_batch):
                 x = preprocess(batch, train=v > 0)
                 if clip:
                     x = x.flatten(0, 1)  # [B*K, 3, H, W]
