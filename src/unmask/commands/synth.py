@@ -72,8 +72,8 @@ def run(args) -> int:
         return run_micro(args)
     size = args.size or (320, 240)
     config = SynthConfig.from_preset(
-        args.preset, subjects=args.subjects or 8, seed=args.seed, width=size[0], height=size[1],
-        fps=args.fps or 25.0, leak=args.leak, onset_strength=args.onset_strength, congruent=args.congruent,
+        args.preset, subjects=8 if args.subjects is None else args.subjects, seed=args.seed, width=size[0], height=size[1],
+        fps=25.0 if args.fps is None else args.fps, leak=args.leak, onset_strength=args.onset_strength, congruent=args.congruent,
     )
     manifest = generate(args.out, config, workers=args.workers, progress=not args.quiet, preview=args.preview)
     n = sum(1 for _ in open(manifest, encoding="utf-8")) - 1
