@@ -215,9 +215,10 @@ def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, marg
     config = {"version": CACHE_VERSION, "manifest": str(manifest_path), "detector": detector,
               "size": int(size), "margin": 0.0 if detector == "none" else float(margin),
               "frames": str(sampling), "clip_frames": sampling.count, "align": bool(align),
-              "flow": flow, "flow_align": flow_align,
               "unmask_version": unmask.__version__,
               "tasks": tasks_to_list(manifest.tasks)}
+    if flow != "none":  # recorded only when used: a set without flow keeps the settings it always had
+        config.update(flow=flow, flow_align=flow_align)
     _claim(out, config)
     write_manifest(manifest.clips, out / "manifest.csv", manifest.tasks)
 
@@ -233,8 +234,8 @@ def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, marg
         else:
             todo.append(clip)  # new, failed before, interrupted, or its frames changed in the manifest
 
-    settings = {k: config[k] for k in ("detector", "size", "margin", "frames", "clip_frames", "align", "flow",
-                                       "flow_align")}
+    settings = {k: config.get(k, SETTING_DEFAULTS.get(k)) for k in ("detector", "size", "margin", "frames",
+                                                                    "clip_frames", "align", "flow", "flow_align")}
     for clip, meta, reason in _run(todo, out, settings, workers, progress):
         if reason is None:
             result.done += 1
@@ -316,8 +317,9 @@ def _claim(out: Path, config: dict) -> None:
         if old.get("version") != CACHE_VERSION:
             raise UnmaskError(f"{out} holds a prepared set of version {old.get('version')!r}; this unmask writes "
                               f"version {CACHE_VERSION}: use a new --out folder")
-        diff = [f"{k}: {old.get(k, SETTING_DEFAULTS.get(k))!r} there, {config[k]!r} now" for k in SETTINGS
-                if old.get(k, SETTING_DEFAULTS.get(k)) != config[k]]
+        now = {k: config.get(k, SETTING_DEFAULTS.get(k)) for k in SETTINGS}
+        diff = [f"{k}: {old.get(k, SETTING_DEFAULTS.get(k))!r} there, {now[k]!r} now" for k in SETTINGS
+                if old.get(k, SETTING_DEFAULTS.get(k)) != now[k]]
         if diff:
             raise UnmaskError(f"{out} was prepared with other settings; use a new --out folder (or the same "
                               f"settings) rather than mixing crops", diff)
