@@ -7,7 +7,9 @@ the cached onset-to-apex optical flow (``prepare --flow``), ``[B, T + 1, 3, H, W
 * **motion branch** (explicit motion): a shallow CNN over the flow (u, v, optical strain; STSTNet-like, a
   BatchNorm first so the uint8 encoding's scale does not matter) -> ``m`` ``[B, dm]``, with an **AU head**
   (multi-label, over the data's AU task) that keeps ``m`` in the explicit-motion domain;
-* **emotion branch**, SEViT (implicit emotion): the backbone's patch tokens of every frame; each token scored
+* **emotion branch**, SEViT (implicit emotion): the backbone's patch tokens of every frame (``frame_input``:
+  the RGB frames, ``rgb``, or each frame's change from the onset frame times ``delta_gain``, ``delta``, which
+  hands a randomly initialised frame encoder the temporal variation directly); each token scored
   by its temporal variation (``score``: L2 change from the previous frame, ``prev``, or from the onset frame,
   ``onset``); for each sparsity rate rho in ``rates`` the top ``ceil(rho * N)`` tokens of every frame are kept
   (optionally plus one token averaging the dropped ones, ``fuse_dropped``), given a learned frame embedding,
@@ -41,6 +43,7 @@ from unmask.models.backbones import create_backbone
 BRANCHES = ("both", "motion", "emotion")
 FUSIONS = ("gated", "cross_attention", "sum", "concat")
 SCORES = ("prev", "onset")
+FRAME_INPUTS = ("rgb", "delta")
 
 
 class MotionCNN(nn.Module):
@@ -126,9 +129,13 @@ class MEDNEncoder(nn.Module):
     """The clip encoder of MEDN: ``[B, T + 1, 3, H, W]`` (frames then flow) -> ``[B, dm + de]`` (``m`` then ``e``;
     zeros for a branch switched off). Presents the frame backbone's preprocessing."""
 
-    def __init__(self, frames_backbone, motion: MotionCNN | None, sevit: SEViT | None, dm: int, de: int):
+    def __init__(self, frames_backbone, motion: MotionCNN | None, sevit: SEViT | None, dm: int, de: int,
+                 frame_input: str = "rgb", delta_gain: float = 4.0):
         super().__init__()
+        if frame_input not in FRAME_INPUTS:
+            raise UnmaskError(f"medn: frame_input must be one of {', '.join(FRAME_INPUTS)}, got {frame_input!r}")
         self.frames_backbone, self.motion, self.sevit, self.dm, self.de = frames_backbone, motion, sevit, dm, de
+        self.frame_input, self.delta_gain = frame_input, float(delta_gain)
         self.prefix = int(getattr(frames_backbone.model, "num_prefix_tokens", 0))
         self.num_features = dm + de
         self.data_config = frames_backbone.data_config
@@ -142,6 +149,8 @@ class MEDNEncoder(nn.Module):
         b, t = frames.shape[:2]
         m = self.motion(flow) if self.motion is not None else x.new_zeros(b, self.dm)
         if self.sevit is not None:
+            if self.frame_input == "delta":  # each frame's change from the onset frame, amplified
+                frames = self.delta_gain * (frames - frames[:, :1])
             tok = self.frames_backbone.forward_features(frames.flatten(0, 1))[:, self.prefix:]  # [B*T, N, C]
             e = self.sevit(tok.view(b, t, *tok.shape[1:]))
         else:
@@ -231,7 +240,8 @@ def medn(tasks=None, backbone: str = "tiny_vit", weights=None, mode: str | int =
          emotion_dim: int = 64, rates: Sequence[float] = (0.25, 0.5, 0.75), score: Literal["prev", "onset"] = "prev",
          depth: int = 1, heads: int = 2, share_rates: bool = True, combine: Literal["mean", "concat"] = "mean",
          fuse_dropped: bool = False, fusion: Literal["gated", "cross_attention", "sum", "concat"] = "gated",
-         fusion_dim: int = 64, dropout: float = 0.3, max_frames: int = 32, **backbone_kwargs: Any) -> MEDN:
+         fusion_dim: int = 64, dropout: float = 0.3, max_frames: int = 32,
+         frame_input: Literal["rgb", "delta"] = "rgb", delta_gain: float = 4.0, **backbone_kwargs: Any) -> MEDN:
     """MEDN over the data's tasks: a classifier per single-label task, the AU head on the first multi-label task
     (``au_task`` names another; ``au_head=False``: none). ``backbone``: SEViT's frame encoder (its tokens)."""
     tasks = resolve_tasks(tasks, model="medn")
@@ -250,13 +260,13 @@ def medn(tasks=None, backbone: str = "tiny_vit", weights=None, mode: str | int =
                 au_task=au_task, motion_dim=motion_dim, motion_width=motion_width, emotion_dim=emotion_dim,
                 rates=list(rates), score=score, depth=depth, heads=heads, share_rates=share_rates, combine=combine,
                 fuse_dropped=fuse_dropped, fusion=fusion, fusion_dim=fusion_dim, dropout=dropout,
-                max_frames=max_frames, **backbone_kwargs)
+                max_frames=max_frames, frame_input=frame_input, delta_gain=delta_gain, **backbone_kwargs)
     frames_bb = create_backbone(backbone, weights=weights, mode=mode, **backbone_kwargs)
     motion = MotionCNN(motion_dim, motion_width) if branches != "emotion" else None
     token_dim = frames_bb.forward_features(torch.zeros(1, *frames_bb.data_config["input_size"])).shape[-1]
     sevit = (SEViT(token_dim, emotion_dim, rates, score, depth, heads, max_frames, share_rates, combine, fuse_dropped)
              if branches != "motion" else None)
-    encoder = MEDNEncoder(frames_bb, motion, sevit, motion_dim, emotion_dim)
+    encoder = MEDNEncoder(frames_bb, motion, sevit, motion_dim, emotion_dim, frame_input, delta_gain)
     chosen = tuple(t for t in tasks if t in classes or t is au)
     return MEDN(encoder, args, chosen, classes=classes, au=au, branches=branches, fusion=fusion,
                 fusion_dim=fusion_dim, dropout=dropout, clip_input=clip_input)
