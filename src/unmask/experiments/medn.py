@@ -30,6 +30,7 @@ VARIANTS: dict[str, list[str]] = {
     "sum_fusion": ["model.args.medn.fusion=sum"],
     "cross_attention": ["model.args.medn.fusion=cross_attention"],
     "hsic": ["loss.args.medn.orth=hsic"],
+    "rgb_frames": ["model.args.medn.frame_input=rgb"],
 }
 QUICK_VARIANTS = ("medn", "motion_only", "emotion_only", "no_orth")
 BASELINE = "motion_only"
