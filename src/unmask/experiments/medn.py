@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 #: variant -> config overrides on top of configs/medn_synth.yaml (every ablation switch of the model and loss)
 VARIANTS: dict[str, list[str]] = {
@@ -83,6 +84,57 @@ def variant_row(name: str, run: Path, ambiguous: list[str] | None, baseline: Pat
     return row
 
 
+@torch.no_grad()
+def test_features(run: Path, prepared) -> tuple[np.ndarray, np.ndarray]:
+    """Motion and emotion features of every fold's test clips, from the fold's checkpoint: ``[N, dm], [N, de]``."""
+    from unmask.checkpoint import load_checkpoint
+    from unmask.data.datasets import load_frames
+    from unmask.data.prepare import PreparedSet
+    from unmask.data.transforms import Preprocess
+    from unmask.eval.report import load_predictions
+
+    preds = load_predictions(run)
+    model0, _ = load_checkpoint(run / "folds" / preds.fold.iloc[0])
+    data = load_frames(PreparedSet(prepared), "clip_flow", masked_only=False,
+                       size=model0.data_config["input_size"][-1])
+    ms, es = [], []
+    for fold, rows in preds.groupby("fold", sort=True):
+        model, _ = load_checkpoint(run / "folds" / fold)
+        norm = Preprocess(model.data_config["mean"], model.data_config["std"])
+        idx = [data.clip_ids.index(c) for c in rows.clip_id]
+        out = model(norm(data.images[idx], train=False))
+        ms.append(out["motion_features"].numpy())
+        es.append(out["emotion_features"].numpy())
+    return np.concatenate(ms), np.concatenate(es)
+
+
+def cross_correlation(m: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every motion dimension with every emotion dimension ``[dm, de]`` (constant
+    dimensions, such as ReLU units that never fire, count as uncorrelated)."""
+    mc, ec = m - m.mean(0), e - e.mean(0)
+    mc = mc / np.maximum(np.linalg.norm(mc, axis=0), 1e-8)
+    ec = ec / np.maximum(np.linalg.norm(ec, axis=0), 1e-8)
+    return mc.T @ ec
+
+
+def decoupling_figure(corrs: dict[str, np.ndarray], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(corrs), figsize=(3.6 * len(corrs), 3.4), squeeze=False)
+    for ax, (name, c) in zip(axes[0], corrs.items()):
+        im = ax.imshow(np.abs(c), vmin=0, vmax=1, cmap="magma")
+        ax.set_title(f"{name}\nmean corr^2 = {np.mean(c ** 2):.3f}", fontsize=9)
+        ax.set_xlabel("emotion feature")
+    axes[0, 0].set_ylabel("motion feature")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="|Pearson r| over the test clips")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def _summary_key_check(run: Path) -> None:
     if not (run / "summary.json").is_file():
         from unmask.errors import UnmaskError
@@ -94,15 +146,16 @@ def format_table(rows: list[dict], quick: bool) -> str:
     def ci(v, c):
         return f"{v:.3f} [{c[0]:.3f}, {c[1]:.3f}]"
 
-    head = "| variant | UF1 [95% CI] | UAR [95% CI] | AU macro-F1 |"
-    sep = "|---|---|---|---|"
+    head = "| variant | UF1 [95% CI] | UAR [95% CI] | AU macro-F1 | motion-emotion mean corr^2 |"
+    sep = "|---|---|---|---|---|"
     if quick:
         head += f" ambiguous-pair acc [95% CI] | other clips acc | vs {BASELINE} on the pair (diff, McNemar p) |"
         sep += "---|---|---|"
     lines = [head, sep]
     for r in rows:
         au = "-" if r["au_f1"] is None else f"{r['au_f1']:.3f}"
-        line = f"| {r['variant']} | {ci(r['uf1'], r['uf1_ci'])} | {ci(r['uar'], r['uar_ci'])} | {au} |"
+        corr = f"{r['corr2']:.3f}" if "corr2" in r else "-"
+        line = f"| {r['variant']} | {ci(r['uf1'], r['uf1_ci'])} | {ci(r['uar'], r['uar_ci'])} | {au} | {corr} |"
         if quick:
             vs = r.get("vs_baseline")
             vs_text = "-" if vs is None else (f"{vs['diff']:+.3f} [{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}], "
@@ -150,6 +203,15 @@ def reproduce_medn(out, *, quick: bool = True, prepared=None, variants=None, ove
         _summary_key_check(Path(runs[v]))
     base = Path(runs[BASELINE]) if BASELINE in runs else None
     rows = [variant_row(v, Path(runs[v]), ambiguous, base) for v in variants]
+    corrs = {}
+    for row in rows:  # decoupling: motion-emotion cross-correlation on the test clips (both branches only)
+        if "branches=motion" in " ".join(VARIANTS[row["variant"]]) or "branches=emotion" in " ".join(VARIANTS[row["variant"]]):
+            continue
+        c = cross_correlation(*test_features(Path(runs[row["variant"]]), prepared))
+        row["corr2"] = float(np.mean(c ** 2))
+        corrs[row["variant"]] = c
+    if corrs:
+        decoupling_figure(corrs, out / "decoupling.png")
     table = format_table(rows, quick)
     (out / "medn_table.json").write_text(json.dumps(rows, indent=1) + "\n")
     path = out / "medn_table.md"
