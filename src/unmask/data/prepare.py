@@ -55,7 +55,8 @@ from unmask.io import atomic_write_json
 CACHE_VERSION = 1
 SETTINGS = ("manifest", "detector", "size", "margin", "frames", "clip_frames", "align", "flow",
             "flow_align")  # must match to reuse a DIR
-SETTING_DEFAULTS = {"align": False, "frames": "keyframes", "flow": "none", "flow_align": "none"}  # added after version 1: what an older set meant
+# added after version 1: what an older set (or one prepared without flow) meant
+SETTING_DEFAULTS = {"align": False, "frames": "keyframes", "flow": "none", "flow_align": "none"}
 __all__ = ["PreparedSet", "PrepareResult", "clip_frame_indices", "prepare", "prepare_clip"]
 
 
