@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from micro_fixtures import write_casme2
 
@@ -13,6 +14,8 @@ from unmask.cli import main
 from unmask.data.datasets import load_frames
 from unmask.data.prepare import PreparedSet
 from unmask.data.transforms import Preprocess
+from unmask.errors import UnmaskError
+from unmask.predict import Predictor
 
 
 def test_casme2_fixture_imports_prepares_flow_and_trains_medn(tmp_path, capsys):
@@ -46,3 +49,6 @@ def test_casme2_fixture_imports_prepares_flow_and_trains_medn(tmp_path, capsys):
         probs = model(x)["emotion_logits"].softmax(-1).numpy()
     want = preds[[f"emotion_p_{c}" for c in model.tasks[0].labels]].to_numpy()
     assert np.allclose(probs, want, atol=1e-4)
+    # prediction on raw media would need flow it does not compute yet: refused, saying what works
+    with pytest.raises(UnmaskError, match="does not compute flow yet"):
+        Predictor.from_checkpoint(fold, device="cpu")
