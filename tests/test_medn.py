@@ -121,3 +121,22 @@ def test_a_checkpointed_medn_rebuilds_and_predicts_the_same(tmp_path):
     got = again.eval()(x)
     for k in ("emotion_logits", "aus_logits", "features"):
         assert torch.allclose(want[k], got[k], atol=1e-6)
+
+
+def test_composite_scores_per_source_dataset_from_pooled_predictions():
+    import pandas as pd
+
+    from unmask.experiments.medn import format_table, per_source
+
+    preds = pd.DataFrame({
+        "subject": ["casme2_sub01", "casme2_sub02", "samm_006", "samm_007", "smic_s1", "smic_s2"],
+        "emotion": ["negative", "positive", "negative", "surprise", "positive", "negative"],
+        "emotion_pred": ["negative", "positive", "surprise", "surprise", "negative", "negative"]})
+    got = per_source(preds)
+    assert got["casme2"] == {"n": 2, "uf1": 1.0, "uar": 1.0}
+    assert got["samm"]["uar"] == 0.5 and got["smic"]["n"] == 2
+    assert per_source(preds.assign(subject=["s01"] * 6)) == {}
+    row = {"variant": "medn", "uf1": 0.5, "uf1_ci": [0.4, 0.6], "uar": 0.5, "uar_ci": [0.4, 0.6], "au_f1": None,
+           "per_source": got}
+    table = format_table([row], quick=False)
+    assert "| medn | 1.000 / 1.000 (2) | 0.333 / 0.500 (2) | 0.333 / 0.500 (2) |" in table and "HTNet (2023) | 0.8603" in table

@@ -70,8 +70,9 @@ def variant_row(name: str, run: Path, ambiguous: list[str] | None, baseline: Pat
            "uar_ci": emo["ci95"]["uar"]}
     aus = next((t for n, t in tasks.items() if n != task and t.get("kind") == "multi"), None)
     row["au_f1"] = aus["pooled"]["macro_f1"] if aus else None
+    preds = load_predictions(run)
+    row["per_source"] = per_source(preds, task)
     if ambiguous is not None:
-        preds = load_predictions(run)
         others = sorted(set(preds.clip_id) - set(ambiguous))
         row["amb_acc"], lo, hi, row["n_amb"] = _accuracy(preds, task, ambiguous)
         row["amb_ci"] = [lo, hi]
@@ -135,6 +136,26 @@ def decoupling_figure(corrs: dict[str, np.ndarray], path: Path) -> Path:
     return path
 
 
+SOURCES = ("casme2", "samm", "smic")  # the MEGC2019 composite's subject prefixes (unmask import megc2019)
+
+
+def per_source(preds, task: str = "emotion") -> dict[str, dict]:
+    """UF1 and UAR per source dataset of a composite, on the same pooled predictions (subjects ``casme2_*``,
+    ``samm_*``, ``smic_*``); empty when the subjects carry no such prefix."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    out = {}
+    for src in SOURCES:
+        sub = preds[preds.subject.astype(str).str.startswith(f"{src}_")]
+        if sub.empty:
+            continue
+        y, p = sub[task].astype(str), sub[f"{task}_pred"].astype(str)
+        labels = sorted(set(y))
+        out[src] = {"n": len(sub), "uf1": float(f1_score(y, p, labels=labels, average="macro", zero_division=0)),
+                    "uar": float(balanced_accuracy_score(y, p))}
+    return out
+
+
 def _summary_key_check(run: Path) -> None:
     if not (run / "summary.json").is_file():
         from unmask.errors import UnmaskError
@@ -162,6 +183,14 @@ def format_table(rows: list[dict], quick: bool) -> str:
                                               f"p = {vs['mcnemar_p']:.3g} ({vs['a_only']} vs {vs['b_only']})")
             line += f" {ci(r['amb_acc'], r['amb_ci'])} (n={r['n_amb']}) | {r['other_acc']:.3f} | {vs_text} |"
         lines.append(line)
+    sourced = [r for r in rows if r.get("per_source")]
+    if sourced:
+        lines += ["", "Per source dataset (the same pooled predictions), UF1 / UAR (n):", "",
+                  "| variant | " + " | ".join(SOURCES) + " |", "|---|" + "---|" * len(SOURCES)]
+        for r in sourced:
+            cells = [f"{r['per_source'][s]['uf1']:.3f} / {r['per_source'][s]['uar']:.3f} ({r['per_source'][s]['n']})"
+                     if s in r["per_source"] else "-" for s in SOURCES]
+            lines.append(f"| {r['variant']} | " + " | ".join(cells) + " |")
     if not quick:
         lines += ["", "MEGC2019 composite anchors, as reported (not reproduced here):", "",
                   "| method | UF1 | UAR | caveat |", "|---|---|---|---|"]
