@@ -228,7 +228,8 @@ def reproduce_medn(out, *, quick: bool = True, prepared=None, variants=None, ove
     runs = {}
     for v in variants:
         cfg = load_config("medn_synth", [f"data.prepared={prepared}", *VARIANTS[v], *overrides])
-        runs[v] = train_run(cfg, out / "runs" / v, progress=progress)
+        # resume: a rerun reuses finished folds (a different configuration in the folder is still refused)
+        runs[v] = train_run(cfg, out / "runs" / v, resume=True, progress=progress)
         _summary_key_check(Path(runs[v]))
     base = Path(runs[BASELINE]) if BASELINE in runs else None
     rows = [variant_row(v, Path(runs[v]), ambiguous, base) for v in variants]
