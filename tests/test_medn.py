@@ -140,3 +140,13 @@ def test_composite_scores_per_source_dataset_from_pooled_predictions():
            "per_source": got}
     table = format_table([row], quick=False)
     assert "| medn | 1.000 / 1.000 (2) | 0.333 / 0.500 (2) | 0.333 / 0.500 (2) |" in table and "HTNet (2023) | 0.8603" in table
+
+
+def test_reproduce_medn_refuses_bad_requests_before_any_work(tmp_path, capsys):
+    from unmask.cli import main
+
+    assert main(["reproduce", "medn", "--quick", "--variants", "medn,bogus", "--out", str(tmp_path / "r")]) == 2
+    assert "unknown MEDN variant(s) bogus; known: medn, motion_only" in capsys.readouterr().err
+    assert main(["reproduce", "medn", "--out", str(tmp_path / "r")]) == 2
+    assert "needs --prepared DIR" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
