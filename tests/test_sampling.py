@@ -33,7 +33,7 @@ def indices(ps, cid, frame_code):
 def test_parse_sampling():
     assert str(parse_sampling("uniform:16")) == "uniform:16" and parse_sampling("span:8").count == 8
     assert str(parse_sampling("keyframes", 4)) == "keyframes" and parse_sampling("keyframes", 4).count == 4
-    for bad, message in [("random:3", "expected keyframes, uniform:T or span:T"), ("uniform", "T >= 1"),
+    for bad, message in [("random:3", "expected keyframes, uniform:T, span:T or rise:T"), ("uniform", "T >= 1"),
                          ("span:0", "T >= 1"), ("keyframes:3", "--clip-frames")]:
         with pytest.raises(UnmaskError, match=message):
             parse_sampling(bad)
@@ -91,4 +91,4 @@ def test_keyframes_need_all_three_and_the_cli_names_the_rows(coded, tmp_path, fr
     assert main(args + ["--out", str(tmp_path / "w"), "--frames", "uniform:3"]) == 0
     assert indices(PreparedSet(tmp_path / "w"), "wild", frame_code) == [0, 20, 39]
     assert main(args + ["--out", str(tmp_path / "x"), "--frames", "every:2"]) == 2
-    assert "unknown frame sampling 'every:2'; expected keyframes, uniform:T or span:T" in capsys.readouterr().err
+    assert "unknown frame sampling 'every:2'; expected keyframes, uniform:T, span:T or rise:T" in capsys.readouterr().err

@@ -145,6 +145,11 @@ class Predictor:
             raise UnmaskError(f"unknown precision {precision!r}; expected fp32 or bf16")
         if batch_size < 1:
             raise UnmaskError(f"batch size must be at least 1 (got {batch_size})")
+        if getattr(model, "encodes_clips", False):  # e.g. MEDN: frames plus the onset-to-apex flow
+            raise UnmaskError("this checkpoint's model reads prepared clips with their optical flow (data.paradigm "
+                              "clip_flow); predicting on raw images and videos does not compute flow yet: prepare "
+                              "the clips with `unmask prepare --frames rise:T --flow METHOD` and use "
+                              "unmask.checkpoint.load_checkpoint on them (docs/medn.md)")
         self.model, self.ckpt, self.device = model, ckpt, device
         self.tasks = tuple(model.tasks)  # what this model predicts: tasks with their label names
         prep = ckpt["preprocess"]

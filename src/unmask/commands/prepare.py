@@ -15,12 +15,18 @@ def add_arguments(p):
     p.add_argument("--frames", default="keyframes", metavar="POLICY",
                    help="which frames to keep: keyframes (onset, apex, offset and K between; default), uniform:T "
                    "(T frames over the whole video: clips without key frames) or span:T (T frames from onset to "
-                   "offset: micro-expressions)")
+                   "offset: micro-expressions) or rise:T (T frames from onset to apex: MEDN)")
     p.add_argument("--clip-frames", type=int, default=8, metavar="K",
                    help="with --frames keyframes: frames sampled uniformly from onset to offset for clip models "
                    "(default 8; 0 disables)")
     p.add_argument("--align", action="store_true",
                    help="turn each crop so the eyes are level (YuNet's landmarks): the crops of a clip are registered")
+    p.add_argument("--flow", default="none", metavar="METHOD",
+                   help="also cache the onset-to-apex optical flow (u, v, optical strain) per clip: dis, farneback "
+                   "or tvl1 (needs the tvl1 extra, OpenCV contrib); default none")
+    p.add_argument("--flow-align", choices=("ecc", "none"), default="ecc",
+                   help="register apex onto onset before the flow (ECC, Euclidean) so head motion does not swamp "
+                   "it (default ecc)")
     p.add_argument("--max-loss", type=float, default=0.2, metavar="SHARE",
                    help="warn about a subject that loses more than this share of its clips (default 0.2)")
     p.add_argument("--skip-invalid", action="store_true",
@@ -39,7 +45,8 @@ def run(args) -> int:
     detector = resolve_detector_name(args.detector)
     print(f"face detector: {describe_detector(detector)}", file=sys.stderr)
     result = prepare(args.manifest, args.out, detector=detector, size=args.size, margin=args.margin,
-                     frames=args.frames, clip_frames=args.clip_frames, align=args.align, workers=args.workers,
+                     frames=args.frames, clip_frames=args.clip_frames, align=args.align, flow=args.flow,
+                     flow_align=args.flow_align, workers=args.workers,
                      masked_only=args.masked_only, skip_invalid=args.skip_invalid, max_loss=args.max_loss,
                      progress=not args.no_progress)
     for problem in result.invalid:

@@ -15,10 +15,15 @@ def _size(text: str) -> tuple[int, int]:
 
 def add_arguments(p):
     p.add_argument("out", help="output folder (new or empty; or the same folder with the same options to resume)")
-    p.add_argument("--subjects", type=int, default=8, help="number of subjects, 30 masked clips each (default 8)")
+    p.add_argument("--kind", choices=("masked", "micro"), default="masked",
+                   help="masked: the MFED-shaped masked-expression set (default); micro: brief low-intensity AU "
+                        "movements at 100 fps with an ambiguous class pair (see unmask.data.synth_micro)")
+    p.add_argument("--subjects", type=int, default=None,
+                   help="number of subjects (default 8 masked, 30 clips each; 6 micro)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data (default 0)")
-    p.add_argument("--size", type=_size, default=(320, 240), metavar="WxH", help="frame size (default 320x240)")
-    p.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
+    p.add_argument("--size", type=_size, default=None, metavar="WxH",
+                   help="frame size (default 320x240 masked, 192x160 micro)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate (default 25 masked, 100 micro)")
     p.add_argument("--preset", choices=("default", "hard"), default="default",
                    help="default: leak 0.35, onset 1.0; hard: leak 0.15, onset 1.3 (explicit flags override)")
     p.add_argument("--leak", type=float, default=None,
@@ -26,17 +31,49 @@ def add_arguments(p):
     p.add_argument("--onset-strength", type=float, default=None,
                    help="true emotion at the onset frame, fraction of full intensity")
     p.add_argument("--congruent", action="store_true", help="also the 6 congruent clips (true == disguised)")
+    micro = p.add_argument_group("micro (--kind micro)")
+    micro.add_argument("--clips", type=int, default=None, help="clips per subject (default 16)")
+    micro.add_argument("--intensity", type=float, default=None, help="apex AU intensity, x a full action (default 0.4)")
+    micro.add_argument("--duration", default=None, metavar="MIN,MAX", help="onset->offset seconds (default 0.2,0.5)")
+    micro.add_argument("--ambiguous", type=float, default=None,
+                       help="share of clips from the pair with the same AUs and other dynamics (default 0.5)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png (onset and apex frames)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def run_micro(args) -> int:
+    from dataclasses import fields
+
+    from unmask.data.synth_micro import MicroConfig, generate_micro
+    from unmask.errors import UnmaskError
+
+    values = {"subjects": args.subjects, "seed": args.seed, "fps": args.fps, "clips": args.clips,
+              "intensity": args.intensity, "ambiguous": args.ambiguous}
+    if args.size:
+        values.update(width=args.size[0], height=args.size[1])
+    if args.duration:
+        try:
+            values["min_duration"], values["max_duration"] = (float(x) for x in args.duration.split(","))
+        except ValueError:
+            raise UnmaskError(f"--duration: expected MIN,MAX in seconds such as 0.2,0.5, got {args.duration!r}") from None
+    config = MicroConfig(**{k: v for k, v in values.items() if v is not None and k in {f.name for f in fields(MicroConfig)}})
+    manifest = generate_micro(args.out, config, workers=args.workers, progress=not args.quiet)
+    n = sum(1 for _ in open(manifest, encoding="utf-8")) - 1
+    print(f"wrote {n} micro-expression clips from {config.subjects} subject(s) to {manifest} "
+          f"(ground truth in {manifest.parent / 'clips.csv'})")
+    return 0
+
+
 def run(args) -> int:
     from unmask.data.synth import SynthConfig, generate
 
+    if args.kind == "micro":
+        return run_micro(args)
+    size = args.size or (320, 240)
     config = SynthConfig.from_preset(
-        args.preset, subjects=args.subjects, seed=args.seed, width=args.size[0], height=args.size[1],
-        fps=args.fps, leak=args.leak, onset_strength=args.onset_strength, congruent=args.congruent,
+        args.preset, subjects=8 if args.subjects is None else args.subjects, seed=args.seed, width=size[0], height=size[1],
+        fps=25.0 if args.fps is None else args.fps, leak=args.leak, onset_strength=args.onset_strength, congruent=args.congruent,
     )
     manifest = generate(args.out, config, workers=args.workers, progress=not args.quiet, preview=args.preview)
     n = sum(1 for _ in open(manifest, encoding="utf-8")) - 1

@@ -38,7 +38,7 @@ def even_picks(available: int, wanted: int) -> list[int]:
 class ClipDataset(Dataset):
     """``ds[i] -> (i, uint8 [T, 3, size, size])`` (or ``[3, size, size]`` for a role) for ``clip_ids[i]``."""
 
-    def __init__(self, prepared_set, clip_ids, frames: str | int, size: int):
+    def __init__(self, prepared_set, clip_ids, frames: str | int, size: int, with_flow: bool = False):
         self.prepared = prepared_set
         self.clip_ids = list(clip_ids)
         if isinstance(frames, str) and frames not in ROLES:
@@ -47,7 +47,7 @@ class ClipDataset(Dataset):
             raise UnmaskError(f"frames must be a role ({', '.join(ROLES)}) or a number >= 1, got {frames!r}")
         if size < 1:
             raise UnmaskError(f"size must be >= 1, got {size}")
-        self.frames, self.size = frames, int(size)
+        self.frames, self.size, self.with_flow = frames, int(size), bool(with_flow)
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -58,7 +58,8 @@ class ClipDataset(Dataset):
         if isinstance(self.frames, str):
             return [self.prepared.role_path(cid, self.frames)]
         paths = self.prepared.clip_paths(cid)
-        return [paths[k] for k in even_picks(len(paths), self.frames)]
+        flow = [self.prepared.flow_path(cid)] if self.with_flow else []  # clip_flow: the flow as a last frame
+        return [paths[k] for k in even_picks(len(paths), self.frames)] + flow
 
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
         rgb = np.stack([self.prepared._read_png(p) for p in self.paths(index)])  # [T, H, W, 3]

@@ -2,7 +2,8 @@
 from the prepared crops when the set would not fit (:class:`LazyFrames`).
 
 ``apex`` and ``onset`` give one frame per clip (``images``: uint8 ``[N, 3, H, W]``); ``clip`` gives the K
-frames sampled between onset and offset (``[N, K, 3, H, W]``). Labels come per task (:mod:`unmask.tasks`):
+frames sampled between onset and offset (``[N, K, 3, H, W]``); ``clip_flow`` adds the cached onset-to-apex
+flow as one more frame (``[N, K + 1, 3, H, W]``, uint8-encoded: :mod:`unmask.data.flow`). Labels come per task (:mod:`unmask.tasks`):
 a single-label task's are class indices ``[N]`` (-1 = not annotated), a multi-label task's 0/1 ``[N, L]``
 (NaN = not annotated).
 Crops are decoded from PNG once and resized once to the backbone's input size, so no epoch, fold or sweep
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unmask.data.paradigms import check_paradigm
+from unmask.data.paradigms import check_paradigm, is_clip
 from unmask.data.transforms import resize_uint8
 from unmask.errors import UnmaskError
 from unmask.tasks import Task
@@ -139,7 +140,10 @@ def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, s
                           + (" (masked_only=true and every clip is congruent)" if masked_only else ""))
     labels = {t.name: label_tensor(t, [clips[c].labels[t.name] for c in ids]) for t in prepared.manifest.tasks}
     source = {"prepared": prepared.config, "paradigm": paradigm, "masked_only": masked_only, "size": size}
-    frames = len(prepared.clip_paths(ids[0])) if paradigm == "clip" else 1
+    with_flow = paradigm == "clip_flow"
+    if with_flow:
+        prepared.flow_path(ids[0])  # an error naming the fix when the set has no flow
+    frames = len(prepared.clip_paths(ids[0])) + with_flow if is_clip(paradigm) else 1
     crop = prepared.config.get("size") or 224
     if lazy == "auto":
         lazy = size is not None and frames_bytes(len(ids), frames, size or crop) > memory_gb * 1e9
@@ -148,11 +152,14 @@ def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, s
 
         if size is None:
             raise UnmaskError("a lazily read set needs the model's input size")
-        dataset = ClipDataset(prepared, ids, frames if paradigm == "clip" else paradigm, size)
+        dataset = ClipDataset(prepared, ids, frames - with_flow if is_clip(paradigm) else paradigm, size,
+                              with_flow=with_flow)
         return FrameData(clip_ids=ids, subjects=[clips[c].subject for c in ids], images=LazyFrames(dataset, workers),
                          tasks=prepared.manifest.tasks, labels=labels, paradigm=paradigm, source=source)
 
     def read(cid: str) -> np.ndarray:  # [K, H, W, 3] uint8
+        if with_flow:
+            return np.concatenate([prepared.load_clip(cid), prepared.load_flow(cid)[None]])
         return prepared.load_clip(cid) if paradigm == "clip" else prepared.load(cid, paradigm)[None]
 
     workers = workers or min(8, os.cpu_count() or 1)
@@ -162,7 +169,7 @@ def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, s
     else:
         arrays = [read(cid) for cid in ids]
     stack = torch.from_numpy(np.stack(arrays)).permute(0, 1, 4, 2, 3).contiguous()  # [N, K, 3, H, W]
-    if paradigm != "clip":
+    if not is_clip(paradigm):
         stack = stack[:, 0]
     if size is not None:
         stack = resize_uint8(stack, size)

@@ -10,6 +10,8 @@
                                                              key frames the row annotates
     DIR/clips/<clip_id>/clip_00.png ... clip_{K-1}.png       the frames the sampling policy picked
                                                              (:mod:`unmask.data.sampling`), in time order
+    DIR/clips/<clip_id>/flow.png    with --flow METHOD: the onset-to-apex optical flow of the crops (u, v,
+                                    optical strain; uint8-encoded, :mod:`unmask.data.flow`)
     DIR/clips/<clip_id>/meta.json   {"clip_id", "frames": {"onset": i, "apex": i, "offset": i, "clip": [i, ...]}
                                      (roles only where annotated), "sampling": policy, "video_frames": n
                                      (uniform) or null, "boxes": {"<frame index>": [x, y, w, h]},
@@ -51,8 +53,10 @@ from unmask.errors import UnmaskError
 from unmask.io import atomic_write_json
 
 CACHE_VERSION = 1
-SETTINGS = ("manifest", "detector", "size", "margin", "frames", "clip_frames", "align")  # must match to reuse a DIR
-SETTING_DEFAULTS = {"align": False, "frames": "keyframes"}  # added after version 1: what an older set meant
+SETTINGS = ("manifest", "detector", "size", "margin", "frames", "clip_frames", "align", "flow",
+            "flow_align")  # must match to reuse a DIR
+# added after version 1: what an older set (or one prepared without flow) meant
+SETTING_DEFAULTS = {"align": False, "frames": "keyframes", "flow": "none", "flow_align": "none"}
 __all__ = ["PreparedSet", "PrepareResult", "clip_frame_indices", "prepare", "prepare_clip"]
 
 
@@ -98,11 +102,15 @@ def _nearest(i: int, have) -> int:
 
 
 def prepare_clip(clip: Clip, out: Path, detector, *, size: int = 224, margin: float = 0.2,
-                 sampling: Sampling = Sampling("keyframes", 8), align: bool = False) -> dict:
+                 sampling: Sampling = Sampling("keyframes", 8), align: bool = False, flow: str = "none",
+                 flow_align: str = "ecc") -> dict:
     """Prepare one clip into ``out/clips/<clip_id>/``; returns its meta. Raises UnmaskError on failure."""
     from unmask.data.faces import best_face, crop_face, eye_angle
     from unmask.data.video import probe, read_frames
 
+    if flow != "none" and (clip.onset is None or clip.apex is None):
+        raise UnmaskError("--flow needs the onset and apex frames; this row annotates "
+                          f"{'no onset' if clip.onset is None else 'no apex'}")
     # uniform sampling spreads over the whole video: its length first (a decode without RGB conversion)
     length = probe(clip.video).num_frames if sampling.needs_length else None
     frames = planned_frames(clip, sampling, length)
@@ -136,17 +144,26 @@ def prepare_clip(clip: Clip, out: Path, detector, *, size: int = 224, margin: fl
     names += [(f"clip_{k:02d}.png", i) for k, i in enumerate(frames["clip"])]
     for name, i in names:
         _write_png(folder / name, crops[i])
+    flow_info = None
+    if flow != "none":  # motion input: onset -> apex flow of the (aligned) crops, computed once
+        from unmask.data.flow import encode_flow, onset_apex_flow
+
+        field, flow_info = onset_apex_flow(crops[frames["onset"]], crops[frames["apex"]], flow, flow_align)
+        _write_png(folder / "flow.png", encode_flow(field))
     meta = {"clip_id": clip.clip_id, "frames": frames, "sampling": str(sampling), "video_frames": length,
             "boxes": {str(i): list(boxes[i]) for i in needed},
             "box_source": {str(i): source[i] for i in needed}, "detector": detector.name}
     if align:
         meta["angles"] = {str(i): round(angles[i], 3) for i in needed}
+    if flow_info is not None:
+        meta["flow"] = flow_info
     atomic_write_json(folder / "meta.json", meta, indent=1)
     return meta
 
 
 def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, margin: float = 0.2,
-            frames: str = "keyframes", clip_frames: int = 8, align: bool = False, workers: int = 1,
+            frames: str = "keyframes", clip_frames: int = 8, align: bool = False, flow: str = "none",
+            flow_align: str = "ecc", workers: int = 1,
             masked_only: bool = False, skip_invalid: bool = False, max_loss: float = 0.2,
             progress: bool = True) -> PrepareResult:
     """Prepare every clip of a manifest into ``out`` (layout in the module docstring); resumable.
@@ -154,6 +171,8 @@ def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, marg
     ``frames``: the sampling policy (:mod:`unmask.data.sampling`: ``keyframes`` with ``clip_frames`` K,
     ``uniform:T`` or ``span:T``). ``skip_invalid``: malformed manifest rows (and rows without the key frames
     the policy needs) are left out and listed in ``result.invalid`` instead of refusing the manifest.
+    ``flow``: ``none`` or a method of :mod:`unmask.data.flow` (``dis``, ``farneback``, ``tvl1``): the onset-to-apex
+    flow is computed and cached per clip, after ``flow_align`` (``ecc`` or ``none``) registers apex onto onset.
     ``max_loss``: warn about subjects that lose more than this share of their clips. ``detector="none"``
     ignores ``margin`` (the frames are the crops; it is recorded as 0).
     """
@@ -161,6 +180,14 @@ def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, marg
     from unmask.data.faces import resolve_detector_name
 
     sampling = parse_sampling(frames, clip_frames)
+    if flow != "none":
+        from unmask.data.flow import ALIGNS, check_method
+
+        check_method(flow)
+        if flow_align not in ALIGNS:
+            raise UnmaskError(f"unknown flow alignment {flow_align!r}; expected one of: {', '.join(ALIGNS)}")
+    else:
+        flow_align = "none"
     if size < 1 or margin < 0 or workers < 1 or not 0 <= max_loss <= 1:
         raise UnmaskError(f"bad settings: size={size} (>= 1), margin={margin} (>= 0), "
                           f"workers={workers} (>= 1), max_loss={max_loss} (0-1)")
@@ -191,6 +218,8 @@ def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, marg
               "frames": str(sampling), "clip_frames": sampling.count, "align": bool(align),
               "unmask_version": unmask.__version__,
               "tasks": tasks_to_list(manifest.tasks)}
+    if flow != "none":  # recorded only when used: a set without flow keeps the settings it always had
+        config.update(flow=flow, flow_align=flow_align)
     _claim(out, config)
     write_manifest(manifest.clips, out / "manifest.csv", manifest.tasks)
 
@@ -206,7 +235,8 @@ def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, marg
         else:
             todo.append(clip)  # new, failed before, interrupted, or its frames changed in the manifest
 
-    settings = {k: config[k] for k in ("detector", "size", "margin", "frames", "clip_frames", "align")}
+    settings = {k: config.get(k, SETTING_DEFAULTS.get(k)) for k in ("detector", "size", "margin", "frames",
+                                                                    "clip_frames", "align", "flow", "flow_align")}
     for clip, meta, reason in _run(todo, out, settings, workers, progress):
         if reason is None:
             result.done += 1
@@ -243,7 +273,8 @@ def _work(clip: Clip, out: Path) -> tuple[Clip, dict | None, str | None]:
     s = _WORKER["settings"]
     try:
         meta = prepare_clip(clip, out, _WORKER["detector"], size=s["size"], margin=s["margin"],
-                            sampling=parse_sampling(s["frames"], s["clip_frames"]), align=s["align"])
+                            sampling=parse_sampling(s["frames"], s["clip_frames"]), align=s["align"],
+                            flow=s["flow"], flow_align=s["flow_align"])
     except UnmaskError as e:
         return clip, None, str(e)
     return clip, meta, None
@@ -287,8 +318,9 @@ def _claim(out: Path, config: dict) -> None:
         if old.get("version") != CACHE_VERSION:
             raise UnmaskError(f"{out} holds a prepared set of version {old.get('version')!r}; this unmask writes "
                               f"version {CACHE_VERSION}: use a new --out folder")
-        diff = [f"{k}: {old.get(k, SETTING_DEFAULTS.get(k))!r} there, {config[k]!r} now" for k in SETTINGS
-                if old.get(k, SETTING_DEFAULTS.get(k)) != config[k]]
+        now = {k: config.get(k, SETTING_DEFAULTS.get(k)) for k in SETTINGS}
+        diff = [f"{k}: {old.get(k, SETTING_DEFAULTS.get(k))!r} there, {now[k]!r} now" for k in SETTINGS
+                if old.get(k, SETTING_DEFAULTS.get(k)) != now[k]]
         if diff:
             raise UnmaskError(f"{out} was prepared with other settings; use a new --out folder (or the same "
                               f"settings) rather than mixing crops", diff)
@@ -390,6 +422,17 @@ class PreparedSet:
         if k == 0:
             raise UnmaskError(f"{self.path} was prepared with --clip-frames 0: no clip frames to load")
         return [self.path / "clips" / clip_id / f"clip_{i:02d}.png" for i in range(k)]
+
+    def flow_path(self, clip_id: str) -> Path:
+        """The cached onset-to-apex flow of a finished clip (``flow.png``); an error when not prepared with it."""
+        if self.config.get("flow", "none") == "none":
+            raise UnmaskError(f"{self.path} was prepared without flow: prepare again with --flow dis (or "
+                              f"farneback, tvl1) into a new folder")
+        return self.path / "clips" / clip_id / "flow.png"
+
+    def load_flow(self, clip_id: str) -> np.ndarray:
+        """The flow as its uint8 encoding ``[size, size, 3]`` (:func:`unmask.data.flow.decode_flow` -> pixels)."""
+        return self._read_png(self.flow_path(clip_id))
 
     def load(self, clip_id: str, role: str) -> np.ndarray:
         """The ``role`` (onset, apex or offset) crop as RGB uint8 ``[size, size, 3]``."""

@@ -7,6 +7,8 @@
                    MAFW). Needs no annotation.
 ``span:T``         T frames spread from onset to offset: micro-expressions (CASME II, SAMM, SMIC). Needs onset
                    and offset (SMIC annotates no apex).
+``rise:T``         T frames spread from onset to apex: the rise of a micro-expression (MEDN's emotion branch).
+                   Needs onset and apex.
 =================  ===========================================================================================
 
 Besides the T (or K) sampled frames, every key frame a row annotates is kept as a role crop (``onset``,
@@ -22,7 +24,7 @@ import numpy as np
 from unmask.errors import UnmaskError
 
 ROLES = ("onset", "apex", "offset")
-POLICIES = {"keyframes": ROLES, "uniform": (), "span": ("onset", "offset")}  # policy -> roles a row needs
+POLICIES = {"keyframes": ROLES, "uniform": (), "span": ("onset", "offset"), "rise": ("onset", "apex")}  # policy -> roles a row needs
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def parse_sampling(text: str = "keyframes", clip_frames: int = 8) -> Sampling:
     """``keyframes`` (with ``clip_frames`` K), ``uniform:T`` or ``span:T`` -> a :class:`Sampling`."""
     kind, _, count = str(text).strip().partition(":")
     if kind not in POLICIES:
-        raise UnmaskError(f"unknown frame sampling {text!r}; expected keyframes, uniform:T or span:T")
+        raise UnmaskError(f"unknown frame sampling {text!r}; expected keyframes, uniform:T, span:T or rise:T")
     if kind == "keyframes":
         if count:
             raise UnmaskError(f"--frames keyframes takes no count (got {text!r}); set K with --clip-frames K")
@@ -84,6 +86,8 @@ def planned_frames(clip, sampling: Sampling, num_frames: int | None = None) -> d
         if not num_frames:
             raise UnmaskError(f"clip {clip.clip_id}: uniform sampling needs the video's length")
         frames["clip"] = clip_frame_indices(0, num_frames - 1, sampling.count)
+    elif sampling.kind == "rise":  # from onset to apex
+        frames["clip"] = clip_frame_indices(clip.onset, clip.apex, sampling.count)
     else:  # keyframes and span: from onset to offset
         frames["clip"] = clip_frame_indices(clip.onset, clip.offset, sampling.count)
     return frames

@@ -8,6 +8,11 @@ asked for are converted to RGB, which is the expensive part after decoding itsel
 
 Errors (missing file, corrupt data, an index beyond the end) raise :class:`VideoError`, an
 :class:`~unmask.errors.UnmaskError` whose message names the file and, where known, the frame.
+
+A *frame folder* (a directory of images, as the micro-expression releases ship: ``sub01/EP02_01f/img46.jpg``)
+is read as a video too: frame index i is the i-th image in the order of the last number in the file names
+(``img9`` before ``img10``); :func:`frame_folder` lists them, and :func:`probe` / :func:`read_frames` accept the
+folder. Its fps is unknown (0).
 """
 
 from __future__ import annotations
@@ -59,6 +64,42 @@ def _decoded(path: Path) -> Iterator[tuple[int, object, object]]:
         raise VideoError(f"cannot decode video {path} ({where}): {e}") from None
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def _frame_number(p: Path) -> tuple[int, str]:
+    import re
+
+    found = re.findall(r"\d+", p.stem)
+    return (int(found[-1]) if found else -1, p.name)
+
+
+def frame_folder(path: str | Path) -> list[Path]:
+    """The images of a frame folder in frame order (by the last number in each file name)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise VideoError(f"frame folder not found: {path}")
+    images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                    key=_frame_number)
+    if not images:
+        raise VideoError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in frame folder {path}")
+    return images
+
+
+def frame_numbers(path: str | Path) -> list[int]:
+    """The number each image of a frame folder carries in its name (``img46.jpg`` -> 46), in frame order."""
+    return [_frame_number(p)[0] for p in frame_folder(path)]
+
+
+def _read_image(p: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise VideoError(f"cannot read image {p} (missing or corrupt)")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Exact frame count, fps and size.
 
@@ -66,6 +107,10 @@ def probe(path: str | Path) -> VideoInfo:
     (edit lists drop pre-roll packets, e.g. 98 packets but 95 frames), and an index must mean a decodable frame.
     """
     path = Path(path)
+    if path.is_dir():
+        images = frame_folder(path)
+        h, w = _read_image(images[0]).shape[:2]
+        return VideoInfo(path, len(images), 0.0, w, h)
     n, fps, width, height = 0, 0.0, 0, 0
     for index, frame, stream in _decoded(path):
         if index == 0:
@@ -94,6 +139,12 @@ def read_frames(path: str | Path, indices: Iterable[int]) -> dict[int, np.ndarra
     if wanted[0] < 0:
         raise VideoError(f"{path}: negative frame index {wanted[0]}")
     last = wanted[-1]
+    if path.is_dir():
+        images = frame_folder(path)
+        if last >= len(images):
+            raise VideoError(f"{path}: frame {last} beyond the folder's length ({len(images)} images, "
+                             f"last index {len(images) - 1})")
+        return {i: _read_image(images[i]) for i in wanted}
     todo = set(wanted)
     out: dict[int, np.ndarray] = {}
     n = 0

@@ -23,8 +23,13 @@ def _tasks(run) -> dict:
     return {t.name: t for t in run_tasks(metas)}
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 2000, seed: int = 0) -> dict:
+def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 2000, seed: int = 0,
+                 clips=None) -> dict:
+    """``clips``: compare on these clip ids only (a subset such as the ambiguous pairs of a synthetic set)."""
     a, b = load_predictions(run_a), load_predictions(run_b)
+    if clips is not None:
+        wanted = set(clips)
+        a, b = a[a.clip_id.isin(wanted)], b[b.clip_id.isin(wanted)]
     n_a = a.clip_id.nunique()
     common = sorted(set(a.clip_id) & set(b.clip_id))
     if not common:

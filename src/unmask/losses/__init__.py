@@ -9,7 +9,9 @@ dict holding ``loss`` and its named terms (detached), which the engine logs as t
 * ``tasks``: cross-entropy per single-label task, BCE per multi-label task (``weights``: per task name);
 * ``ce``, ``bce``: one task's term (``task``);
 * ``hsic``: ``alpha * HSIC(outputs[x], outputs[y])`` alone (a term to compose; see :mod:`unmask.losses.hsic`);
-* ``dsid``: the DSID objective, ``CE(true) + beta * CE(disguised) + alpha * HSIC``.
+* ``dsid``: the DSID objective, ``CE(true) + beta * CE(disguised) + alpha * HSIC``;
+* ``orthogonal``: ``weight * orthogonality(outputs[x], outputs[y])`` alone (:mod:`unmask.losses.orthogonal`);
+* ``medn``: MEDN's objective, ``CE + au_weight * BCE(AUs, masked where unlabelled) + orth_weight * L_orth``.
 
 A model names its default (``HeadModel.default_loss``, read by ``unmask.models.default_loss``); a config picks another with ``loss.name``.
 """
@@ -23,6 +25,7 @@ from torch import nn
 
 from unmask.losses.hsic import hsic
 from unmask.losses.objective import DSIDObjective
+from unmask.losses.orthogonal import MEDNObjective, OrthogonalTerm, orthogonality
 from unmask.losses.terms import TaskLosses, as_stack, task_term, term_name, unstack
 from unmask.registry import Registry
 from unmask.tasks import Task, task_by_name
@@ -85,6 +88,19 @@ def dsid(tasks: Sequence[Task], alpha: float = 0.5, beta: float = 1.0, estimator
          disguised_task: str | None = None) -> DSIDObjective:
     return DSIDObjective(tasks, alpha=alpha, beta=beta, estimator=estimator, kernel=kernel, sigma=sigma,
                          normalize=normalize, true_task=true_task, disguised_task=disguised_task)
+
+
+def _orthogonal(tasks: Sequence[Task], x: str = "motion_features", y: str = "emotion_features", weight: float = 1.0,
+                kind: str = "corr") -> OrthogonalTerm:
+    return OrthogonalTerm(x, y, weight, kind)
+
+
+register_loss(_orthogonal, name="orthogonal")
+
+
+@register_loss
+def medn(tasks: Sequence[Task], au_weight: float = 1.0, orth_weight: float = 0.1, orth: str = "corr") -> MEDNObjective:
+    return MEDNObjective(tasks, au_weight=au_weight, orth_weight=orth_weight, orth=orth)
 
 
 def create_loss(name: str, *, tasks: Sequence[Task], **kwargs: Any) -> nn.Module:

@@ -64,6 +64,9 @@ class HeadModel(nn.Module):
     #: cross-entropy (BCE for multi-label) term per predicted task. A class attribute, so that tools can read it
     #: from the factory's return type without building the model (:func:`unmask.models.default_loss`).
     default_loss: str = "tasks"
+    #: True for a model whose backbone reads a whole clip ``[B, T, 3, H, W]`` at once (motion between its
+    #: frames) instead of frame by frame: the engine and prediction then pass clips to it unflattened.
+    encodes_clips: bool = False
 
     def __init__(self, backbone: Backbone, model_args: dict[str, Any], tasks, *, clip_input: bool = False):
         super().__init__()
@@ -87,7 +90,7 @@ class HeadModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # x [B, 3, H, W] or [B, T, 3, H, W]
         encode = self.backbone.forward_features if self.uses_tokens else self.backbone
-        if x.dim() == 5:
+        if x.dim() == 5 and not self.encodes_clips:
             b, t = x.shape[:2]
             f = encode(x.flatten(0, 1))
             return self.forward_head(f.view(b, t, *f.shape[1:]))  # [B, T, D] (or tokens [B, T, N, C])

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from unmask.data.paradigms import is_clip
 from unmask.data.transforms import Preprocess, build_augment, normalization
 from unmask.errors import UnmaskError
 from unmask.io import atomic_torch_save
@@ -161,7 +162,8 @@ class Features:
         backbone = self.model.backbone
         encode = backbone.forward_features if getattr(self.model, "uses_tokens", False) else backbone
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            if x.dim() == 5:  # clip: [B, T, 3, H, W] -> frame features [B, T, D] (tokens [B, T, N, C])
+            if x.dim() == 5 and not getattr(self.model, "encodes_clips", False):
+                # clip: [B, T, 3, H, W] -> frame features [B, T, D] (tokens [B, T, N, C])
                 b, t = x.shape[:2]
                 f = encode(x.flatten(0, 1))
                 f = f.view(b, t, *f.shape[1:])
@@ -228,7 +230,7 @@ def fit_folds(cfg, folds, data, out_dirs, *, features: torch.Tensor | None = Non
     device = device or resolve_device(cfg.runtime.device)
     if model is None:
         seed_everything(cfg.runtime.seed)  # as train_run does: a randomly initialised backbone depends on the seed
-        model = build_model(cfg, data.tasks, data.paradigm == "clip", init)
+        model = build_model(cfg, data.tasks, is_clip(data.paradigm), init)
     why_not = stackable(model) or stacked_optimiser(cfg.optim)
     one_at_a_time = (features is None or why_not is not None) and len(todo) > 1
     if one_at_a_time:  # every fold trains its own copy (the image path also trains the backbone)

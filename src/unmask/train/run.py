@@ -146,7 +146,9 @@ def _model_and_frames(cfg: Config, out: Path, progress: bool):
 
     prepared = prepared_set(cfg, out, progress=progress)
     seed_everything(cfg.runtime.seed)
-    model = build_model(cfg, prepared.manifest.tasks, clip_input=cfg.data.paradigm == "clip")
+    from unmask.data.paradigms import is_clip
+
+    model = build_model(cfg, prepared.manifest.tasks, clip_input=is_clip(cfg.data.paradigm))
     build_objective(cfg, model)  # a bad loss setting (e.g. an unknown estimator) fails here, before extraction
     size = model.data_config["input_size"][-1]
     data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size,

@@ -20,6 +20,8 @@ class ImportResult:
     out: Path | None
     clips: list = field(default_factory=list)  # unmask.data.manifest.Clip
     problems: list[str] = field(default_factory=list)  # rows left out with skip_invalid: "file:row: why"
+    fixes: object = None  # sheet quirks fixed on the way, where a source records them (_micro.Fixes)
+    fixes_path: Path | None = None  # where they were written, row by row
 
     @property
     def congruent(self) -> int:

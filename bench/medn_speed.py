@@ -1,0 +1,107 @@
+"""MEDN speed on this machine: onset-to-apex flow per method (clips/s) and training steps/s per variant, and the
+MEGC2019 composite protocol's wall time estimated from them.
+
+    python bench/medn_speed.py [--size 112] [--clips 40] [--steps 10] [--threads 1]
+
+Flow: ECC alignment + flow on pairs of synthetic 112 px face crops (`unmask synth --kind micro` renders), per
+method available (tvl1 only with OpenCV contrib). Training: forward + backward + AdamW step of a batch of 16
+clips of 8 frames + flow at 64 px (configs/medn_synth.yaml sizes) for MEDN and the motion-branch baseline.
+Estimate: 442 clips, 68 LOSO folds, `--epochs` epochs over ~435 training clips per fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def flow_rates(size: int, clips: int) -> dict[str, float]:
+    import cv2
+
+    from unmask.data.flow import METHODS, onset_apex_flow
+    from unmask.data.synth_micro import MicroConfig, _identity, plan_micro
+    from unmask.data.synth_face import lighting_map, render_background, render_face
+
+    cfg = MicroConfig()
+    pairs = []
+    for k in range(clips):  # onset and apex renders of real micro clips, cropped around the face
+        ident = _identity(cfg, k % cfg.subjects)
+        plan = plan_micro(cfg, k % cfg.subjects, k, ("happiness", "surprise", "disgust")[k % 3], ident.expressivity)
+        bg, light = render_background(ident, cfg.width, cfg.height), lighting_map(ident, cfg.width, cfg.height)
+        crops = []
+        for i in (plan.onset, plan.apex):
+            img = bg.copy()
+            render_face(img, ident, plan.frames[i], plan.poses[i])
+            img = np.clip(img * light, 0, 255).astype(np.uint8)
+            x0, y0 = int(ident.cx - ident.hw * 1.2), int(ident.cy - ident.hh * 1.2)
+            side = int(2.4 * ident.hh)
+            crop = img[max(0, y0):y0 + side, max(0, x0):x0 + side]
+            crops.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+        pairs.append(crops)
+    rates = {}
+    for method in METHODS:
+        if method == "tvl1" and not hasattr(cv2, "optflow"):
+            print("tvl1: not available (OpenCV without contrib; pip install 'unmask[tvl1]')")
+            continue
+        onset_apex_flow(*pairs[0], method)  # warm-up
+        t = time.perf_counter()
+        for a, b in pairs:
+            onset_apex_flow(a, b, method, "ecc")
+        rates[method] = len(pairs) / (time.perf_counter() - t)
+        print(f"flow {method}: {rates[method]:.1f} clips/s ({size} px, ECC alignment included)")
+    return rates
+
+
+def step_rates(steps: int) -> dict[str, float]:
+    from unmask.data.synth_micro import micro_tasks
+    from unmask.losses import create_loss
+    from unmask.models import create_model
+
+    rates = {}
+    for name, kw in (("medn", {"frame_input": "delta"}), ("motion_only", {"branches": "motion"})):
+        torch.manual_seed(0)
+        model = create_model("medn", tasks=micro_tasks(), backbone="tiny_vit", img_size=64, **kw)
+        obj = create_loss("medn", tasks=model.tasks, au_weight=0.5, orth_weight=0.1)
+        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        x = torch.randn(16, 9, 3, 64, 64)
+        y = {"emotion": torch.randint(0, 4, (16,)), "aus": torch.randint(0, 2, (16, 8)).float()}
+        y = {k: v for k, v in y.items() if k in [t.name for t in model.tasks]}
+        for i in range(steps + 2):
+            if i == 2:
+                t = time.perf_counter()
+            opt.zero_grad()
+            obj(model(x), y)["loss"].backward()
+            opt.step()
+        rates[name] = steps / (time.perf_counter() - t)
+        print(f"train {name}: {rates[name]:.2f} steps/s (batch 16, 8 frames + flow, 64 px)")
+    return rates
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=112)
+    p.add_argument("--clips", type=int, default=40)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=25)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    import cv2
+
+    cv2.setNumThreads(args.threads)
+    flows = flow_rates(args.size, args.clips)
+    steps = step_rates(args.steps)
+    folds, train_clips = 68, 435
+    per_fold = args.epochs * (-(-train_clips // 16))
+    for name, r in steps.items():
+        print(f"estimate, MEGC2019 composite LOSO ({folds} folds x {args.epochs} epochs), {name}: "
+              f"{folds * per_fold / r / 3600:.1f} h training on this CPU")
+    best = max(flows.values())
+    print(f"estimate, flow of the 442 composite clips: {442 / best:.0f} s with the fastest method")
+
+
+if __name__ == "__main__":
+    main()
