@@ -105,7 +105,8 @@ class LazyFrames:
         from unmask.data.clips import ClipDataset
 
         d = self.dataset
-        return LazyFrames(ClipDataset(d.prepared, d.clip_ids[start:stop], d.frames, d.size), self.workers)
+        return LazyFrames(ClipDataset(d.prepared, d.clip_ids[start:stop], d.frames, d.size, with_flow=d.with_flow),
+                          self.workers)
 
     def batches(self, batch_size: int):
         """``(start, uint8 [B, ...])`` in order, decoded ahead by DataLoader worker processes."""
