@@ -9,7 +9,8 @@ CSV columns (``REQUIRED`` first, then the optional ``KEY_FRAMES``, one column pe
   every source adapter and by ``unmask synth``. A manifest without one that has MFED's columns
   (``true_emotion``, ``disguised_emotion``) is read with MFED's tasks (:data:`unmask.emotions.MFED_TASKS`).
 
-- ``video`` is a path relative to the manifest's folder (absolute paths are kept as they are).
+- ``video`` is a path relative to the manifest's folder (absolute paths are kept as they are): a video file, or
+  a folder of numbered frame images (:mod:`unmask.data.frame_folder`).
 - ``onset``, ``apex``, ``offset`` (optional columns, empty cells allowed) are 0-based frame indices with
   onset <= apex <= offset among those given. Sampling policies that need them (``prepare --frames keyframes``,
   ``span:T``) refuse rows without them; ``uniform:T`` (in-the-wild clips) does not need them.
@@ -241,7 +242,7 @@ def validate_manifest(path: str | Path, *, check_videos: bool = True,
         video = _resolve(path, video_text) if video_text else None
         if video is None:
             bad("video", "empty video path")
-        elif check_files and not video.is_file():
+        elif check_files and not (video.is_file() or video.is_dir()):  # a folder: the clip's frames as images
             bad("video", f"video file not found: {video}")
         elif check_files and check_videos:
             if video not in video_lengths:

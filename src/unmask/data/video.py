@@ -6,6 +6,10 @@ containers disagree about timestamps, so the index a seek returns is not reliabl
 a video is decoded once from the start, in order, and stops after the last frame needed. Only the frames
 asked for are converted to RGB, which is the expensive part after decoding itself.
 
+A *frame folder* (a directory of numbered images, as DFEW, FERV39k and CASME II ship their clips) reads as a
+video whose frames are its images in natural order (``2.jpg`` before ``10.jpg``); see
+:mod:`unmask.data.frame_folder`.
+
 Errors (missing file, corrupt data, an index beyond the end) raise :class:`VideoError`, an
 :class:`~unmask.errors.UnmaskError` whose message names the file and, where known, the frame.
 """
@@ -41,6 +45,11 @@ def _decoded(path: Path) -> Iterator[tuple[int, object, object]]:
     """
     import av
 
+    if path.is_dir():
+        from unmask.data.frame_folder import decoded_folder
+
+        yield from decoded_folder(path)
+        return
     if not path.is_file():
         raise VideoError(f"video not found: {path}")
     index = -1
