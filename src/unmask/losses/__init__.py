@@ -9,7 +9,8 @@ dict holding ``loss`` and its named terms (detached), which the engine logs as t
 * ``tasks``: cross-entropy per single-label task, BCE per multi-label task (``weights``: per task name);
 * ``ce``, ``bce``: one task's term (``task``);
 * ``hsic``: ``alpha * HSIC(outputs[x], outputs[y])`` alone (a term to compose; see :mod:`unmask.losses.hsic`);
-* ``dsid``: the DSID objective, ``CE(true) + beta * CE(disguised) + alpha * HSIC``.
+* ``dsid``: the DSID objective, ``CE(true) + beta * CE(disguised) + alpha * HSIC``;
+* ``ifdd``: label-smoothed CE + ``context_weight`` x the lifting context constraint (:mod:`unmask.losses.ifdd`).
 
 A model names its default (``HeadModel.default_loss``, read by ``unmask.models.default_loss``); a config picks another with ``loss.name``.
 """
@@ -85,6 +86,13 @@ def dsid(tasks: Sequence[Task], alpha: float = 0.5, beta: float = 1.0, estimator
          disguised_task: str | None = None) -> DSIDObjective:
     return DSIDObjective(tasks, alpha=alpha, beta=beta, estimator=estimator, kernel=kernel, sigma=sigma,
                          normalize=normalize, true_task=true_task, disguised_task=disguised_task)
+
+
+@register_loss
+def ifdd(tasks: Sequence[Task], context_weight: float = 0.1, label_smoothing: float = 0.1) -> nn.Module:
+    from unmask.losses.ifdd import IFDDObjective
+
+    return IFDDObjective(tasks, context_weight=context_weight, label_smoothing=label_smoothing)
 
 
 def create_loss(name: str, *, tasks: Sequence[Task], **kwargs: Any) -> nn.Module:
