@@ -159,3 +159,16 @@ def test_baselines_on_clip_features():
                               tt.forward_head(feats.flip(1))["emotion_logits"])  # it sees order
     with pytest.raises(UnmaskError, match="data.paradigm=clip"):
         fa.forward_head(torch.randn(3, 128))
+
+
+def test_reproduce_ifdd_rows_are_valid_configs_for_both_bases():
+    from unmask.config import load_config
+    from unmask.experiments.ifdd_table import QUICK, ROWS
+
+    for base in ("ifdd_synth", "ifdd_dfew"):
+        names = set()
+        for _, name, extra in ROWS:
+            cfg = load_config(base, QUICK["overrides"] + extra)
+            names.add(cfg.model.name)
+        assert names == {"ifdd", "frame_average", "temporal_transformer"}
+    assert load_config("ifdd_dfew").features.cache == "never"  # the CLIP token cache of DFEW would not fit
