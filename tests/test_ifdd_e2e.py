@@ -91,3 +91,27 @@ def test_a_checkpoint_rebuilds_and_predicts_a_clip_as_in_training(dfer_run):
     saved = saved.loc[[data.clip_ids[i] for i in idx]]
     cols = [c for c in saved if c.startswith("emotion_p_")]
     np.testing.assert_allclose(probs, saved[cols].to_numpy(), atol=1e-4)
+
+
+def test_predict_on_a_video_gives_per_window_predictions_as_in_training(dfer_run):
+    """A clip model on a video: consecutive windows of T sampled frames per face track. For a clip of 3k+1 frames,
+    --every k samples exactly the frames prepare took (uniform:4), so the first window's probabilities are the
+    training run's prediction for that clip."""
+    from test_predict import ManifestBoxes
+
+    from unmask.predict import Predictor
+
+    m = read_manifest(dfer_run / "set" / "manifest.csv")
+    saved = pd.read_csv(dfer_run / "run" / "folds" / "set_2" / "predictions.csv", dtype={"clip_id": str})
+    saved = saved.set_index("clip_id")
+    clip = next(c for c in m if c.subject == "set_2" and (len(pd.read_csv(c.annotations)) - 1) % 3 == 0)
+    k = (len(pd.read_csv(clip.annotations)) - 1) // 3
+    base = Predictor.from_checkpoint(dfer_run / "run" / "folds" / "set_2", device="cpu")
+    p = Predictor(base.model, base.ckpt, device=base.device, detector=ManifestBoxes(clip.annotations))
+    df = p.predict_video(clip.video, every=k)
+    first = df[df.frame <= 3 * k]
+    assert list(first.frame) == [0, k, 2 * k, 3 * k]
+    cols = [c for c in saved if c.startswith("emotion_p_")]
+    probs = first[cols].to_numpy(float)
+    assert (probs == probs[0]).all()  # one window, one prediction on each of its rows
+    np.testing.assert_allclose(probs[0], saved.loc[clip.clip_id, cols].to_numpy(float), atol=2e-4)
