@@ -221,7 +221,11 @@ class IFDD(HeadModel):
         return tokens_to_map(self.embed(tokens), self.grid)
 
     def forward_head(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.feature_map(tokens)  # [B, C, T, G]
+        return self.forward_map(self.feature_map(tokens))
+
+    def forward_map(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """ISSM + LADM + classifier over a feature map ``X [B, dim, T, G]`` (from per-frame tokens, or from a
+        video backbone such as :mod:`unmask.models.mvit_xs`)."""
         b, c, t, g = x.shape
         xa, xd, positions = self.issm(x)  # [B, C, T/2, G] x2
         a = xa.flatten(2).transpose(1, 2)  # [B, M, C]
