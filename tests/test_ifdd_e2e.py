@@ -93,7 +93,7 @@ def test_a_checkpoint_rebuilds_and_predicts_a_clip_as_in_training(dfer_run):
     np.testing.assert_allclose(probs, saved[cols].to_numpy(), atol=1e-4)
 
 
-def test_predict_on_a_video_gives_per_window_predictions_as_in_training(dfer_run):
+def test_predict_on_a_video_gives_per_window_predictions_as_in_training(dfer_run, tmp_path):
     """A clip model on a video: consecutive windows of T sampled frames per face track. For a clip of 3k+1 frames,
     --every k samples exactly the frames prepare took (uniform:4), so the first window's probabilities are the
     training run's prediction for that clip."""
@@ -115,3 +115,9 @@ def test_predict_on_a_video_gives_per_window_predictions_as_in_training(dfer_run
     probs = first[cols].to_numpy(float)
     assert (probs == probs[0]).all()  # one window, one prediction on each of its rows
     np.testing.assert_allclose(probs[0], saved.loc[clip.clip_id, cols].to_numpy(float), atol=2e-4)
+    # --annotate: the annotated video and the timeline of each class's probability over the windows
+    from unmask.commands.predict import annotate_all
+
+    written = annotate_all(df, tmp_path / "ann", p.tasks)
+    assert sorted(w.name for w in written) == [f"{clip.video.stem}.annotated.mp4", f"{clip.video.stem}.timeline.png"]
+    assert (tmp_path / "ann" / f"{clip.video.stem}.timeline.png").read_bytes()[:4] == b"\x89PNG"
