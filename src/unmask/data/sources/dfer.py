@@ -165,7 +165,7 @@ def import_folds(test_lists: list[Path], train_lists: list[Path | None], clips_d
                 rows.bad(path, line, f"clip {name!r} is already in a test list ({first[name]}); each clip is tested "
                                      "in exactly one fold")
                 continue
-            first[name] = f"{path.name}:{line}" if k == 1 else f"{path.parent.name}/{path.name}:{line}"
+            first[name] = f"{path}:{line}"
             video, why = _locate(index, name, clips_dir)
             if video is None:
                 rows.bad(path, line, why)
