@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="unmask-train-memory-") as tmp:
         root = Path(a.root) if a.root else Path(tmp) / "set"
         make_set(root, a.clips, a.frames, a.size, workers=2)
+        shutil.rmtree(root / "features", ignore_errors=True)  # measure the extraction too, not a cache of it
         out = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "unmask.cli", "train", "--config", "dsid_synth", f"data.prepared={root}",
                "data.paradigm=clip", "data.masked_only=false", "model.name=multitask", "model.backbone=tiny_resnet",

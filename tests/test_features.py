@@ -136,7 +136,7 @@ def _fake_prepared(root, n=10, size=24, k=3):
     read = PreparedSet._read_png
     return SimpleNamespace(
         root=root, config={"fake": 1}, manifest=SimpleNamespace(by_id=lambda: clips, tasks=MFED_TASKS),
-        clip_ids=lambda: list(clips), load=lambda cid, role: read(root / cid / f"{role}.png"),
+        clip_ids=lambda: list(clips), load=lambda cid, role: read(root / cid / f"{role}.png"), _read_png=read,
         load_clip=lambda cid: np.stack([read(root / cid / f"clip_{j:02d}.png") for j in range(k)]),
         clip_paths=lambda cid: [root / cid / f"clip_{j:02d}.png" for j in range(k)])
 
@@ -166,3 +166,45 @@ def test_bf16_clip_extraction_with_quick_gelu_is_close_to_fp32():
     assert torch.allclose(f32[0], ref, rtol=1e-5, atol=1e-6)
     assert F.cosine_similarity(b16[0], f32[0], dim=-1).min() > 0.999 and not torch.equal(b16, f32)
     assert all(torch.equal(v, state[k]) for k, v in clip.state_dict().items())
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_sharded_extraction_equals_one_process_and_resumes(tiny, tmp_path, lazy):
+    """A cache extracted in shards (as Ray tasks do, each from its own process's frames) holds exactly the values
+    of one process's extraction: augmented views whole, view 0 cut at batch boundaries; a shard finished before an
+    interruption is not extracted again, and the shard files are gone once the cache is written."""
+    from unmask.errors import UnmaskError
+    from unmask.train.features import cached_features, plan_shards, shard_file, write_shard
+
+    prepared = _fake_prepared(tmp_path / "set", n=10, size=32, k=3)
+    data = load_frames(prepared, "clip", size=32, lazy=lazy, workers=1)
+    c = cfg("features.batch_size=6", "features.precision=fp32")  # 6 images: 2 clips of 3 frames per batch
+    whole = cached_features(c, data, tiny, tmp_path / "whole", progress=False)
+    assert whole.shape[:3] == (3, 10, 3)
+    plan = plan_shards(10, 3, 2, parts=3)
+    assert [(s.view, s.start, s.stop) for s in plan] == [(0, 0, 4), (0, 4, 6), (0, 6, 10), (1, 0, 10), (2, 0, 10)]
+
+    ran = []
+
+    def interrupted(shards, path, key):
+        write_shard(c, data, tiny, path, shards[0], expect_key=key)
+        raise RuntimeError("worker lost")
+
+    with pytest.raises(RuntimeError):
+        cached_features(c, data, tiny, tmp_path / "sharded", progress=False, run_shards=interrupted, parts=3)
+
+    def run(shards, path, key):
+        for shard in shards:
+            ran.append(shard)
+            write_shard(c, data, tiny, path, shard, expect_key=key)
+
+    sharded = cached_features(c, data, tiny, tmp_path / "sharded", progress=False, run_shards=run, parts=3)
+    assert torch.equal(whole, sharded)
+    assert ran == plan[1:]  # the shard written before the interruption was kept
+    assert [p.name for p in (tmp_path / "sharded").iterdir()] == [p.name for p in (tmp_path / "whole").iterdir()]
+    # a worker whose backbone differs from the driver's refuses to write a shard
+    path = next((tmp_path / "whole").iterdir())
+    key = torch.load(path, weights_only=True)["key"]
+    with pytest.raises(UnmaskError, match="backbone_state"):
+        write_shard(c, data, backbone(seed=1), path, plan[0], expect_key=key)
+    assert not shard_file(path, plan[0]).exists()

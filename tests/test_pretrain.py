@@ -58,3 +58,16 @@ def test_a_set_without_annotations_is_a_clear_error(tmp_path, tiny_synth):
     write_manifest([replace(c, annotations=None) for c in m.clips], copy / "manifest.csv", m.tasks)
     with pytest.raises(UnmaskError, match="no annotations file"):
         pretrain_au(copy, tmp_path / "x.safetensors", img_size=32, epochs=1, progress=False)
+
+
+def test_pretraining_fixes_its_thread_count_records_it_and_restores_the_callers(tiny_synth, tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = pretrain_au(tiny_synth[1], tmp_path / "one.safetensors", img_size=32, epochs=1, progress=False,
+                          threads=1)
+        assert torch.get_num_threads() == 2  # the caller's setting is back
+        assert json.loads((tmp_path / "one.safetensors.json").read_text())["torch_threads"] == 1
+        assert out.is_file()
+    finally:
+        torch.set_num_threads(before)

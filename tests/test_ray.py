@@ -69,9 +69,15 @@ def test_ray_run_equals_local_run_and_resumes_across_executors(local_ray, tiny_s
     assert sorted(local) == ["s01", "s02", "s03"] and local == distributed
     assert json.loads((tmp_path / "ray" / "summary.json").read_text())["tasks"] == \
         json.loads((tmp_path / "local" / "summary.json").read_text())["tasks"]
-    # the whole run on Ray from scratch: same numbers again
-    assert _train(prepared, tmp_path / "ray2", "--executor", "ray") == 0
+    # the whole run on Ray from scratch, its feature cache extracted in shards by Ray tasks: same features, same
+    # numbers again
+    assert _train(prepared, tmp_path / "ray2", "--executor", "ray", f"features.cache_dir={tmp_path / 'shards'}") == 0
     assert _fold_metrics(tmp_path / "ray2") == local
+    import torch
+
+    (sharded,) = (tmp_path / "shards").glob("*.pt")  # the shard files are gone, the cache is one file
+    whole = Path(prepared) / "features" / sharded.name  # the local run's cache (same key, same name)
+    assert torch.equal(torch.load(sharded, weights_only=True)["features"], torch.load(whole, weights_only=True)["features"])
     import yaml
 
     assert yaml.safe_load((tmp_path / "ray2" / "config.yaml").read_text())["runtime"]["executor"] == "ray"

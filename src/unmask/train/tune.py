@@ -108,11 +108,11 @@ def tune_run(cfg: Config, space: dict, out: str | Path, *, trials: int, grace: i
         raise UnmaskError(f"--trials and --grace must be at least 1 (got {trials}, {grace})")
     out = Path(out).resolve()
     rt = cfg.runtime
-    RayExecutor(rt.ray_address, rt.ray_cpus, rt.ray_gpus, rt.ray_memory_gb, rt.ray_retries)  # connects (or says how)
+    ray_executor = RayExecutor(rt.ray_address, rt.ray_cpus, rt.ray_gpus, rt.ray_memory_gb, rt.ray_retries)  # connects
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    cfg = load_run_check(cfg, out)
+    cfg = load_run_check(cfg, out, ray_executor)
     trainable = tune.with_resources(tune.with_parameters(trial, base=cfg.to_dict(), root=str(out)),
                                     {"cpu": rt.ray_cpus, "gpu": rt.ray_gpus})
     # max_t one past the last epoch: ASHA stops a trial *at* max_t, which would cut off its final outputs
@@ -147,16 +147,17 @@ def tune_run(cfg: Config, space: dict, out: str | Path, *, trials: int, grace: i
     return record
 
 
-def load_run_check(cfg: Config, out: Path) -> Config:
+def load_run_check(cfg: Config, out: Path, executor=None) -> Config:
     """Fail on bad data before any trial starts; prepare a manifest once (into OUT/prepared) and fill the
-    feature cache once, so trials only read them. Returns ``cfg`` pointing at the prepared set."""
+    feature cache once (in shards on ``executor``'s cluster), so trials only read them. Returns ``cfg`` pointing
+    at the prepared set."""
     from unmask.train.run import _check_data_source, load_run, prepared_set
 
     _check_data_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
     cfg = cfg.copy()
     cfg.data.prepared = str(prepared_set(cfg, out, progress=False).root)
-    load_run(cfg, out / "final", progress=False)
+    load_run(cfg, out / "final", progress=False, executor=executor)
     return cfg
 
 
