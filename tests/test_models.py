@@ -25,6 +25,9 @@ EXPECTED_KEYS = {
     "fer_off_the_shelf": {"true_logits", "disguised_logits", "neutral_prob"},
     "facex_off_the_shelf": {"true_logits", "disguised_logits", "neutral_prob"},
 }
+#: models over clips of frames (data.paradigm=clip), with their own contract tests
+CLIP_MODELS = {"ifdd": "tests/test_ifdd.py", "frame_average": "tests/test_ifdd.py",
+               "temporal_transformer": "tests/test_ifdd.py"}
 SMALL = {"dsid": dict(adapter_dim=32, branch_dim=16), "single_stream": dict(adapter_dim=32),
          "multitask": dict(adapter_dim=32)}
 
@@ -35,6 +38,8 @@ def _cases():
             if name == "clip_zero_shot" and bb != "tiny_clip_vit":
                 continue
             if name.endswith("_off_the_shelf"):  # published heads on their own backbones: tests/test_realface.py
+                continue
+            if name in CLIP_MODELS:
                 continue
             yield name, bb
 
@@ -55,7 +60,7 @@ def _images(model, b=4, seed=0):
 
 
 def test_registry_lists():
-    assert set(list_models()) == set(EXPECTED_KEYS)
+    assert set(list_models()) == set(EXPECTED_KEYS) | set(CLIP_MODELS)
     assert set(list_backbones()) == {"clip_vit_b16", "vit_b16", "resnet18", "fer_minixception", "facex", *TINY}
 
 
@@ -176,7 +181,8 @@ def test_invalid_modes():
 
 def test_unknown_names_and_arguments_list_known_ones():
     with pytest.raises(UnmaskError, match="known models: clip_linear_probe, clip_zero_shot, dsid, facex_off_the_shelf, "
-                                          "fer_off_the_shelf, multitask, single_stream"):
+                                          "fer_off_the_shelf, frame_average, ifdd, multitask, single_stream, "
+                                          "temporal_transformer"):
         create_model("dsdi")
     with pytest.raises(UnmaskError, match="known backbones: clip_vit_b16, facex, fer_minixception, resnet18, tiny_clip_vit"):
         create_model("dsid", backbone="vit_l14")
