@@ -26,7 +26,9 @@ EXPECTED_KEYS = {
     "facex_off_the_shelf": {"true_logits", "disguised_logits", "neutral_prob"},
     "medn": {"true_logits", "disguised_logits", "motion_features", "emotion_features", "features", "gate"},
 }
-CLIP_MODELS = {"medn": "tests/test_medn.py"}  # read [B, T + 1, 3, H, W] clips, not images
+#: models over clips of frames (data.paradigm=clip, or clip_flow for MEDN), with their own contract tests
+CLIP_MODELS = {"ifdd": "tests/test_ifdd.py", "frame_average": "tests/test_ifdd.py",
+               "temporal_transformer": "tests/test_ifdd.py", "medn": "tests/test_medn.py"}
 SMALL = {"dsid": dict(adapter_dim=32, branch_dim=16), "single_stream": dict(adapter_dim=32),
          "multitask": dict(adapter_dim=32)}
 
@@ -59,7 +61,7 @@ def _images(model, b=4, seed=0):
 
 
 def test_registry_lists():
-    assert set(list_models()) == set(EXPECTED_KEYS)
+    assert set(list_models()) == set(EXPECTED_KEYS) | set(CLIP_MODELS)
     assert set(list_backbones()) == {"clip_vit_b16", "vit_b16", "resnet18", "fer_minixception", "facex", *TINY}
 
 
@@ -180,7 +182,8 @@ def test_invalid_modes():
 
 def test_unknown_names_and_arguments_list_known_ones():
     with pytest.raises(UnmaskError, match="known models: clip_linear_probe, clip_zero_shot, dsid, facex_off_the_shelf, "
-                                          "fer_off_the_shelf, medn, multitask, single_stream"):
+                                          "fer_off_the_shelf, frame_average, ifdd, medn, multitask, "
+                                          "single_stream, temporal_transformer"):
         create_model("dsdi")
     with pytest.raises(UnmaskError, match="known backbones: clip_vit_b16, facex, fer_minixception, resnet18, tiny_clip_vit"):
         create_model("dsid", backbone="vit_l14")

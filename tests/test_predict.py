@@ -244,7 +244,7 @@ def test_cli_videos_failures_exit_status_outputs_and_annotations(synth_run, face
     # annotated copies decode, and the box's edge was drawn on
     ann = tmp_path / "ann"
     assert sorted(p.name for p in ann.iterdir()) == ["no_face.annotated.mp4", "single_face.annotated.jpg",
-                                                     "single_face.annotated.mp4"]
+                                                     "single_face.annotated.mp4", "single_face.timeline.png"]
     img = df[df.source == str(faces_dir / "single_face.jpg")].iloc[0]
     _check_drawn(cv2.imread(str(faces_dir / "single_face.jpg")), cv2.imread(str(ann / "single_face.annotated.jpg")),
                  img)

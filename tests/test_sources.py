@@ -17,8 +17,8 @@ from unmask.tasks import Task
 
 def test_registry_and_mfed_tasks():
     assert "mfed" in list_sources()
-    with pytest.raises(UnmaskError, match="unknown source 'dfew'; known sources: .*mfed"):
-        get_source("dfew")
+    with pytest.raises(UnmaskError, match="unknown source 'nosuch'; known sources: .*mfed"):
+        get_source("nosuch")
     true, disguised = get_source("mfed").tasks
     assert (true.name, true.kind, true.labels, true.column, true.title) == (
         "true", "single", EMOTIONS, "true_emotion", "felt")
@@ -44,8 +44,8 @@ def test_import_mfed_and_its_alias_write_the_same_manifest(tmp_path, videos, cap
     assert main(["import", "mfed", *common, "--out", str(tmp_path / "c.csv"), "--skip-invalid"]) == 1
     assert "skipped: " in capsys.readouterr().out
     with pytest.raises(SystemExit):  # argparse: an unknown source is refused with the list of sources
-        main(["import", "dfew", str(sheet), "--out", str(tmp_path / "d.csv")])
-    assert "invalid choice: 'dfew' (choose from" in capsys.readouterr().err
+        main(["import", "nosuch", str(sheet), "--out", str(tmp_path / "d.csv")])
+    assert "invalid choice: 'nosuch' (choose from" in capsys.readouterr().err
 
 
 def test_a_registered_source_brings_its_arguments_to_unmask_import(tmp_path, monkeypatch, capsys):

@@ -145,7 +145,19 @@ def annotate_all(df, out_dir, tasks, every: int = 1) -> list:
             written.append(annotate_image(path, g.to_dict("records"), tasks, _unique(out_dir / f"{path.stem}.annotated{path.suffix.lower()}")))
         elif g.kind.iloc[0] == "video":
             written.append(annotate_video(path, g, tasks, _unique(out_dir / f"{path.stem}.annotated.mp4")))
+            if g.face_found.any():  # each class's probability over time (a clip model: per window)
+                written.append(write_timeline(g, df[(df.source == src) & df.apex], tasks,
+                                              _unique(out_dir / f"{path.stem}.timeline.png")))
     return written
+
+
+def write_timeline(frames, apex, tasks, out):
+    """The longest face track's probabilities per sampled frame as a PNG (the web app's timeline figure)."""
+    from unmask.serve.analysis import timeline_series
+    from unmask.serve.timeline import plot_timeline
+
+    out.write_bytes(plot_timeline(tasks, timeline_series(tasks, frames, apex)))
+    return out
 
 
 def annotate_image(path, rows, tasks, out):

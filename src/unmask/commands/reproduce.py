@@ -1,7 +1,8 @@
 """``unmask reproduce TABLE --manifest M [--prepared DIR] --out DIR [--quick] [--estimator E] [key=value ...]``.
 
-TABLE is one of the files in configs/experiments (paradigm, ablation, alpha, beta, models) or ``all``;
-``medn`` runs MEDN's variants instead (:mod:`unmask.experiments.medn`; ``--variants`` picks them).
+TABLE is one of the files in configs/experiments (paradigm, ablation, alpha, beta, models) or ``all``; or
+``ifdd``: IFDD vs its baselines and ablations (:mod:`unmask.experiments.ifdd_table`); or ``medn``: MEDN's
+variants (:mod:`unmask.experiments.medn`; ``--variants`` picks them).
 """
 
 HELP = "reproduce the DSID paper's tables (I-V) with one command each; --quick runs them on synthetic data"
@@ -9,7 +10,7 @@ HELP = "reproduce the DSID paper's tables (I-V) with one command each; --quick r
 
 def add_arguments(p):
     p.add_argument("table", nargs="+", metavar="TABLE",
-                   help="paradigm (I), ablation (II), alpha (III), beta (IV), models (V), or all; "
+                   help="paradigm (I), ablation (II), alpha (III), beta (IV), models (V), or all (DSID); ifdd; "
                         "key=value config overrides may follow")
     p.add_argument("--manifest", help="manifest CSV of the dataset (prepared once into OUT/prepared)")
     p.add_argument("--prepared", help="folder written by `unmask prepare` (instead of --manifest)")
@@ -64,6 +65,8 @@ def run(args) -> int:
         return run_medn(args, overrides)
     if args.jobs < 1:
         raise UnmaskError(f"--jobs must be at least 1 (got {args.jobs})")
+    if names == ["ifdd"]:
+        return run_ifdd(args, overrides)
     names = table_names(names)
     estimators = parse_estimators(args.estimator)
     out = Path(args.out)
@@ -91,4 +94,18 @@ def run(args) -> int:
     for name, paths in written.items():
         print(f"{name}: " + ", ".join(str(p) for p in paths.values()))
     print(f"done in {time.time() - t0:.0f} s")
+    return 0
+
+
+def run_ifdd(args, overrides) -> int:
+    import logging
+
+    from unmask.experiments.ifdd_table import reproduce_ifdd
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    weights = [w.split("=", 1)[1] for w in args.weights if "=" in w]
+    path = reproduce_ifdd(args.out, quick=args.quick, prepared=args.prepared, weights=weights[0] if weights else None,
+                          overrides=overrides, jobs=args.jobs, progress=not args.quiet)
+    print(path.read_text(encoding="utf-8"))
+    print(f"table: {path}")
     return 0

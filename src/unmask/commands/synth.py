@@ -1,6 +1,12 @@
-"""``unmask synth OUT``: write the synthetic masked-expression set (manifest, mp4 videos, AU annotations)."""
+"""``unmask synth OUT``: write a synthetic set with known ground truth (manifest, mp4 videos, AU annotations).
 
-HELP = "generate a synthetic masked-expression dataset with known ground truth (manifest + mp4 + AU annotations)"
+``--kind masked`` (default): masked expressions, MFED-shaped (:mod:`unmask.data.synth`). ``--kind dfer``:
+in-the-wild dynamic expressions in DFEW's layout (:mod:`unmask.data.synth_dfer`). ``--kind micro``:
+micro-expressions (:mod:`unmask.data.synth_micro`).
+"""
+
+HELP = ("generate a synthetic dataset with known ground truth: masked expressions (default), in-the-wild "
+        "dynamic expressions in DFEW's layout (--kind dfer) or micro-expressions (--kind micro)")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -15,15 +21,15 @@ def _size(text: str) -> tuple[int, int]:
 
 def add_arguments(p):
     p.add_argument("out", help="output folder (new or empty; or the same folder with the same options to resume)")
-    p.add_argument("--kind", choices=("masked", "micro"), default="masked",
-                   help="masked: the MFED-shaped masked-expression set (default); micro: brief low-intensity AU "
-                        "movements at 100 fps with an ambiguous class pair (see unmask.data.synth_micro)")
+    p.add_argument("--kind", choices=("masked", "dfer", "micro"), default="masked",
+                   help="masked: the MFED-shaped masked-expression set (default); dfer: in-the-wild clips in DFEW's "
+                        "layout; micro: brief low-intensity AU movements at 100 fps with an ambiguous class pair")
     p.add_argument("--subjects", type=int, default=None,
-                   help="number of subjects (default 8 masked, 30 clips each; 6 micro)")
+                   help="number of subjects (default 8 masked, 30 clips each; dfer: persons, 10; micro: 6)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data (default 0)")
     p.add_argument("--size", type=_size, default=None, metavar="WxH",
-                   help="frame size (default 320x240 masked, 192x160 micro)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate (default 25 masked, 100 micro)")
+                   help="frame size (default 320x240 masked, 160x120 dfer, 192x160 micro)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate (default 25 masked and dfer, 100 micro)")
     p.add_argument("--preset", choices=("default", "hard"), default="default",
                    help="default: leak 0.35, onset 1.0; hard: leak 0.15, onset 1.3 (explicit flags override)")
     p.add_argument("--leak", type=float, default=None,
@@ -40,6 +46,39 @@ def add_arguments(p):
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png (onset and apex frames)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    d = p.add_argument_group("--kind dfer (defaults: unmask.data.synth_dfer.DferSynthConfig)")
+    d.add_argument("--clips-per-class", type=int, default=None, help="clips per person and class (default 4)")
+    d.add_argument("--rest-bias", type=float, default=None, help="resting-face expression, up to this x full (0.6)")
+    d.add_argument("--dilution", type=_range, default=None, metavar="LO,HI",
+                   help="fraction of a clip the expression occupies (default 0.25,0.45)")
+    d.add_argument("--speech", type=float, default=None, help="probability of a speech span (default 0.6)")
+    d.add_argument("--occluder", type=float, default=None, help="probability of a partial occluder (default 0.3)")
+
+
+def _range(text: str) -> tuple[float, float]:
+    import argparse
+
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI such as 0.25,0.45, got {text!r}") from None
+    return lo, hi
+
+
+def run_dfer(args) -> int:
+    from dataclasses import fields
+
+    from unmask.data.synth_dfer import DferSynthConfig, generate_dfer
+
+    given = {"persons": args.subjects, "seed": args.seed, "width": (args.size or (None, None))[0],
+             "height": (args.size or (None, None))[1], "fps": args.fps, "clips_per_class": args.clips_per_class, "rest_bias": args.rest_bias,
+             "dilution": args.dilution, "speech": args.speech, "occluder": args.occluder}
+    known = {f.name for f in fields(DferSynthConfig)}
+    config = DferSynthConfig(**{k: v for k, v in given.items() if v is not None and k in known})
+    manifest = generate_dfer(args.out, config, workers=args.workers, progress=not args.quiet)
+    n = sum(1 for _ in open(manifest, encoding="utf-8")) - 1
+    print(f"wrote {n} clips of {config.persons} person(s) in DFEW's layout to {args.out}; manifest {manifest}")
+    return 0
 
 
 def run_micro(args) -> int:
@@ -66,6 +105,8 @@ def run_micro(args) -> int:
 
 
 def run(args) -> int:
+    if args.kind == "dfer":
+        return run_dfer(args)
     from unmask.data.synth import SynthConfig, generate
 
     if args.kind == "micro":

@@ -10,7 +10,7 @@ CSV columns (``REQUIRED`` first, then the optional ``KEY_FRAMES``, one column pe
   (``true_emotion``, ``disguised_emotion``) is read with MFED's tasks (:data:`unmask.emotions.MFED_TASKS`).
 
 - ``video`` is a path relative to the manifest's folder (absolute paths are kept as they are): a video file, or
-  a folder of frame images (:func:`unmask.data.video.frame_folder`).
+  a folder of numbered frame images (:mod:`unmask.data.frame_folder`).
 - ``onset``, ``apex``, ``offset`` (optional columns, empty cells allowed) are 0-based frame indices with
   onset <= apex <= offset among those given. Sampling policies that need them (``prepare --frames keyframes``,
   ``span:T``) refuse rows without them; ``uniform:T`` (in-the-wild clips) does not need them.

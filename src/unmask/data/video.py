@@ -6,13 +6,13 @@ containers disagree about timestamps, so the index a seek returns is not reliabl
 a video is decoded once from the start, in order, and stops after the last frame needed. Only the frames
 asked for are converted to RGB, which is the expensive part after decoding itself.
 
+A *frame folder* (a directory of numbered images, as DFEW, FERV39k, CASME II and SAMM ship their clips, e.g.
+``sub01/EP02_01f/img46.jpg``) reads as a video whose frames are its images in natural order (``img9`` before
+``img10``): :func:`frame_folder` lists them, and :func:`probe`, :func:`read_frames` and :func:`iter_frames`
+accept the folder (see :mod:`unmask.data.frame_folder`). Its fps is unknown (0).
+
 Errors (missing file, corrupt data, an index beyond the end) raise :class:`VideoError`, an
 :class:`~unmask.errors.UnmaskError` whose message names the file and, where known, the frame.
-
-A *frame folder* (a directory of images, as the micro-expression releases ship: ``sub01/EP02_01f/img46.jpg``)
-is read as a video too: frame index i is the i-th image in the order of the last number in the file names
-(``img9`` before ``img10``); :func:`frame_folder` lists them, and :func:`probe` / :func:`read_frames` accept the
-folder. Its fps is unknown (0).
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ def _decoded(path: Path) -> Iterator[tuple[int, object, object]]:
     """
     import av
 
+    if path.is_dir():
+        from unmask.data.frame_folder import decoded_folder
+
+        yield from decoded_folder(path)
+        return
     if not path.is_file():
         raise VideoError(f"video not found: {path}")
     index = -1
@@ -64,40 +69,31 @@ def _decoded(path: Path) -> Iterator[tuple[int, object, object]]:
         raise VideoError(f"cannot decode video {path} ({where}): {e}") from None
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-
-
-def _frame_number(p: Path) -> tuple[int, str]:
-    import re
-
-    found = re.findall(r"\d+", p.stem)
-    return (int(found[-1]) if found else -1, p.name)
-
-
 def frame_folder(path: str | Path) -> list[Path]:
-    """The images of a frame folder in frame order (by the last number in each file name)."""
+    """The images of a frame folder in frame order (natural order of the file names)."""
+    from unmask.data.frame_folder import IMAGE_SUFFIXES, frame_files
+
     path = Path(path)
     if not path.is_dir():
         raise VideoError(f"frame folder not found: {path}")
-    images = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                    key=_frame_number)
+    images = frame_files(path)
     if not images:
         raise VideoError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in frame folder {path}")
     return images
 
 
 def frame_numbers(path: str | Path) -> list[int]:
-    """The number each image of a frame folder carries in its name (``img46.jpg`` -> 46), in frame order."""
-    return [_frame_number(p)[0] for p in frame_folder(path)]
+    """The number each image of a frame folder carries in its name (``img46.jpg`` -> 46; the last number), in
+    frame order."""
+    import re
+
+    return [int(found[-1]) if (found := re.findall(r"\d+", p.stem)) else -1 for p in frame_folder(path)]
 
 
 def _read_image(p: Path) -> np.ndarray:
-    import cv2
+    from unmask.data.frame_folder import read_image
 
-    bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise VideoError(f"cannot read image {p} (missing or corrupt)")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    return read_image(p)
 
 
 def probe(path: str | Path) -> VideoInfo:

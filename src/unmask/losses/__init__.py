@@ -12,6 +12,7 @@ dict holding ``loss`` and its named terms (detached), which the engine logs as t
 * ``dsid``: the DSID objective, ``CE(true) + beta * CE(disguised) + alpha * HSIC``;
 * ``orthogonal``: ``weight * orthogonality(outputs[x], outputs[y])`` alone (:mod:`unmask.losses.orthogonal`);
 * ``medn``: MEDN's objective, ``CE + au_weight * BCE(AUs, masked where unlabelled) + orth_weight * L_orth``.
+* ``ifdd``: label-smoothed CE + ``context_weight`` x the lifting context constraint (:mod:`unmask.losses.ifdd`).
 
 A model names its default (``HeadModel.default_loss``, read by ``unmask.models.default_loss``); a config picks another with ``loss.name``.
 """
@@ -101,6 +102,13 @@ register_loss(_orthogonal, name="orthogonal")
 @register_loss
 def medn(tasks: Sequence[Task], au_weight: float = 1.0, orth_weight: float = 0.1, orth: str = "corr") -> MEDNObjective:
     return MEDNObjective(tasks, au_weight=au_weight, orth_weight=orth_weight, orth=orth)
+
+
+@register_loss
+def ifdd(tasks: Sequence[Task], context_weight: float = 0.1, label_smoothing: float = 0.1) -> nn.Module:
+    from unmask.losses.ifdd import IFDDObjective
+
+    return IFDDObjective(tasks, context_weight=context_weight, label_smoothing=label_smoothing)
 
 
 def create_loss(name: str, *, tasks: Sequence[Task], **kwargs: Any) -> nn.Module:

@@ -19,6 +19,7 @@ from unmask.models.multitask import MultiTask  # registers its model
 from unmask.models.backbones import Backbone, ClipBackbone, TimmBackbone, create_backbone, list_backbones
 from unmask.models import facex, fer, offtheshelf  # noqa: F401  register their backbones and models
 from unmask.models import medn  # noqa: F401,E402  registers MEDN
+from unmask.models import ifdd, temporal  # noqa: F401  IFDD and the temporal baselines
 from unmask.models.weights import parse_weights, read_checkpoint
 
 __all__ = [

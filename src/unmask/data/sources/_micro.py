@@ -182,7 +182,7 @@ class FolderIndex:
     """Finds a clip's frame folder under a root: every folder holding images, by name."""
 
     def __init__(self, root: Path):
-        from unmask.data.video import IMAGE_SUFFIXES
+        from unmask.data.frame_folder import IMAGE_SUFFIXES
 
         self.root = Path(root)
         if not self.root.is_dir():

@@ -1,0 +1,114 @@
+"""IFDD speed on this machine, measured in one run (ratios are what to read; absolute rates depend on the load).
+
+    python bench/ifdd_speed.py [--threads 2] [--iters 3]
+
+1. training the IFDD modules (full size: 16 frames, CLIP ViT-B/16 tokens pooled to 7x7, C=768) from cached tokens:
+   clips/s of forward + backward + AdamW step, batch 8;
+2. the same through the frozen CLIP ViT-B/16 (random weights: the speed does not depend on them), 16 frames per
+   clip, batch 1: clips/s, and the share of the time the backbone takes;
+3. the MViTv2-S XS video backbone + IFDD head (path (a)): FLOPs per 16x224x224 clip counted with
+   torch.utils.flop_counter (forward), and clips/s of a training step at batch 1 on this CPU;
+4. the estimated wall time of the full DFEW protocol (5 folds x 100 epochs, ~11.7k single-labelled clips, 4/5 of
+   them training each fold, validation ignored) on this CPU for path (b) with a cache (extraction once + head
+   training) and without one (the backbone every epoch), from the rates above.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from unmask.models import create_model
+from unmask.tasks import Task
+
+EMO = (Task("emotion", "single", ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")),)
+DFEW_CLIPS, FOLDS, EPOCHS = 11_697, 5, 100
+
+
+def rate(step, n_clips: int, iters: int) -> float:
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    return n_clips * iters / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    model = create_model("ifdd", tasks=EMO, backbone="clip_vit_b16", weights=None, frames=16, grid=7, heads=8)
+    head_params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(head_params, lr=1e-4)
+    y8 = torch.randint(0, 7, (8,))
+    tokens = torch.randn(8, 16, 197, 768)
+
+    def head_step(x=tokens, y=y8):
+        opt.zero_grad()
+        out = model.forward_head(x)
+        torch.nn.functional.cross_entropy(out["emotion_logits"], y).backward()
+        opt.step()
+
+    model.train()
+    cached = rate(head_step, 8, args.iters)
+    clip = torch.randn(1, 16, 3, 224, 224)
+
+    def full_step():
+        with torch.no_grad():
+            t = model.backbone.forward_features(clip.flatten(0, 1)).view(1, 16, 197, 768)
+        head_step(t, y8[:1])
+
+    through = rate(full_step, 1, max(1, args.iters // 2))
+    print(f"IFDD modules: {sum(p.numel() for p in head_params) / 1e6:.1f} M trainable parameters")
+    print(f"(b) cached tokens: {cached:.2f} clips/s; through frozen CLIP ViT-B/16: {through:.3f} clips/s "
+          f"(cache {cached / through:.0f}x faster)")
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from unmask.models.mvit_xs import mvit_xs
+
+    xs = mvit_xs(None)
+    # the IFDD modules over XS's map (forward_map: the per-frame backbone and its embedding are not used)
+    ifdd_head = create_model("ifdd", tasks=EMO, backbone="tiny_resnet", weights=None, frames=8, grid=7, dim=768,
+                             heads=8, img_size=64)
+    video = torch.randn(1, 3, 16, 224, 224)
+
+    def xs_forward():
+        return ifdd_head.forward_map(xs(video))  # X [1, 768, 8, 49]
+
+    with FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
+            xs_forward()
+    gflops = counter.get_total_flops() / 1e9
+    params = (sum(p.numel() for p in xs.parameters()) + sum(p.numel() for n, p in ifdd_head.named_parameters()
+                                                           if not n.startswith(("backbone.", "embed.")))) / 1e6
+    opt2 = torch.optim.AdamW(list(xs.parameters()) + list(ifdd_head.parameters()), lr=5e-5)
+
+    def xs_step():
+        opt2.zero_grad()
+        torch.nn.functional.cross_entropy(xs_forward()["emotion_logits"], y8[:1]).backward()
+        opt2.step()
+
+    xs.train()
+    ifdd_head.train()
+    xs_rate = rate(xs_step, 1, 1)
+    print(f"(a) MViTv2-S XS + IFDD: {params:.1f} M parameters, {gflops:.1f} GFLOPs per 16x224x224 clip (forward, "
+          f"counted; {gflops / 2:.1f} GMACs); training {xs_rate:.3f} clips/s on this CPU")
+
+    train_clips = DFEW_CLIPS * (FOLDS - 1) / FOLDS
+    extract_s = DFEW_CLIPS / max(through, 1e-9)  # one pass of the backbone per clip (one view)
+    head_s = FOLDS * EPOCHS * train_clips / cached
+    print(f"full DFEW protocol on this CPU, path (b) with a cache: ~{(extract_s + head_s) / 3600:.0f} h "
+          f"(extraction {extract_s / 3600:.0f} h + heads {head_s / 3600:.1f} h); without a cache: "
+          f"~{FOLDS * EPOCHS * train_clips / through / 86400:.0f} days; path (a): "
+          f"~{FOLDS * EPOCHS * train_clips / xs_rate / 86400:.0f} days. GPU: not measured (no device was lent).")
+
+
+if __name__ == "__main__":
+    main()
