@@ -45,6 +45,7 @@ pair)``; the same seed writes the same frames (Motion JPEG encodes each frame on
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -97,7 +98,7 @@ class PhotoConfig:
     quality: int = 3                # Motion JPEG qscale (2 best .. 31 worst)
 
     @classmethod
-    def from_preset(cls, preset: str = "default", **overrides) -> "PhotoConfig":
+    def from_preset(cls, preset: str = "default", **overrides) -> PhotoConfig:
         from unmask.data.synth import PRESETS
 
         if preset not in PRESETS:
@@ -109,7 +110,7 @@ class PhotoConfig:
         values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}, "preset": preset}
         return cls(**values).validated()
 
-    def validated(self) -> "PhotoConfig":
+    def validated(self) -> PhotoConfig:
         problems = []
         if self.subjects < 0:
             problems.append(f"subjects must not be negative (got {self.subjects})")
@@ -226,7 +227,6 @@ def _handles(lm: np.ndarray) -> dict[str, list[tuple[np.ndarray, float, np.ndarr
     d = float(np.linalg.norm(re - le))
     ex = (re - le) / d                       # towards the image's right
     ey = np.array([-ex[1], ex[0]])           # down
-    mid = (le + re) / 2
     mouth = (ml + mr) / 2
 
     def p(base, u, v):
@@ -361,7 +361,7 @@ class PhotoPlan:
 
 def _smooth(f, keys):
     out = np.full(f.shape, keys[0][1], dtype=np.float64)
-    for (f0, v0), (f1, v1) in zip(keys, keys[1:]):
+    for (f0, v0), (f1, v1) in itertools.pairwise(keys):
         m = (f >= f0) & (f <= f1)
         x = (f[m] - f0) / max(f1 - f0, 1)
         out[m] = v0 + (v1 - v0) * x * x * (3 - 2 * x)
@@ -435,8 +435,9 @@ def render_clip(config: PhotoConfig, plan: PhotoPlan, rig: Rig):
 def write_mjpeg(frames, path: Path, fps: float, quality: int = 3) -> int:
     """Encode RGB frames as Motion JPEG in an AVI (PyAV); each frame is coded alone, so the same frames give
     the same file. Returns the number of frames written."""
-    import av
     from fractions import Fraction
+
+    import av
 
     n = 0
     with av.open(str(path), "w", format="avi") as container:
@@ -534,6 +535,19 @@ def generate_photo(out: str | Path, config: PhotoConfig, *, progress: bool = Tru
     return write_manifest(clips, out / "manifest.csv", MFED_TASKS)
 
 
-__all__ = ["PhotoConfig", "DEFAULT_SOURCES", "AUS", "Source", "find_sources", "canonical_face", "build_rig",
-           "displacement", "render_expression", "plan_clip", "render_clip", "write_mjpeg", "make_clip",
-           "generate_photo"]
+__all__ = [
+    "AUS",
+    "DEFAULT_SOURCES",
+    "PhotoConfig",
+    "Source",
+    "build_rig",
+    "canonical_face",
+    "displacement",
+    "find_sources",
+    "generate_photo",
+    "make_clip",
+    "plan_clip",
+    "render_clip",
+    "render_expression",
+    "write_mjpeg",
+]
