@@ -113,7 +113,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
 
-    from unmask.config import load_config
+    from unmask.config import load_config, validate
     from unmask.eval.compare import compare_runs
     from unmask.models.packaged import fetch
     from unmask.train.run import train_run
@@ -140,7 +140,13 @@ def main(argv=None) -> int:
         runs = {}
         for arm in arms:
             overrides = ARMS[arm] or [f"model.weights={tiny_weights}"]
-            cfg = load_config("dsid_synth", [f"runtime.seed={args.seed}", f"data.prepared={prepared}", *overrides])
+            # `model.backbone_args={}` replaces the config's arguments (an override is merged into them)
+            fresh = "model.backbone_args={}" in overrides
+            cfg = load_config("dsid_synth", [f"runtime.seed={args.seed}", f"data.prepared={prepared}",
+                                             *(o for o in overrides if o != "model.backbone_args={}")], check=False)
+            if fresh:
+                cfg.model.backbone_args = {}
+            validate(cfg)
             t0 = time.time()
             runs[arm] = train_run(cfg, out / "runs" / preset.replace(":", "_") / arm.split()[0], resume=True,
                                   jobs=args.jobs, progress=False)
