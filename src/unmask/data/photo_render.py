@@ -22,7 +22,7 @@ AU    where                              how
 05    upper lids                         up 0.06 (eyes open wider)
 06    cheeks under the eyes              up 0.07; a slight flush
 07    lower lids                         up 0.05, upper lids down 0.02 (eyes narrow)
-09    nose wings, upper lip              up 0.08; nose bridge darkened (wrinkles)
+09    nose wings; upper lip              up 0.08; up 0.05; nose bridge darkened (wrinkles)
 12    mouth corners                      up 0.12 and out 0.10
 15    mouth corners                      down 0.12 and in 0.02
 16    lower lip                          down 0.08
@@ -39,8 +39,8 @@ timing, AU intensity jitter and sensor noise. The warps are not muscle movement:
 do not appear, wrinkles are shading. Photos that are not neutral (two source photos smile, one is surprised)
 keep that expression underneath every clip of that subject.
 
-Determinism: a subject's gain from ``(seed, 1, subject)``, everything per clip from ``(seed, 2, subject,
-pair)``; the same seed writes the same frames (Motion JPEG encodes each frame on its own).
+Determinism: a subject's gain from the seed sequence ``(seed, 77, 1, subject)``, everything per clip from
+``(seed, 77, 2, subject, pair)``; the same seed writes the same frames (Motion JPEG encodes each frame on its own).
 """
 
 from __future__ import annotations
