@@ -116,19 +116,11 @@ class PhotoConfig:
             problems.append(f"subjects must not be negative (got {self.subjects})")
         if self.width < 96 or self.height < 96 or self.width % 2 or self.height % 2:
             problems.append(f"size must be even and at least 96x96 (got {self.width}x{self.height})")
-        if not 0 <= self.leak <= 1:
-            problems.append(f"leak must be within [0, 1] (got {self.leak})")
-        if not 0 <= self.lower_leak_ratio <= 1:
-            problems.append(f"lower_leak_ratio must be within [0, 1] (got {self.lower_leak_ratio})")
-        if not 0 < self.onset_strength <= 1.4:
-            problems.append(f"onset_strength must be within (0, 1.4] (got {self.onset_strength})")
-        if not 1 <= self.fps <= 240:
-            problems.append(f"fps must be within [1, 240] (got {self.fps})")
+        from unmask.data.synth import paradigm_problems
+
+        problems += paradigm_problems(self)
         if not 0 <= self.strength <= 2:
             problems.append(f"strength must be within [0, 2] (got {self.strength})")
-        for name in ("jitter", "motion", "noise"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must not be negative (got {getattr(self, name)})")
         if not 2 <= self.quality <= 31:
             problems.append(f"quality must be within [2, 31] (got {self.quality})")
         if problems:

@@ -64,6 +64,24 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def paradigm_problems(cfg) -> list[str]:
+    """What is wrong with the masked-expression settings every renderer of this paradigm shares (``leak``,
+    ``lower_leak_ratio``, ``onset_strength``, ``fps``, ``jitter``, ``motion``, ``noise``)."""
+    problems = []
+    if not 0 <= cfg.leak <= 1:
+        problems.append(f"leak must be within [0, 1] (got {cfg.leak})")
+    if not 0 <= cfg.lower_leak_ratio <= 1:
+        problems.append(f"lower_leak_ratio must be within [0, 1] (got {cfg.lower_leak_ratio})")
+    if not 0 < cfg.onset_strength <= 1.4:
+        problems.append(f"onset_strength must be within (0, 1.4] (got {cfg.onset_strength})")
+    if not 1 <= cfg.fps <= 240:
+        problems.append(f"fps must be within [1, 240] (got {cfg.fps})")
+    for name in ("jitter", "motion", "noise"):
+        if getattr(cfg, name) < 0:
+            problems.append(f"{name} must not be negative (got {getattr(cfg, name)})")
+    return problems
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """Every parameter of the generator; saved as ``synth.json`` next to the manifest."""
@@ -102,17 +120,7 @@ class SynthConfig:
             problems.append(f"subjects must be at least 1 (got {self.subjects})")
         if self.width < 64 or self.height < 48 or self.width % 2 or self.height % 2:
             problems.append(f"size must be even and at least 64x48 (got {self.width}x{self.height})")
-        if not 0 <= self.leak <= 1:
-            problems.append(f"leak must be within [0, 1] (got {self.leak})")
-        if not 0 <= self.lower_leak_ratio <= 1:
-            problems.append(f"lower_leak_ratio must be within [0, 1] (got {self.lower_leak_ratio})")
-        if not 0 < self.onset_strength <= 1.4:
-            problems.append(f"onset_strength must be within (0, 1.4] (got {self.onset_strength})")
-        if not 1 <= self.fps <= 240:
-            problems.append(f"fps must be within [1, 240] (got {self.fps})")
-        for name in ("jitter", "motion", "noise"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must not be negative (got {getattr(self, name)})")
+        problems += paradigm_problems(self)
         if not 0 <= self.timing_jitter <= 2:
             problems.append(f"timing_jitter must be 0, 1 or 2 (got {self.timing_jitter})")
         if self.preset not in PRESETS:
