@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from unmask.emotions import EMOTIONS
 from unmask.cli import main
 from unmask.data.faces import Detection, FaceDetector
 from unmask.errors import UnmaskError
@@ -235,6 +236,15 @@ def test_cli_videos_failures_exit_status_outputs_and_annotations(synth_run, face
     assert (noface.true_pred == "").all() and noface.true_conf.isna().all()
     bad = df[df.source == str(corrupt)]
     assert len(bad) == 1 and "corrupt.mp4" in bad.error.iloc[0] and not bad.face_found.iloc[0]
+
+    # one overall label per video with a face: its frames' probabilities averaged
+    videos = pd.read_csv(tmp_path / "results.videos.csv")
+    assert list(videos.source) == [str(faces_dir / "single_face.mp4")] and videos.faces.iloc[0] == 6
+    for task, labels in (("true", EMOTIONS), ("disguised", EMOTIONS)):
+        mean = video[[f"{task}_p_{x}" for x in labels]].astype(float).mean().to_numpy()
+        assert videos[f"{task}_pred"].iloc[0] == labels[int(mean.argmax())]
+        assert videos[f"{task}_conf"].iloc[0] == pytest.approx(mean.max())
+    assert "overall single_face.mp4 (6 face rows)" in err
 
     # .csv and .json round-trip to the same frame
     again = read_results(write_results(df, tmp_path / "results.json"))

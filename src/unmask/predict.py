@@ -485,6 +485,31 @@ def normalize_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def video_summary(df: pd.DataFrame, tasks) -> pd.DataFrame:
+    """One row per video: each task's class probabilities averaged over the sampled frames with a face (a clip
+    model's rows carry their window's prediction, so each window counts for its frames), the overall label
+    (single-label: the most probable class; multi-label: the labels above 0.5) and its confidence, and how many
+    face rows went in. ``--apex-search`` rows are left out (they repeat one frame)."""
+    rows = []
+    faces = df[(df.kind == "video") & (df.error == "") & df.face_found & ~df.apex]
+    for src, g in faces.groupby("source", sort=False):
+        row = {"source": src, "faces": len(g)}
+        for t in tasks:
+            cols = [f"{t.name}_p_{x}" for x in t.labels]
+            if not set(cols) <= set(g.columns) or g[cols].isna().all().all():
+                continue
+            mean = g[cols].astype(float).mean()
+            if t.kind == "single":
+                best = int(np.argmax(mean.to_numpy()))
+                row[f"{t.name}_pred"], row[f"{t.name}_conf"] = t.labels[best], float(mean.iloc[best])
+            else:
+                row[f"{t.name}_pred"] = "+".join(x for x, v in zip(t.labels, mean) if v > 0.5)
+                row[f"{t.name}_conf"] = float(mean.max())
+            row.update({c: float(v) for c, v in mean.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def write_results(df: pd.DataFrame, path: str | Path) -> Path:
     """``.csv`` or ``.json`` (records); :func:`read_results` reads either back with the same dtypes."""
     path = Path(path)

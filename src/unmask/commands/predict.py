@@ -1,5 +1,9 @@
 """``unmask predict CHECKPOINT INPUT... [--out results.csv|.json] [--annotate DIR]``: emotions of new faces.
 
+Every row is a face in an image or a sampled video frame; for each video an overall label per task (class
+probabilities averaged over its face rows: frames, or a clip model's windows) is printed, and with ``--out``
+written to ``<out>.videos.csv|json``.
+
 Exit status: 0 when every input was read and at least one face was found in each (an image, or any sampled
 frame of a video); 1 when an input could not be read (missing, corrupt, unsupported, a video that fails part-way:
 an error row and a line on stderr) or has no face at all (its ``face_found=False`` rows); 2 for a usage error
@@ -39,7 +43,7 @@ def run(args) -> int:
 
     import pandas as pd
 
-    from unmask.predict import Predictor, write_results
+    from unmask.predict import Predictor, video_summary, write_results
 
     if args.every < 1:
         from unmask.errors import UnmaskError
@@ -73,6 +77,14 @@ def run(args) -> int:
         table = table.astype(object).where(table.notna(), "")  # no face: blank, not <NA>
         with pd.option_context("display.max_colwidth", 60, "display.width", 200):
             print(table.to_string(index=False))
+    videos = video_summary(df, predictor.tasks)
+    for v in videos.to_dict("records"):  # the overall label of each video, from its frames or windows
+        labels = " | ".join(f"{t.title}: {v[f'{t.name}_pred'] or '-'} {v[f'{t.name}_conf']:.2f}" for t in predictor.tasks
+                            if f"{t.name}_pred" in v)
+        print(f"overall {Path(v['source']).name} ({v['faces']} face rows): {labels}", file=sys.stderr)
+    if args.out and len(videos):
+        out = Path(args.out)
+        print(f"{len(videos)} video(s) -> {write_results(videos, out.with_name(f'{out.stem}.videos{out.suffix}'))}")
     n_src = df.source.nunique()
     print(f"{n_src} input(s), {int(df.face_found.sum())} face(s) classified; {len(failed)} input(s) unread or "
           "without a face", file=sys.stderr)
