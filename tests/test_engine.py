@@ -180,3 +180,48 @@ def test_a_corrupt_or_crafted_resume_state_is_refused_cleanly(data, fold, tmp_pa
     (out / "state.pt").write_bytes((out / "state.pt").read_bytes()[:40])  # cut short
     with pytest.raises(UnmaskError, match="delete it to start that fold again"):
         fit_fold(cfg, fold, data, out, progress=False)
+
+
+def test_mixup_mixes_each_folds_inputs_and_its_loss_with_one_lambda(monkeypatch):
+    """optim.mixup: the heads see lam * x + (1 - lam) * x[perm] (perm within each fold's valid rows, drawn from the
+    fold's generator) and every loss term is lam * L(y) + (1 - lam) * L(y[perm])."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import unmask.train.engine as E
+
+    lam = 0.3
+    monkeypatch.setattr(E.np.random, "default_rng", lambda seed: SimpleNamespace(beta=lambda a, b: lam))
+    torch.manual_seed(0)
+    head = torch.nn.Linear(4, 3)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    task = SimpleNamespace(name="emotion")
+
+    def objective(out, targets, mask):  # per fold: mean CE over its valid rows
+        ce = torch.nn.functional.cross_entropy(out.flatten(0, 1), targets["emotion"].flatten(), reduction="none")
+        ce = (ce.view(mask.shape) * mask).sum(1) / mask.sum(1)
+        return {"loss": ce, "emotion_ce": ce, "sigma": None}
+
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    copies = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    fake = SimpleNamespace(cfg=SimpleNamespace(optim=SimpleNamespace(mixup=0.4)),
+                           members=[SimpleNamespace(gen=g) for g in gens], stack=SimpleNamespace(forward_head=head),
+                           objective=objective, model=SimpleNamespace(tasks=[task]),
+                           data=SimpleNamespace(labels={"emotion": labels}), device=torch.device("cpu"))
+    safe = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 0]])  # fold 2 has 3 valid rows, its last slot is padding
+    counts, mask = torch.tensor([4, 3]), torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.bool)
+    x = torch.randn(2, 4, 4)
+    terms = E.Trainer.mixed_terms(fake, x, safe, counts, mask)
+    assert terms["sigma"] is None
+    for f, (g, c) in enumerate(zip(copies, counts.tolist())):
+        torch.randint(2**31 - 1, (1,), generator=g)  # the draw that seeds lambda
+        perm = torch.arange(4)
+        perm[:c] = torch.randperm(c, generator=g)
+        out = head(lam * x[f] + (1 - lam) * x[f][perm])
+        m = mask[f]
+        ce = lambda y: torch.nn.functional.cross_entropy(out[m], y[m])  # noqa: E731
+        expected = lam * ce(labels[safe[f]]) + (1 - lam) * ce(labels[safe[f][perm]])
+        assert torch.allclose(terms["loss"][f], expected, atol=1e-6)
+        assert perm[c:].tolist() == list(range(c, 4))  # padding never mixes in
+    assert np.isfinite(terms["loss"].detach().numpy()).all()

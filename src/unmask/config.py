@@ -75,6 +75,9 @@ class OptimConfig:
     step_size: int = 30  # step schedule: epochs between decays
     gamma: float = 0.1  # step schedule: decay factor
     grad_clip: float = 0.0  # max gradient norm; 0: no clipping
+    # mixup of the heads' inputs (the backbone's features: cached, or computed on the image path) with the loss
+    # mixed alike, lambda ~ Beta(mixup, mixup) per fold and batch; 0: off
+    mixup: float = 0.0
 
 
 @dataclass

@@ -364,8 +364,11 @@ class Trainer:
             safe = idx.clamp_min(0)
             self.stack.set_batch(mask.to(device), [m.gen for m in members])
             feats = self.get_features(safe, train=True, views=None if views is None else views.gather(1, safe))
-            terms = self.objective(self.stack.forward_head(feats), targets(self.model, data, safe, device),
-                                   mask=mask.to(device))
+            if self.cfg.optim.mixup > 0:
+                terms = self.mixed_terms(feats, safe, counts, mask.to(device))
+            else:
+                terms = self.objective(self.stack.forward_head(feats), targets(self.model, data, safe, device),
+                                       mask=mask.to(device))
             self.optimizer.zero_grad()
             if self.backbone_optimizer is not None:
                 self.backbone_optimizer.zero_grad(set_to_none=True)
@@ -379,6 +382,29 @@ class Trainer:
                     sums[k] = sums.get(k, torch.zeros(n)) + torch.as_tensor(v).detach().float().cpu() * rows
             seen += rows
         return sums, seen
+
+    def mixed_terms(self, feats: torch.Tensor, safe: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> dict:
+        """Mixup (Zhang et al. 2018) on the heads' inputs: each fold's batch mixed with a permutation of itself,
+        ``lam ~ Beta(a, a)`` drawn from the fold's own generator, and every loss term mixed with the same
+        ``lam`` (terms that do not depend on the labels come out unchanged)."""
+        a = self.cfg.optim.mixup
+        lams, perms = [], []
+        for m, c in zip(self.members, counts.tolist()):
+            seed = int(torch.randint(2**31 - 1, (1,), generator=m.gen))
+            lams.append(float(np.random.default_rng(seed).beta(a, a)))
+            perm = torch.arange(safe.shape[1])
+            perm[:c] = torch.randperm(c, generator=m.gen) if c else perm[:c]
+            perms.append(perm)
+        perm = torch.stack(perms).to(feats.device)  # [F, B]: positions within each fold's batch
+        lam = torch.tensor(lams, device=feats.device, dtype=feats.dtype)
+        shape = (-1,) + (1,) * (feats.dim() - 1)
+        other = feats.gather(1, perm.view(*perm.shape, *(1,) * (feats.dim() - 2)).expand_as(feats))
+        out = self.stack.forward_head(lam.view(shape) * feats + (1 - lam.view(shape)) * other)
+        mine = self.objective(out, targets(self.model, self.data, safe, self.device), mask=mask)
+        theirs = self.objective(out, targets(self.model, self.data, safe.gather(1, perm.cpu()), self.device), mask=mask)
+        lam = lam.to(self.device)
+        return {k: v if v is None or not torch.is_tensor(v) else lam * v + (1 - lam) * theirs[k]
+                for k, v in mine.items()}
 
     # -- validation and early stopping ---------------------------------------------------------------------
     def end_epoch(self, f: int, m: Member, sums, seen, val: dict, seconds: float, on_epoch_end) -> float:
