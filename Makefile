@@ -11,6 +11,8 @@ DEMO_OUT ?= runs/demo
 $(BIN)/unmask: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	@# the contrib build replaces the plain one (older venvs of this project had it): both own cv2/
+	$(BIN)/python -m pip uninstall -q -y opencv-python-headless 2>/dev/null || true
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[all]"
 	@touch $@
 

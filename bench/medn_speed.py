@@ -44,7 +44,7 @@ def flow_rates(size: int, clips: int) -> dict[str, float]:
     rates = {}
     for method in METHODS:
         if method == "tvl1" and not hasattr(cv2, "optflow"):
-            print("tvl1: not available (OpenCV without contrib; pip install 'unmask[tvl1]')")
+            print("tvl1: not available (this OpenCV lacks the contrib modules; unmask depends on opencv-contrib-python-headless<5)")
             continue
         onset_apex_flow(*pairs[0], method)  # warm-up
         t = time.perf_counter()

@@ -23,7 +23,7 @@ def add_arguments(p):
                    help="turn each crop so the eyes are level (YuNet's landmarks): the crops of a clip are registered")
     p.add_argument("--flow", default="none", metavar="METHOD",
                    help="also cache the onset-to-apex optical flow (u, v, optical strain) per clip: dis, farneback "
-                   "or tvl1 (needs the tvl1 extra, OpenCV contrib); default none")
+                   "or tvl1 (TV-L1, the field's usual choice, slowest); default none")
     p.add_argument("--flow-align", choices=("ecc", "none"), default="ecc",
                    help="register apex onto onset before the flow (ECC, Euclidean) so head motion does not swamp "
                    "it (default ecc)")

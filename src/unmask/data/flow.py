@@ -6,12 +6,11 @@ prepared set's cache key (a set prepared with one method is never silently reuse
 
 Methods, by name:
 
-* ``tvl1``: TV-L1 (Zach et al. 2007), the field's default for micro-expressions; needs OpenCV's *contrib*
-  build (``cv2.optflow``), which replaces ``opencv-python-headless`` (``pip install
-  opencv-contrib-python-headless``, the ``tvl1`` extra; it keeps the Haar cascades). Without it, asking for
-  ``tvl1`` is an error naming that package.
-* ``dis``: OpenCV's DIS flow (Kroeger et al. 2016, preset *medium*): fast, in the standard build.
-* ``farneback``: Farneback's polynomial-expansion flow: in the standard build.
+* ``tvl1``: TV-L1 (Zach et al. 2007), the field's default for micro-expressions: OpenCV's *contrib* build
+  (``cv2.optflow``), which unmask depends on (``opencv-contrib-python-headless<5``; it keeps the Haar
+  cascades). An OpenCV without it makes asking for ``tvl1`` an error naming that package. The slowest here.
+* ``dis``: OpenCV's DIS flow (Kroeger et al. 2016, preset *medium*): fast.
+* ``farneback``: Farneback's polynomial-expansion flow.
 
 Alignment (``--flow-align``): ``ecc`` registers the apex crop onto the onset crop with a Euclidean transform
 (OpenCV's ECC) before the flow, so that head motion between the two frames does not swamp the facial
@@ -44,9 +43,9 @@ def check_method(name: str) -> str:
 
         if not hasattr(cv2, "optflow"):
             raise UnmaskError("flow method 'tvl1' needs OpenCV's contrib build (cv2.optflow), which this OpenCV "
-                              f"({cv2.__version__}) lacks: pip install 'unmask[tvl1]' (it swaps "
-                              "opencv-python-headless for opencv-contrib-python-headless), or use --flow dis or "
-                              "--flow farneback")
+                              f"({cv2.__version__}) lacks: unmask depends on opencv-contrib-python-headless<5; "
+                              "if opencv-python-headless was installed over it, uninstall both and reinstall "
+                              "opencv-contrib-python-headless<5, or use --flow dis or --flow farneback")
     return name
 
 
