@@ -31,6 +31,10 @@ class DataConfig:
     masked_only: bool = True  # drop clips flagged congruent (DSID trains on masked clips only)
     lazy: str = "auto"  # auto (read crops lazily when holding them would exceed memory_gb) | always | never
     memory_gb: float = 4.0  # the most the frames of a run may take in memory before they are read lazily
+    # clip windows (unmask.train.windows): T consecutive frames of the prepared clip's K per example; 0: all K
+    window: int = 0  # >0: training takes a random start per clip and epoch (temporal jitter)
+    test_windows: str = "all"  # window>0, validation and test: all (every non-overlapping window, probabilities
+    #                             averaged per clip) | fixed (one window per clip, its start seeded by clip id)
 
 
 @dataclass
@@ -300,6 +304,7 @@ def validate(cfg: Config) -> None:
         "data.paradigm": (cfg.data.paradigm, PARADIGMS),
         "augment.normalization": (cfg.augment.normalization, ("imagenet", "backbone")),
         "data.lazy": (cfg.data.lazy, ("auto", "always", "never")),
+        "data.test_windows": (cfg.data.test_windows, ("all", "fixed")),
         "optim.name": (cfg.optim.name, ("adam", "adamw", "sgd")),
         "optim.schedule": (cfg.optim.schedule, ("none", "cosine", "step")),
         "protocol.name": (cfg.protocol.name, ("loso", "kfold", "split")),
@@ -317,6 +322,11 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value < 1:
             raise UnmaskError(f"config key '{key}' must be >= 1, got {value}")
+    if cfg.data.window < 0:
+        raise UnmaskError(f"config key 'data.window' must be >= 0 (0: the whole prepared clip), got {cfg.data.window}")
+    if cfg.data.window and cfg.data.paradigm != "clip":
+        raise UnmaskError(f"config key 'data.window' cuts windows from clips: it needs data.paradigm=clip, not "
+                          f"{cfg.data.paradigm}")
     if cfg.protocol.val_subjects < 1 and cfg.protocol.validation == "subjects":
         raise UnmaskError("config key 'protocol.val_subjects' must be >= 1 when protocol.validation=subjects")
     if cfg.optim.warmup_epochs < 0 or cfg.optim.grad_clip < 0:

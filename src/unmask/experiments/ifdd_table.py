@@ -3,7 +3,7 @@
 ``--quick``: the synthetic in-the-wild set (``unmask synth --kind dfer``, default knobs) and a tiny ResNet frozen
 after AU-intensity pretraining on a second synthetic set of other people (seed 1000), all written once into
 ``OUT/data`` (rerunning reuses them); ``configs/ifdd_synth.yaml`` with ``optim.epochs=40``. Full: a user's
-prepared DFEW (``--prepared``, from ``unmask import dfew`` + ``unmask prepare --frames uniform:16``) with
+prepared DFEW (``--prepared``, from ``unmask import dfew`` + ``unmask prepare --frames uniform:48``) with
 ``configs/ifdd_dfew.yaml`` (``--weights clip_vit_b16=FILE``).
 
 Every row is a normal run under ``OUT/runs/<row>`` (finished runs are reused); the table gives WAR (accuracy) and
@@ -135,7 +135,7 @@ def reproduce_ifdd(out: str | Path, *, quick: bool, prepared: str | None = None,
     else:
         if not prepared:
             raise UnmaskError("reproduce ifdd needs --prepared DIR (a DFEW manifest from `unmask import dfew`, prepared "
-                              "with `unmask prepare --frames uniform:16`), or --quick")
+                              "with `unmask prepare --frames uniform:48`), or --quick")
         prepared_dir = Path(prepared)
     runs = run_rows(out, prepared_dir, quick=quick, weights=weights, overrides=overrides or [], jobs=jobs,
                     progress=progress)

@@ -148,17 +148,28 @@ class Features:
     """Backbone features of index batches ``[F, B]`` -> ``[F, B, D]`` (``[F, B, T, D]`` for clips): from the cache
     (one view per image per epoch) or from images through the backbone (the image path, F = 1)."""
 
-    def __init__(self, model, data, features, preprocess, device, amp):
+    def __init__(self, model, data, features, preprocess, device, amp, windows=None):
         self.model, self.data, self.features = model, data, features
         self.preprocess, self.device, self.amp = preprocess, device, amp
+        self.windows = windows  # unmask.train.windows.Windows: T-frame windows of the clips (None: whole clips)
 
-    def __call__(self, idx: torch.Tensor, *, train: bool, views: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, idx: torch.Tensor, *, train: bool, views: torch.Tensor | None = None,
+                 starts: torch.Tensor | None = None) -> torch.Tensor:
+        """``starts [F, B]``: each clip's window start (with :attr:`windows`); None: the whole clip."""
         idx = idx.to(self.device)
+        frames = None if starts is None else self.windows.frame_index(starts.to(self.device))  # [F, B, T]
         if self.features is not None:
-            return self.features[views.to(self.device) if views is not None else 0, idx]
+            v = views.to(self.device) if views is not None else None
+            if frames is None:
+                return self.features[v if v is not None else 0, idx]
+            v = v if v is not None else torch.zeros_like(idx)
+            return self.features[v[..., None], idx[..., None], frames]  # [F, B, T, ...]: the window's cached frames
         if idx.shape[0] != 1:
             raise ValueError("the image path trains one fold at a time")
-        x = self.preprocess(self.data.images[idx[0].cpu()], train=train).to(self.device)
+        images = self.data.images[idx[0].cpu()]
+        if frames is not None:  # [B, K, 3, H, W] -> the window [B, T, 3, H, W]
+            images = images[torch.arange(images.shape[0])[:, None], frames[0].cpu()]
+        x = self.preprocess(images, train=train).to(self.device)
         backbone = self.model.backbone
         encode = backbone.forward_features if getattr(self.model, "uses_tokens", False) else backbone
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -192,13 +203,26 @@ def predict_stack(stack, model, get_features, rows: list[np.ndarray], batch_size
     stack.eval()
     model.eval()
     index = padded(rows)
+    windows = getattr(get_features, "windows", None)
     chunks: dict[str, list] = {}
     for start in range(0, index.shape[1], batch_size):
         idx = index[:, start:start + batch_size]
         stack.set_batch(idx >= 0, ())
-        out = stack.forward_head(get_features(idx.clamp_min(0), train=False))
+        if windows is None:
+            out = stack.forward_head(get_features(idx.clamp_min(0), train=False))
+            for task in model.tasks:
+                chunks.setdefault(task.name, []).append(task.probabilities(out[f"{task.name}_logits"]).cpu())
+            continue
+        # clip windows: each clip's class probabilities averaged over its test windows
+        starts = windows.eval_starts(idx.clamp_min(0))
+        sums: dict[str, torch.Tensor] = {}
+        for s in starts:
+            out = stack.forward_head(get_features(idx.clamp_min(0), train=False, starts=s))
+            for task in model.tasks:
+                p = task.probabilities(out[f"{task.name}_logits"]).cpu()
+                sums[task.name] = sums[task.name] + p if task.name in sums else p
         for task in model.tasks:
-            chunks.setdefault(task.name, []).append(task.probabilities(out[f"{task.name}_logits"]).cpu())
+            chunks.setdefault(task.name, []).append(sums[task.name] / len(starts))
     probs = {t: torch.cat(v, dim=1).numpy() for t, v in chunks.items()}  # [F, width, C]
     return [{t: p[f, :len(r)] for t, p in probs.items()} for f, r in enumerate(rows)]
 
@@ -266,8 +290,11 @@ class Trainer:
         self.frozen = backbone_frozen(model)
         self.mean, self.std = normalization(cfg.augment, model.data_config)
         amp = cfg.runtime.amp and device.type == "cuda"
+        from unmask.train.windows import clip_windows
+
+        self.windows = clip_windows(cfg, data)
         self.get_features = Features(model, data, features, Preprocess(self.mean, self.std, build_augment(cfg.augment)),
-                                     device, amp)
+                                     device, amp, self.windows)
         self.objective = build_objective(cfg, model)
         self.monitor = monitor_key(cfg, model)
         head_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("backbone.")]
@@ -348,6 +375,8 @@ class Trainer:
         perms = [torch.as_tensor(m.train_idx)[torch.randperm(len(m.train_idx), generator=m.gen)] for m in members]
         views = (torch.stack([torch.randint(n_views, (len(data),), generator=m.gen) for m in members])
                  if n_views > 1 else None)  # [F, N]: the view each image shows this epoch
+        starts = (torch.stack([self.windows.train_starts(len(data), m.gen) for m in members])
+                  if self.windows is not None else None)  # [F, N]: each clip's window this epoch (temporal jitter)
         steps = max(-(-len(p) // bs) for p in perms)
         index = padded(perms, steps * bs).view(n, steps, bs)
         sums: dict[str, torch.Tensor] = {}
@@ -363,7 +392,8 @@ class Trainer:
             mask = (idx >= 0) & active[:, None]
             safe = idx.clamp_min(0)
             self.stack.set_batch(mask.to(device), [m.gen for m in members])
-            feats = self.get_features(safe, train=True, views=None if views is None else views.gather(1, safe))
+            feats = self.get_features(safe, train=True, views=None if views is None else views.gather(1, safe),
+                                      **({} if starts is None else {"starts": starts.gather(1, safe)}))
             if self.cfg.optim.mixup > 0:
                 terms = self.mixed_terms(feats, safe, counts, mask.to(device))
             else:
