@@ -205,7 +205,7 @@ def test_mixup_mixes_each_folds_inputs_and_its_loss_with_one_lambda(monkeypatch)
 
     gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
     copies = [torch.Generator().manual_seed(s) for s in (1, 2)]
-    fake = SimpleNamespace(cfg=SimpleNamespace(optim=SimpleNamespace(mixup=0.4)),
+    fake = SimpleNamespace(cfg=SimpleNamespace(optim=SimpleNamespace(mixup=0.4, cutmix=0.0, mix_switch=0.5)),
                            members=[SimpleNamespace(gen=g) for g in gens], stack=SimpleNamespace(forward_head=head),
                            objective=objective, model=SimpleNamespace(tasks=[task]),
                            data=SimpleNamespace(labels={"emotion": labels}), device=torch.device("cpu"))
@@ -225,3 +225,80 @@ def test_mixup_mixes_each_folds_inputs_and_its_loss_with_one_lambda(monkeypatch)
         assert torch.allclose(terms["loss"][f], expected, atol=1e-6)
         assert perm[c:].tolist() == list(range(c, 4))  # padding never mixes in
     assert np.isfinite(terms["loss"].detach().numpy()).all()
+
+
+@pytest.mark.parametrize("mixup,coin", [(0.0, None), (0.8, 0.2), (0.8, 0.7)])
+def test_cutmix_replaces_a_span_of_frames_and_mixes_the_loss_by_its_share(monkeypatch, mixup, coin):
+    """optim.cutmix: frames [start, start + span) of each clip come from the permuted clip of the fold's batch, span =
+    round((1 - lam) T), and every loss term is (1 - span/T) L(y) + span/T L(y[perm]); with mixup also on, a coin
+    below optim.mix_switch (0.5) picks cutmix, else the batch is mixed up as before."""
+    from types import SimpleNamespace
+
+    import unmask.train.engine as E
+
+    lam, start = 0.6, 1  # T = 5: span = round(0.4 * 5) = 2 frames, [1, 3)
+    calls = []
+
+    class Rng:
+        def __init__(self, seed):
+            pass
+
+        def random(self):
+            calls.append("random")
+            return coin
+
+        def beta(self, a, b):
+            calls.append(("beta", a))
+            return lam
+
+        def integers(self, lo, hi):
+            calls.append(("integers", lo, hi))
+            return start
+
+    monkeypatch.setattr(E.np.random, "default_rng", Rng)
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(5 * 3, 4))  # [B, T=5, D=3] -> 4 classes
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    task = SimpleNamespace(name="emotion")
+
+    def objective(out, targets, mask):
+        ce = torch.nn.functional.cross_entropy(out.flatten(0, 1), targets["emotion"].flatten(), reduction="none")
+        ce = (ce.view(mask.shape) * mask).sum(1) / mask.sum(1)
+        return {"loss": ce, "emotion_ce": ce}
+
+    gens = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    copies = [torch.Generator().manual_seed(s) for s in (3, 4)]
+    fake = SimpleNamespace(cfg=SimpleNamespace(optim=SimpleNamespace(mixup=mixup, cutmix=1.0, mix_switch=0.5)),
+                           members=[SimpleNamespace(gen=g) for g in gens],
+                           stack=SimpleNamespace(forward_head=lambda x: head(x.flatten(0, 1)).view(2, 3, 4)),
+                           objective=objective, model=SimpleNamespace(tasks=[task]),
+                           data=SimpleNamespace(labels={"emotion": labels}), device=torch.device("cpu"))
+    safe, counts = torch.tensor([[0, 1, 2], [3, 4, 5]]), torch.tensor([3, 3])
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    x = torch.randn(2, 3, 5, 3)  # [F, B, T, D]
+    terms = E.Trainer.mixed_terms(fake, x, safe, counts, mask)
+    cut = mixup == 0 or coin < 0.5
+    for f, g in enumerate(copies):
+        torch.randint(2**31 - 1, (1,), generator=g)
+        perm = torch.randperm(3, generator=g)
+        if cut:
+            mixed = x[f].clone()
+            mixed[:, 1:3] = x[f][perm][:, 1:3]  # the span from the permuted clip
+            share = 1 - 2 / 5
+        else:
+            mixed, share = lam * x[f] + (1 - lam) * x[f][perm], lam
+        out = head(mixed)
+        ce = lambda y: torch.nn.functional.cross_entropy(out, y)  # noqa: E731
+        expected = share * ce(labels[safe[f]]) + (1 - share) * ce(labels[safe[f][perm]])
+        assert torch.allclose(terms["loss"][f], expected, atol=1e-6)
+    if cut:
+        assert ("beta", 1.0) in calls and ("integers", 0, 4) in calls  # Beta(cutmix); starts 0..T-span
+    else:
+        assert ("beta", 0.8) in calls and not any(isinstance(c, tuple) and c[0] == "integers" for c in calls)
+
+
+def test_cutmix_needs_clips():
+    from unmask.config import load_config
+
+    with pytest.raises(UnmaskError, match="optim.cutmix.*needs clips"):
+        load_config("dsid_synth", ["optim.cutmix=1.0"])

@@ -89,7 +89,8 @@ def test_all_windows_averaged_at_test_and_random_starts_at_training(tiny_synth, 
 
     monkeypatch.setattr(E.Features, "__call__", spy)
     run = tmp_path / "all"
-    assert main(["train", "--config", "ifdd_synth", f"data.prepared={tiny_synth[1]}", *RUN, "--out", str(run)]) == 0
+    assert main(["train", "--config", "ifdd_synth", f"data.prepared={tiny_synth[1]}", *RUN, "optim.mixup=0.8",
+                 "optim.cutmix=1.0", "--out", str(run)]) == 0  # mixup/cutmix on windows of cached features
     ours, saved = _fold_probs(run, tiny_synth[1], lambda cid: range(0, K - T + 1, T))  # windows at 0 and 2
     np.testing.assert_allclose(saved, ours, atol=1e-4)
     starts = torch.cat([s.flatten() for s in seen])

@@ -82,6 +82,11 @@ class OptimConfig:
     # mixup of the heads' inputs (the backbone's features: cached, or computed on the image path) with the loss
     # mixed alike, lambda ~ Beta(mixup, mixup) per fold and batch; 0: off
     mixup: float = 0.0
+    # cutmix's temporal analogue on the heads' inputs: a contiguous span of each clip's frames (features, not
+    # pixels) replaced by the same span of another clip of the batch, the loss mixed by the span's share; the span's
+    # share is 1 - lambda, lambda ~ Beta(cutmix, cutmix); 0: off. Clips only (data.paradigm=clip)
+    cutmix: float = 0.0
+    mix_switch: float = 0.5  # with both mixup and cutmix on: the probability that a batch uses cutmix
 
 
 @dataclass
@@ -329,6 +334,11 @@ def validate(cfg: Config) -> None:
                           f"{cfg.data.paradigm}")
     if cfg.protocol.val_subjects < 1 and cfg.protocol.validation == "subjects":
         raise UnmaskError("config key 'protocol.val_subjects' must be >= 1 when protocol.validation=subjects")
+    if cfg.optim.mixup < 0 or cfg.optim.cutmix < 0 or not 0 <= cfg.optim.mix_switch <= 1:
+        raise UnmaskError("config keys 'optim.mixup' and 'optim.cutmix' must be >= 0 and 'optim.mix_switch' in [0, 1]")
+    if cfg.optim.cutmix and not cfg.data.paradigm.startswith("clip"):
+        raise UnmaskError(f"config key 'optim.cutmix' mixes spans of frames: it needs clips (data.paradigm=clip), not "
+                          f"{cfg.data.paradigm}")
     if cfg.optim.warmup_epochs < 0 or cfg.optim.grad_clip < 0:
         raise UnmaskError("config keys 'optim.warmup_epochs' and 'optim.grad_clip' must be >= 0")
     if cfg.runtime.ray_cpus <= 0 or cfg.runtime.ray_gpus < 0 or cfg.runtime.ray_memory_gb < 0 or cfg.runtime.ray_retries < 0:

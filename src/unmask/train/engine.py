@@ -394,7 +394,7 @@ class Trainer:
             self.stack.set_batch(mask.to(device), [m.gen for m in members])
             feats = self.get_features(safe, train=True, views=None if views is None else views.gather(1, safe),
                                       **({} if starts is None else {"starts": starts.gather(1, safe)}))
-            if self.cfg.optim.mixup > 0:
+            if self.cfg.optim.mixup > 0 or self.cfg.optim.cutmix > 0:
                 terms = self.mixed_terms(feats, safe, counts, mask.to(device))
             else:
                 terms = self.objective(self.stack.forward_head(feats), targets(self.model, data, safe, device),
@@ -416,20 +416,40 @@ class Trainer:
     def mixed_terms(self, feats: torch.Tensor, safe: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> dict:
         """Mixup (Zhang et al. 2018) on the heads' inputs: each fold's batch mixed with a permutation of itself,
         ``lam ~ Beta(a, a)`` drawn from the fold's own generator, and every loss term mixed with the same
-        ``lam`` (terms that do not depend on the labels come out unchanged)."""
-        a = self.cfg.optim.mixup
-        lams, perms = [], []
+        ``lam`` (terms that do not depend on the labels come out unchanged).
+
+        Cutmix (``optim.cutmix``), its temporal analogue for clips ``[F, B, T, ...]``: a span of
+        ``round((1 - lam) T)`` consecutive frames at a random start is taken from the permuted clip, and the loss
+        is mixed by the share of the frames kept (``1 - span / T``). With both on, each fold's batch uses cutmix
+        with probability ``optim.mix_switch``."""
+        a, c_alpha, switch = self.cfg.optim.mixup, self.cfg.optim.cutmix, self.cfg.optim.mix_switch
+        clip = feats.dim() >= 4
+        t = feats.shape[2] if clip else 1
+        keeps, lams, perms = [], [], []  # keeps: per fold, the weight of its own clip per frame [T]
         for m, c in zip(self.members, counts.tolist()):
             seed = int(torch.randint(2**31 - 1, (1,), generator=m.gen))
-            lams.append(float(np.random.default_rng(seed).beta(a, a)))
+            rng = np.random.default_rng(seed)
+            if c_alpha > 0 and (a <= 0 or rng.random() < switch):
+                if not clip:
+                    raise UnmaskError("optim.cutmix mixes spans of frames: it needs clips (data.paradigm=clip)")
+                span = int(round((1 - float(rng.beta(c_alpha, c_alpha))) * t))
+                start = int(rng.integers(0, t - span + 1))
+                keep = torch.ones(t)
+                keep[start:start + span] = 0
+                lams.append(1 - span / t)
+            else:
+                lams.append(float(rng.beta(a, a)))
+                keep = torch.full((t,), lams[-1])
+            keeps.append(keep)
             perm = torch.arange(safe.shape[1])
             perm[:c] = torch.randperm(c, generator=m.gen) if c else perm[:c]
             perms.append(perm)
         perm = torch.stack(perms).to(feats.device)  # [F, B]: positions within each fold's batch
         lam = torch.tensor(lams, device=feats.device, dtype=feats.dtype)
-        shape = (-1,) + (1,) * (feats.dim() - 1)
+        keep = torch.stack(keeps).to(feats.device, feats.dtype)  # [F, T]
+        keep = keep.view(len(keeps), 1, t, *(1,) * (feats.dim() - 3)) if clip else keep.view(-1, 1, 1)
         other = feats.gather(1, perm.view(*perm.shape, *(1,) * (feats.dim() - 2)).expand_as(feats))
-        out = self.stack.forward_head(lam.view(shape) * feats + (1 - lam.view(shape)) * other)
+        out = self.stack.forward_head(keep * feats + (1 - keep) * other)
         mine = self.objective(out, targets(self.model, self.data, safe, self.device), mask=mask)
         theirs = self.objective(out, targets(self.model, self.data, safe.gather(1, perm.cpu()), self.device), mask=mask)
         lam = lam.to(self.device)
