@@ -62,7 +62,8 @@ def _images(model, b=4, seed=0):
 
 def test_registry_lists():
     assert set(list_models()) == set(EXPECTED_KEYS) | set(CLIP_MODELS)
-    assert set(list_backbones()) == {"clip_vit_b16", "vit_b16", "resnet18", "fer_minixception", "facex", *TINY}
+    assert set(list_backbones()) == {"clip_vit_b16", "vit_b16", "resnet18", "fer_minixception", "facex", *TINY,
+                                     "mvit_xs", "tiny_mvit_xs"}  # video backbones: tests/test_mvit_xs.py
 
 
 @pytest.mark.parametrize("name,bb", CASES)
@@ -185,7 +186,7 @@ def test_unknown_names_and_arguments_list_known_ones():
                                           "fer_off_the_shelf, frame_average, ifdd, medn, multitask, "
                                           "single_stream, temporal_transformer"):
         create_model("dsdi")
-    with pytest.raises(UnmaskError, match="known backbones: clip_vit_b16, facex, fer_minixception, resnet18, tiny_clip_vit"):
+    with pytest.raises(UnmaskError, match="known backbones: clip_vit_b16, facex, fer_minixception, mvit_xs, resnet18, tiny_clip_vit"):
         create_model("dsid", backbone="vit_l14")
     with pytest.raises(UnmaskError, match="known backbones"):
         create_backbone("nope")

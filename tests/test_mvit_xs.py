@@ -53,3 +53,21 @@ def test_a_checkpoint_that_does_not_fit_is_refused(s_checkpoint, tmp_path):
     (tmp_path / "junk.pth").write_text("not a checkpoint")
     with pytest.raises(UnmaskError, match="cannot read"):
         mvit_xs(tmp_path / "junk.pth", **TINY)
+
+
+def test_the_registered_video_backbone_loads_the_file_and_gives_tokens_per_time_step(s_checkpoint):
+    """create_backbone("tiny_mvit_xs", weights=FILE): the same mapping through the weights spec; clips [B, T, 3, H, W]
+    in, tokens [B, T', N, C] out, the same values as the XS map."""
+    from unmask.models import create_backbone
+
+    path, s_state = s_checkpoint
+    bb = create_backbone("tiny_mvit_xs", weights=str(path)).eval()
+    assert torch.equal(bb.model.mvit.state_dict()["blocks.8.norm1.weight"], s_state["blocks.14.norm1.weight"])
+    clip = torch.rand(2, 8, 3, 64, 64)
+    with torch.no_grad():
+        tokens = bb.forward_features(clip)
+        expected = bb.model(clip.transpose(1, 2))  # [B, C, T', N]
+    assert tokens.shape == (2, 4, 4, 128) and torch.equal(tokens, expected.permute(0, 2, 3, 1))
+    assert bb.forward_head(tokens).shape == (2, 4, 128) and bb.encodes_clips
+    with pytest.raises(UnmaskError, match="no pretrained tags"):
+        create_backbone("tiny_mvit_xs", weights="kinetics400")

@@ -20,6 +20,7 @@ from unmask.models.backbones import Backbone, ClipBackbone, TimmBackbone, create
 from unmask.models import facex, fer, offtheshelf  # noqa: F401  register their backbones and models
 from unmask.models import medn  # noqa: F401,E402  registers MEDN
 from unmask.models import ifdd, temporal  # noqa: F401  IFDD and the temporal baselines
+from unmask.models import video_backbones  # noqa: F401,E402  registers mvit_xs, tiny_mvit_xs
 from unmask.models.weights import parse_weights, read_checkpoint
 
 __all__ = [

@@ -71,6 +71,8 @@ class HeadModel(nn.Module):
     def __init__(self, backbone: Backbone, model_args: dict[str, Any], tasks, *, clip_input: bool = False):
         super().__init__()
         self.backbone = backbone
+        if getattr(backbone, "encodes_clips", False):  # a video backbone (unmask.models.video_backbones)
+            self.encodes_clips = True
         self.tasks = tuple(tasks)
         self.clip_input = bool(clip_input)
         # architecture kwargs + the backbone's resolved ones (e.g. quick_gelu); never weights

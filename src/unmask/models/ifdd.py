@@ -25,7 +25,8 @@ predict: A' = A, D' = D), ``order``, and the loss's ``context_weight``.
 
 The head reads per-frame token sequences (``uses_tokens``): ``[B, T, N_tokens, C]`` from a frozen image backbone
 (path (b): cached, so the IFDD modules train on a CPU), pooled to a ``grid x grid`` map (a leading class token
-is dropped).
+is dropped); or the tokens per time step of a video backbone (path (a): ``backbone="mvit_xs"``, fine-tuned end to
+end with ``mode="finetune"``; ``frames`` is then its T' time steps, 8 for 16 input frames).
 """
 
 from __future__ import annotations
@@ -184,9 +185,10 @@ def tokens_to_map(tokens: torch.Tensor, grid: int) -> torch.Tensor:
 def token_width(backbone: Backbone) -> int:
     """The channel width of ``backbone.forward_features`` tokens (CLIP: its transformer width, not embed_dim)."""
     size = backbone.data_config["input_size"][-1]
+    blank = backbone.probe() if hasattr(backbone, "probe") else torch.zeros(1, 3, size, size)  # a video backbone: a clip
     with torch.no_grad():
         was = backbone.training
-        probe = backbone.eval().forward_features(torch.zeros(1, 3, size, size))
+        probe = backbone.eval().forward_features(blank)
         backbone.train(was)
     return int(probe.shape[-1])
 
@@ -257,6 +259,10 @@ def ifdd(tasks=None, backbone: str = "clip_vit_b16", weights=None, mode: str | i
     single = tuple(t for t in tasks if t.kind == "single")
     if not single:
         raise UnmaskError("model 'ifdd' classifies: the data needs a single-label task")
+    steps = getattr(bb, "time_steps", None)  # a video backbone gives T' time steps, not one map per frame
+    if steps is not None and frames != steps:
+        raise UnmaskError(f"ifdd over {backbone}: the backbone turns clips of {bb.frames} frames into {steps} time "
+                          f"steps; set model.args.ifdd.frames={steps}")
     return IFDD(bb, args, single, frames=frames, grid=grid, dim=dim, heads=heads, issm=issm, ladm=ladm, order=order,
                 mlp_ratio=mlp_ratio, drop_path=drop_path, dropout=dropout, mlp_residual=mlp_residual,
                 clip_input=clip_input)
