@@ -80,15 +80,17 @@ def test_the_shipped_dfew_recipe_runs_on_the_dfew_layout(dfew):
 
 @pytest.mark.parametrize("model", ["ifdd", "frame_average"])
 def test_the_video_backbone_trains_end_to_end_and_its_checkpoint_predicts_as_in_training(dfew, model):
-    """model.backbone=tiny_mvit_xs, model.mode=finetune: the clips [B, 8, 3, 64, 64] go whole through the video
+    """The shipped path-(a) recipe (ifdd_xs_dfew.yaml, model.mode=finetune) with tiny_mvit_xs: the clips [B, 8, 3, 64, 64] go whole through the video
     backbone (encodes_clips) and the backbone trains with the head; frame_average over it is the plain video
     backbone with a linear head."""
     run = dfew / f"run_xs_{model}"
-    assert main(["train", "--config", "ifdd_dfew", f"data.prepared={dfew / 'dfew_prepared'}", f"model.name={model}",
-                 "model.backbone=tiny_mvit_xs", "model.weights=null", "model.mode=finetune",
-                 "model.backbone_args={img_size: 64, num_frames: 8}", "model.args.ifdd.frames=4", "model.args.ifdd.grid=2",
-                 "model.args.ifdd.heads=4", "augment.normalization=backbone", "data.window=8", *COMMON,
+    assert main(["train", "--config", "ifdd_xs_dfew", f"data.prepared={dfew / 'dfew_prepared'}", f"model.name={model}",
+                 "model.backbone=tiny_mvit_xs", "model.weights=null",
+                 "model.backbone_args={img_size: 64, num_frames: 8, stochastic_depth: 0.1}", "model.args.ifdd.frames=4",
+                 "model.args.ifdd.grid=2", "model.args.ifdd.heads=4", "data.window=8", *COMMON,
                  "--out", str(run)]) == 0
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert (cfg["model"]["mode"], cfg["augment"]["normalization"], cfg["optim"]["cutmix"]) == ("finetune", "backbone", 1.0)
     rebuilt, ckpt, ours, saved = _recomputed(run, dfew / "dfew_prepared", 8)  # 2 windows of 8 frames averaged
     np.testing.assert_allclose(saved, ours, atol=1e-4)
     assert rebuilt.encodes_clips and rebuilt.model_args["backbone"] == "tiny_mvit_xs"
