@@ -95,7 +95,7 @@ def main() -> None:
             opt2.step()
 
         m.train()
-        return rate(step, 1, 1)
+        return rate(step, 1, max(1, args.iters // 2))
 
     xs_rate = train_rate(xs_model)
     plain_rate = train_rate(plain)
