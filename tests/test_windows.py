@@ -44,6 +44,25 @@ def test_window_starts():
         Windows(frames=10, window=12, test="all", seed=0, clip_ids=[])
 
 
+def test_a_window_indexes_the_cached_frames_of_each_clips_view():
+    """Features[F, B] with views and starts: row (f, b) is cache[view, clip, start:start + T] (tokens kept)."""
+    from types import SimpleNamespace
+
+    from unmask.train.engine import Features
+
+    cache = torch.randn(3, 5, 6, 4, 2)  # [V, N, K, tokens, C]
+    w = Windows(frames=6, window=3, test="all", seed=0, clip_ids=list("abcde"))
+    get = Features(SimpleNamespace(), None, cache, None, torch.device("cpu"), False, w)
+    idx, views, starts = torch.tensor([[0, 4], [2, 2]]), torch.tensor([[1, 2], [0, 1]]), torch.tensor([[3, 0], [1, 2]])
+    out = get(idx, train=True, views=views, starts=starts)
+    assert out.shape == (2, 2, 3, 4, 2)
+    for f in range(2):
+        for b in range(2):
+            s = int(starts[f, b])
+            assert torch.equal(out[f, b], cache[views[f, b], idx[f, b], s:s + 3])
+    assert torch.equal(get(idx, train=False, starts=starts)[1, 0], cache[0, 2, 1:4])  # no views: view 0
+
+
 def test_config_checks_windows():
     from unmask.config import load_config
 
