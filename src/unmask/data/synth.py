@@ -33,7 +33,6 @@ The output is therefore identical for a given seed whatever the number of worker
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields
@@ -44,6 +43,7 @@ import numpy as np
 from unmask.data.video import write_video
 from unmask.emotions import EMOTIONS, MFED_TASKS, masked_pairs
 from unmask.errors import UnmaskError
+from unmask.io import claim_output
 
 #: EMFACS prototypes, AU -> intensity at full expression (1.0 = a full prototypical action).
 PROTOTYPES: dict[str, dict[str, float]] = {
@@ -339,23 +339,7 @@ def generate(out: str | Path, config: SynthConfig | None = None, *, workers: int
     config = (config or SynthConfig()).validated()
     if workers < 1:
         raise UnmaskError(f"workers must be at least 1 (got {workers})")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UnmaskError(f"output {out} exists and is not a folder")
-    cfg_path = out / "synth.json"
-    wanted = asdict(config)
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            existing = json.loads(cfg_path.read_text())
-        except (OSError, ValueError):
-            existing = None
-        if existing != wanted:
-            what = "was made with a different synth configuration" if existing else "is not empty"
-            raise UnmaskError(f"output folder {out} {what}; pick another folder (or rerun with the same options "
-                              "to resume)")
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    (out / "annotations").mkdir(exist_ok=True)
-    cfg_path.write_text(json.dumps(wanted, indent=2) + "\n")
+    out = claim_output(out, asdict(config), "synth.json", ("videos", "annotations"))
 
     jobs = [(s, t, d) for s in range(config.subjects) for t, d in config.pairs()]
     bar = tqdm(total=len(jobs), desc="synth", unit="clip", disable=not progress)

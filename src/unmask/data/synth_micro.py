@@ -33,7 +33,6 @@ duration in frames and seconds, onset/apex/offset), ``videos/<clip>.mp4`` and ``
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from unmask.errors import UnmaskError
+from unmask.io import claim_output
 from unmask.tasks import Task
 
 CLASSES = ("happiness", "repression", "surprise", "disgust")
@@ -227,22 +227,7 @@ def generate_micro(out, config: MicroConfig | None = None, *, workers: int = 1, 
     from unmask.data.manifest import Clip, write_manifest
 
     config = (config or MicroConfig()).validated()
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UnmaskError(f"output {out} exists and is not a folder")
-    wanted = asdict(config)
-    cfg = out / "synth.json"
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            existing = json.loads(cfg.read_text())
-        except (OSError, ValueError):
-            existing = None
-        if existing != wanted:
-            raise UnmaskError(f"output folder {out} {'was made with other options' if existing else 'is not empty'}; "
-                              f"pick another folder (or rerun with the same options to resume)")
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    (out / "annotations").mkdir(exist_ok=True)
-    cfg.write_text(json.dumps(wanted, indent=2) + "\n")
+    out = claim_output(out, asdict(config), "synth.json", ("videos", "annotations"))
     jobs = [(s, k, e) for s in range(config.subjects) for k, e in enumerate(config.classes_per_subject())]
     bar = tqdm(total=len(jobs), desc="synth micro", unit="clip", disable=not progress)
     rows = {}
