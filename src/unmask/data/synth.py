@@ -240,20 +240,13 @@ def plan_clip(config: SynthConfig, subject: int, true: str, disguised: str, iden
 # ---------------------------------------------------------------------------------------------- rendering
 def render_clip(config: SynthConfig, plan: ClipPlan, identity=None):
     """Yield ``(frame [H, W, 3] uint8 RGB, face box)`` for every frame of ``plan``."""
-    from unmask.data.synth_face import face_box, lighting_map, render_background, render_face, sample_identity
+    from unmask.data.synth_face import face_box, render_frames, sample_identity
 
     W, H = config.width, config.height
     ident = identity or sample_identity(subject_rng(config, plan.subject), W, H)
-    bg, light = render_background(ident, W, H), lighting_map(ident, W, H)
-    rng = np.random.default_rng(plan.noise_seed)
-    sigma = ident.noise_sigma * config.noise
-    for aus, pose in zip(plan.aus, plan.poses):
-        img = bg.copy()
-        render_face(img, ident, aus, pose)
-        out = img.astype(np.float32) * light
-        if sigma > 0:
-            out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
-        yield np.clip(out + 0.5, 0, 255).astype(np.uint8), face_box(ident, aus, pose, W, H)
+    images = render_frames(ident, plan.aus, plan.poses, W, H, plan.noise_seed, config.noise)
+    for img, aus, pose in zip(images, plan.aus, plan.poses):
+        yield img, face_box(ident, aus, pose, W, H)
 
 
 AU_HEADER = ("frame", "x", "y", "w", "h")

@@ -175,7 +175,7 @@ def _identity(config: MicroConfig, subject: int):
 def make_micro_clip(config: MicroConfig, out: Path, subject: int, k: int, emotion: str) -> dict:
     """Render and encode one clip (unless complete); return its ground-truth row."""
     from unmask.data.synth import AU_HEADER
-    from unmask.data.synth_face import AUS, face_box, lighting_map, render_background, render_face
+    from unmask.data.synth_face import AUS, face_box, render_frames
     from unmask.data.video import VideoError, probe, write_video
 
     ident = _identity(config, subject)
@@ -189,21 +189,9 @@ def make_micro_clip(config: MicroConfig, out: Path, subject: int, k: int, emotio
     except VideoError:
         done = False
     if not done:
-        bg, light = render_background(ident, W, H), lighting_map(ident, W, H)
-        rng = np.random.default_rng(plan.noise_seed)
-        sigma = ident.noise_sigma * config.noise
-
-        def frames():
-            for aus, pose in zip(plan.frames, plan.poses):
-                img = bg.copy()
-                render_face(img, ident, aus, pose)
-                x = img.astype(np.float32) * light
-                if sigma > 0:
-                    x += rng.standard_normal(x.shape, dtype=np.float32) * sigma
-                yield np.clip(x + 0.5, 0, 255).astype(np.uint8)
-
+        frames = render_frames(ident, plan.frames, plan.poses, W, H, plan.noise_seed, config.noise)
         tmp = video.with_name(video.stem + ".part.mp4")
-        write_video(frames(), tmp, config.fps, config.crf)
+        write_video(frames, tmp, config.fps, config.crf)
         with open(ann, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(AU_HEADER + AUS)
