@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import math
 
-import numpy as np
 import pytest
 from micro_fixtures import CASME2_ROWS, CASME3_ROWS, write_casme2, write_casme3, write_frames, write_samm, write_smic
 
