@@ -52,8 +52,23 @@ def test_a_video_with_onset_and_apex_gives_the_engines_prediction_of_its_prepare
         # AUs detected: the labels at p >= 0.5, as the report thresholds them
         assert got.aus_pred == ("+".join(x for x in aus.labels if got[f"aus_p_{x}"] >= 0.5) or "none")
 
-    # the CLI: printed with every class's and AU's probability, and in the CSV
+    # the match is not loose: other frames as onset/apex (the crops and flow change) move the probabilities
     r = truth[preds.clip_id.iloc[0]]
+    video = data / "videos" / f"{r['clip_id']}.mp4"
+    shifted = predictor.predict_paths([video], onset=int(r["onset"]) + 2, apex=int(r["apex"]) + 4).iloc[0]
+    cols = [f"{t.name}_p_{x}" for t in (emotion, aus) for x in t.labels]
+    want = preds.iloc[0]
+    assert np.abs(np.array([shifted[c] for c in cols]) - np.array([want[c] for c in cols])).max() > 1e-3
+
+    # a new video written from a clip's frames (re-encoded, so a little lossy): the same probabilities within 0.02
+    from unmask.data.video import iter_frames, write_video
+
+    copy = tmp_path / "copy.mp4"
+    write_video((rgb for _, rgb in iter_frames(data / "videos" / f"{r['clip_id']}.mp4")), copy, 100.0, crf=0)
+    got = predictor.predict_paths([copy], onset=int(r["onset"]), apex=int(r["apex"])).iloc[0]
+    assert got.error == "" and np.allclose([got[c] for c in cols], [want[c] for c in cols], atol=0.02)
+
+    # the CLI: printed with every class's and AU's probability, and in the CSV
     out = tmp_path / "p.csv"
     video = data / "videos" / f"{r['clip_id']}.mp4"
     assert main(["predict", str(fold), str(video), "--onset", r["onset"], "--apex", r["apex"], "--out", str(out),
