@@ -126,3 +126,17 @@ def test_bad_onset_apex_and_inputs_get_clear_messages(micro_run, tmp_path, capsy
         from unmask.data.onset_apex import OnsetApexInput
 
         OnsetApexInput.from_preprocess({"frames": "span:4", "flow": "dis", "input_size": [3, 32, 32]})
+
+
+def test_the_web_page_analysis_shows_the_clip_reading(micro_run):
+    """`unmask serve`'s analysis of a video with a MEDN checkpoint: one face card, at the searched apex."""
+    from unmask.serve.analysis import Limits, analyse
+
+    data, fold, truth = micro_run
+    predictor = Predictor.from_checkpoint(fold, device="cpu")
+    video = data / "videos" / f"{next(iter(truth))}.mp4"
+    result = analyse(predictor, video, video.name, Limits(), lambda *_: None)
+    apex, _ = search_apex(video, 0, predictor.detector)
+    (face,) = result.data["faces"]
+    assert face["frame"] == apex and set(face["tasks"]) == {"emotion", "aus"}
+    assert abs(sum(face["tasks"]["emotion"]["p"].values()) - 1) < 1e-5
