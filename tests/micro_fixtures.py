@@ -73,3 +73,32 @@ def write_smic(root: Path) -> Path:
     write_frames(tree / "s2" / "micro" / "surprise" / "s2_sur_01", range(5, 15), "image{}.bmp")
     write_frames(tree / "s2" / "non_micro" / "negative" / "s2_ne_09", range(5, 9), "image{}.bmp")  # not a ME
     return tree
+
+
+#: CAS(ME)^3 Part A label sheet rows (sheet ``label``; frame numbers are JPG indices) with quirks seen in such
+#: sheets: case and spaces in the emotion, an AU string with sides, an apex outside onset..offset.
+CASME3_ROWS = [
+    # Subject, Filename, Onset, Apex, Offset, AU, Objective class, emotion
+    ("spNO.1", "a", 116, 120, 126, "L12", "1", "happy"),
+    ("spNO.1", "b", 40, 43, 47, "4+7", "2", "Disgust "),
+    ("spNO.2", "a", 7, 9, 12, "1+2", "6", "surprise"),
+    ("spNO.2", "c", 300, 304, 309, "4", "7", "others"),
+    ("spNO.3", "d", 20, 22, 25, "15+17", "3", "sad"),
+]
+CASME3_HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
+
+
+def write_casme3(root: Path, rows=CASME3_ROWS, full: tuple = ()) -> tuple[Path, Path]:
+    """The ME clip release (``frame/spNO.1_a_116/116.jpg``); rows whose (subject, filename) is in ``full`` get
+    the full release's sequence folder instead (``spNO.2/c/color/<n>.jpg`` with depth/ beside it)."""
+    frames = root / "Part_A_ME_clip" / "frame"
+    for subject, filename, onset, apex, offset, *_ in rows:
+        if (subject, filename) in full:
+            seq = frames / subject / filename
+            write_frames(seq / "color", range(onset - 5, offset + 6), "{}.jpg", shift=1.0)
+            write_frames(seq / "depth", range(onset - 5, offset + 6), "{}.png")
+        else:
+            write_frames(frames / f"{subject}_{filename}_{onset}", range(onset, offset + 1), "{}.jpg", shift=1.0)
+    sheet = root / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+    pd.DataFrame(rows, columns=CASME3_HEADER).to_excel(sheet, index=False, sheet_name="label")
+    return sheet, frames

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 from micro_fixtures import write_casme2
 
@@ -14,7 +13,6 @@ from unmask.cli import main
 from unmask.data.datasets import load_frames
 from unmask.data.prepare import PreparedSet
 from unmask.data.transforms import Preprocess
-from unmask.errors import UnmaskError
 from unmask.predict import Predictor
 
 
@@ -49,6 +47,9 @@ def test_casme2_fixture_imports_prepares_flow_and_trains_medn(tmp_path, capsys):
         probs = model(x)["emotion_logits"].softmax(-1).numpy()
     want = preds[[f"emotion_p_{c}" for c in model.tasks[0].labels]].to_numpy()
     assert np.allclose(probs, want, atol=1e-4)
-    # prediction on raw media would need flow it does not compute yet: refused, saying what works
-    with pytest.raises(UnmaskError, match="does not compute flow yet"):
-        Predictor.from_checkpoint(fold, device="cpu")
+    # on raw media the predictor reads onset-to-apex clips of videos (tests/test_medn_predict.py); a still image
+    # is refused with a row saying why
+    predictor = Predictor.from_checkpoint(fold, device="cpu")
+    assert predictor.onset_apex.frames == "rise:4" and predictor.onset_apex.flow == "dis"
+    image = next(frames.rglob("*.jpg"))
+    assert "not a single image" in predictor.predict_paths([image]).error.iloc[0]

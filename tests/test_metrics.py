@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
 from unmask.emotions import MFED_TASKS
 from unmask.eval.metrics import _from_confusion, bootstrap_ci, confusion, multilabel_scores, scores, summarize_task
@@ -73,3 +73,29 @@ def test_multilabel_scores_per_label_and_masked():
     assert s["macro_auc"] == pytest.approx(np.mean([s["per_label_auc"]["AU4"], s["per_label_auc"]["AU12"]]))
     summary = summarize_task(aus, {"a": (y[:3], p[:3]), "b": (y[3:], p[3:])}, n_boot=20)
     assert summary["kind"] == "multi" and summary["positives"] == {"AU4": 2, "AU12": 2, "AU26": 0}
+
+
+def test_multilabel_scores_by_columns_equal_the_per_label_computation():
+    """Rows annotated for all labels or none take one scikit-learn call per metric; the numbers are each label's
+    own binary F1 and AUC (independent computation here), single positive labels and never-positive ones included."""
+    rng = np.random.default_rng(0)
+    labels = tuple(f"AU{i}" for i in range(6))
+    y = (rng.random((40, 6)) < 0.3).astype(float)
+    y[:, 4] = 0  # never positive: F1 0, no AUC
+    y[:, 5] = 0
+    y[3, 5] = 1  # one positive
+    y[[7, 11]] = np.nan  # clips of a dataset without AUs
+    p = rng.random((40, 6))
+    s = multilabel_scores(y, p, labels)
+    keep = ~np.isnan(y[:, 0])
+    for j, label in enumerate(labels):
+        t, q = y[keep, j].astype(int), p[keep, j]
+        assert s["per_label_f1"][label] == pytest.approx(f1_score(t, (q >= 0.5).astype(int), zero_division=0))
+        if 0 < t.sum() < len(t):
+            assert s["per_label_auc"][label] == pytest.approx(roc_auc_score(t, q))
+        else:
+            assert label not in s["per_label_auc"]
+    assert s["macro_f1"] == pytest.approx(np.mean(list(s["per_label_f1"].values())))
+    y[0, 2] = np.nan  # one cell missing: the per-label path, same figures for the other labels
+    t = multilabel_scores(y, p, labels)
+    assert t["per_label_f1"]["AU1"] == pytest.approx(s["per_label_f1"]["AU1"])

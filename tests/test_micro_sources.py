@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import csv
-import math
 
-import numpy as np
 import pytest
-from micro_fixtures import CASME2_ROWS, write_casme2, write_frames, write_samm, write_smic
+from micro_fixtures import CASME2_ROWS, CASME3_ROWS, write_casme2, write_casme3, write_frames, write_samm, write_smic
 
 from unmask.cli import main
 from unmask.data.datasets import label_tensor
@@ -135,3 +133,45 @@ def test_megc2019_needs_a_part_and_pairs_its_arguments(tmp_path, capsys):
     assert "give at least one of" in capsys.readouterr().err
     assert main(["import", "megc2019", "--casme2-sheet", "x.xlsx", "--out", str(tmp_path / "m.csv")]) == 2
     assert "--casme2-sheet and --casme2-frames go together" in capsys.readouterr().err
+
+
+def test_casme3_part_a_clip_release_and_full_sequences(tmp_path, capsys):
+    sheet, frames = write_casme3(tmp_path, full={("spNO.2", "c")})
+    out = tmp_path / "casme3.csv"
+    assert main(["import", "casme3", str(sheet), "--frames", str(frames), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "wrote 5 clip(s) of 3 subject(s)" in said
+    m = read_manifest(out)
+    by = m.by_id()
+    assert m.tasks[0].labels == ("happy", "disgust", "fear", "anger", "sad", "surprise", "others")
+    c = by["spNO.1_a"]  # the clip release: frames 116..126 are the whole folder
+    assert (c.onset, c.apex, c.offset) == (0, 4, 10) and c.labels == {"emotion": "happy", "aus": ("AU12",)}
+    assert c.video.name == "spNO.1_a_116"
+    assert by["spNO.1_b"].labels["emotion"] == "disgust"  # "Disgust " -> disgust, reported
+    c = by["spNO.2_c"]  # the full sequence (295..314 in color/): the row's onset..offset cut from it
+    assert c.video.name == "color" and (c.onset, c.apex, c.offset) == (5, 9, 14)
+    with open(tmp_path / "casme3.fixes.csv", newline="") as f:
+        rules = {r["rule"] for r in csv.DictReader(f)}
+    assert "spaces stripped" in rules and "side prefix dropped" in rules
+    # the 4- and 3-class groupings
+    assert main(["import", "casme3", str(sheet), "--frames", str(frames), "--classes", "4",
+                 "--out", str(tmp_path / "c4.csv")]) == 0
+    m4 = read_manifest(tmp_path / "c4.csv")
+    assert m4.tasks[0].labels == ("positive", "negative", "surprise", "others")
+    assert {c.clip_id: c.labels["emotion"] for c in m4} == {"spNO.1_a": "positive", "spNO.1_b": "negative",
+                                                          "spNO.2_a": "surprise", "spNO.2_c": "others",
+                                                          "spNO.3_d": "negative"}
+    assert main(["import", "casme3", str(sheet), "--frames", str(frames), "--classes", "3",
+                 "--out", str(tmp_path / "c3.csv")]) == 0
+    assert "1 row(s) excluded: casme3 emotion 'others'" in capsys.readouterr().out
+    assert len(read_manifest(tmp_path / "c3.csv")) == 4
+
+
+def test_casme3_missing_clip_folder_is_named(tmp_path, capsys):
+    rows = [*CASME3_ROWS, ("spNO.9", "z", 1, 2, 3, "4", "1", "happy")]
+    sheet, frames = write_casme3(tmp_path, rows=rows[:-1])
+    write_casme3(tmp_path / "other", rows=rows)  # a sheet naming a clip the frames lack
+    sheet = tmp_path / "other" / sheet.name
+    assert main(["import", "casme3", str(sheet), "--frames", str(frames), "--out", str(tmp_path / "m.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"{sheet}:7: column 'filename': no frame folder 'spNO.9_z_1'" in err and "Traceback" not in err

@@ -149,7 +149,7 @@ def test_generate_writes_a_valid_manifest_and_is_deterministic(one_photo, tmp_pa
     assert generate_photo(tmp_path / "a", cfg, progress=False) == m1
     from unmask.errors import UnmaskError
 
-    with pytest.raises(UnmaskError, match="different configuration"):
+    with pytest.raises(UnmaskError, match="was made with other options"):
         generate_photo(tmp_path / "a", PhotoConfig(faces=str(one_photo), width=128, height=144, seed=9),
                        progress=False)
 

@@ -215,7 +215,7 @@ def test_rerun_same_config_resumes_and_other_config_is_refused(two, capsys):
     assert all(v.stat().st_mtime_ns == t for v, t in stamps.items() if v != victim)  # others skipped
     assert main(argv[:-1] + ["--seed", "7", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "different synth configuration" in err and "pick another folder" in err
+    assert "was made with other options" in err and "pick another folder" in err
     assert "Traceback" not in err
 
 

@@ -9,6 +9,7 @@ A checkpoint is a ``torch.save`` dict::
                     reloaded from the spec and verified against the digest
     tasks           the tasks the model predicts ({name, kind, labels, title}; labels in logit order)
     preprocess      input_size, mean, std, paradigm, and the prepare settings (detector, margin, crop size,
+                    frame sampling, alignment, flow method and flow alignment,
                     clip frames)
     config          the resolved run configuration
     fold, epoch     where it comes from

@@ -33,6 +33,12 @@ Clip models (trained on the ``clip`` paradigm: T frames per example) are given c
 track's sampled detections in consecutive windows of T (the last one padded by repeating its last crop), every
 row of a window carrying that window's prediction; an image is a still clip (its crop repeated T times).
 
+Onset-to-apex clip models (trained on the ``clip_flow`` paradigm: MEDN) read one input per video, made as
+``prepare`` made it from the settings the checkpoint records (:mod:`unmask.data.onset_apex`): the T frames from
+the onset to the apex (frame indices given, or the onset = the first frame and the apex searched) with their
+face crops and the onset-to-apex flow. Each video gives one row, at the apex frame, with ``onset`` and
+``apex_from`` (given | search) columns; images are refused with an error row.
+
 Apex search (videos): the model was trained on apex frames, where the disguise is at full intensity, so a
 per-frame prediction far from the apex means little. The heuristic: for each face track, the mean backbone
 feature of its first ``neutral_frames`` detections is the neutral reference (clips start neutral); each
@@ -62,7 +68,8 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".m
 BASE_COLUMNS = ["source", "kind", "frame", "time_s", "face", "track", "x", "y", "w", "h", "det_score",
                 "face_found", "apex", "apex_score"]
 INT_COLUMNS = ("frame", "face", "track", "x", "y", "w", "h")  # nullable integers (empty when no face)
-TEXT_COLUMNS = ("source", "kind", "error")  # and every <task>_pred
+TEXT_COLUMNS = ("source", "kind", "error", "apex_from")  # and every <task>_pred
+ONSET_APEX_COLUMNS = ["onset", "apex_from"]  # an onset-to-apex clip model's rows: its onset; apex given | search
 
 
 def is_text_column(name: str) -> bool:
@@ -145,14 +152,17 @@ class Predictor:
             raise UnmaskError(f"unknown precision {precision!r}; expected fp32 or bf16")
         if batch_size < 1:
             raise UnmaskError(f"batch size must be at least 1 (got {batch_size})")
-        if getattr(model, "encodes_clips", False):  # e.g. MEDN: frames plus the onset-to-apex flow
-            raise UnmaskError("this checkpoint's model reads prepared clips with their optical flow (data.paradigm "
-                              "clip_flow); predicting on raw images and videos does not compute flow yet: prepare "
-                              "the clips with `unmask prepare --frames rise:T --flow METHOD` and use "
-                              "unmask.checkpoint.load_checkpoint on them (docs/medn.md)")
         self.model, self.ckpt, self.device = model, ckpt, device
         self.tasks = tuple(model.tasks)  # what this model predicts: tasks with their label names
         prep = ckpt["preprocess"]
+        # a model of onset-to-apex clips with their flow (paradigm clip_flow, e.g. MEDN) reads one input per video,
+        # made as prepare made it (unmask.data.onset_apex); the model encodes the whole clip itself
+        self.onset_apex = None
+        if prep.get("paradigm") == "clip_flow":
+            from unmask.data.onset_apex import OnsetApexInput
+
+            self.onset_apex = OnsetApexInput.from_preprocess(prep)
+        self.encodes_clips = bool(getattr(model, "encodes_clips", False))
         # a clip model reads T frames per example (the prepared set's clip frames)
         self.clip_frames = int(prep.get("clip_frames") or 8) if getattr(model, "clip_input", False) else 0
         self.input_size = int(prep["input_size"][-1])
@@ -227,14 +237,17 @@ class Predictor:
             x = self.normalize(resize_uint8(x, self.input_size), train=False).to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 encode = self._backbone.forward_features if self.model.uses_tokens else self._backbone
-                f = encode(x.flatten(0, 1) if self.clip_frames else x)  # [B(*T), D] (or tokens [B(*T), N, C])
-                f = f.float().view(*x.shape[:-3], *f.shape[1:])  # [B, (T,) D]
+                if self.encodes_clips:  # the backbone reads whole clips [B, T, 3, H, W] -> [B, D]
+                    f = encode(x).float()
+                else:
+                    f = encode(x.flatten(0, 1) if self.clip_frames else x)  # [B(*T), D] (or tokens [B(*T), N, C])
+                    f = f.float().view(*x.shape[:-3], *f.shape[1:])  # [B, (T,) D]
                 o = self.model.forward_head(f)
                 if self.model.uses_tokens:  # apex search compares pooled embeddings
                     f = self._backbone.forward_head(f.flatten(0, -3)).view(*x.shape[:-3], -1)
             for task in self.tasks:
                 out.setdefault(task.name, []).append(task.probabilities(o[f"{task.name}_logits"]).cpu())
-            out.setdefault("features", []).append((f.mean(1) if self.clip_frames else f).cpu())
+            out.setdefault("features", []).append((f.mean(1) if self.clip_frames and not self.encodes_clips else f).cpu())
         if not out:
             return {"features": np.zeros((0, 0), np.float32)}
         return {k: torch.cat(v).numpy() for k, v in out.items()}
@@ -304,7 +317,8 @@ class Predictor:
                     features[id(row)] = out["features"][j]
 
     def _frame(self, rows: list[dict]) -> pd.DataFrame:
-        cols = BASE_COLUMNS + task_columns(self.tasks) + [c for peer in self.peers for c in peer.columns]
+        cols = BASE_COLUMNS + (ONSET_APEX_COLUMNS if self.onset_apex else []) + task_columns(self.tasks)
+        cols += [c for peer in self.peers for c in peer.columns]
         return to_frame(rows, cols + ["error"])
 
     # -- public API -------------------------------------------------------------------------------------
@@ -318,23 +332,47 @@ class Predictor:
     def _image_rows(self, img, source, pending) -> list[dict]:
         name = source or (str(img) if isinstance(img, (str, Path)) else "<image>")
         base = dict(source=name, kind="image", frame=-1, track=-1)
+        if self.onset_apex:
+            return [dict(base, face=-1, face_found=False, error=f"{name}: this model reads the frames from onset to "
+                         "apex of a video with their optical flow (paradigm clip_flow), not a single image")]
         try:
             rgb = _as_rgb(img)
         except UnmaskError as e:
             return [dict(base, face=-1, face_found=False, error=str(e))]
         return self._frame_rows(rgb, base, pending)
 
-    def predict_video(self, path, every: int = 1, apex_search: bool = False, on_frame=None) -> pd.DataFrame:
+    def predict_video(self, path, every: int = 1, apex_search: bool = False, on_frame=None, *,
+                      onset: int | None = None, apex: int | None = None) -> pd.DataFrame:
         """Every ``every``-th frame of a video -> rows per face per sampled frame (+ apex rows, see module doc).
 
         A video that fails to decode part-way keeps the rows of the frames read and ends with an error row.
         ``on_frame(index)`` is called after each sampled frame is read (progress for a caller such as a web page).
+        An onset-to-apex clip model (paradigm ``clip_flow``) gives one row per video instead: ``onset`` and
+        ``apex`` are frame indices (None: the first frame; the apex searched), ``every`` does not apply.
         """
-        return self._frame(self._video_rows(Path(path), every, apex_search, on_frame))
+        return self._frame(self._video_rows(Path(path), every, apex_search, on_frame, onset=onset, apex=apex))
 
-    def _video_rows(self, path: Path, every: int, apex_search: bool, on_frame=None) -> list[dict]:
+    def _onset_apex_rows(self, path: Path, onset: int | None, apex: int | None) -> list[dict]:
+        """One row: the clip from onset to apex with its flow (:mod:`unmask.data.onset_apex`), at the apex frame."""
+        base = dict(source=str(path), kind="video")
+        try:
+            x, info = self.onset_apex.video_input(path, self.detector, onset, apex)
+        except UnmaskError as e:  # VideoError included: a frame past the end, an unreadable file
+            return [dict(base, frame=-1, face=-1, track=-1, face_found=False, error=str(e))]
+        fps = _video_fps(path)
+        x0, y0, w, h = info["box"]
+        row = dict(base, frame=info["apex"], time_s=round(info["apex"] / fps, 4) if fps else math.nan, face=0,
+                   track=0, x=x0, y=y0, w=w, h=h, face_found=True, onset=info["onset"], apex_from=info["apex_from"],
+                   apex_score=round(info["apex_score"], 5) if info["apex_from"] == "search" else math.nan)
+        self._assign([[row]], self.predict_crops(x[None]), None)
+        return [row]
+
+    def _video_rows(self, path: Path, every: int, apex_search: bool, on_frame=None, *, onset: int | None = None,
+                    apex: int | None = None) -> list[dict]:
         from unmask.data.video import VideoError, iter_timed_frames
 
+        if self.onset_apex:
+            return self._onset_apex_rows(path, onset, apex)
         if every < 1:
             raise UnmaskError(f"--every must be at least 1 (got {every})")
         fps = _video_fps(path)
@@ -378,11 +416,19 @@ class Predictor:
             out.append(dict(track[i], apex=True, apex_score=round(float(score), 5)))
         return out
 
-    def predict_paths(self, paths, every: int = 1, apex_search: bool = False, progress: bool = False) -> pd.DataFrame:
+    def predict_paths(self, paths, every: int = 1, apex_search: bool = False, progress: bool = False, *,
+                      onset: int | None = None, apex: int | None = None) -> pd.DataFrame:
         """Images, videos and folders (searched recursively) -> one frame of rows; images are batched together.
 
-        An unreadable input gives one row with ``error`` set and the others go on.
+        An unreadable input gives one row with ``error`` set and the others go on. ``onset``/``apex``: frame
+        indices for an onset-to-apex clip model (:meth:`predict_video`), the same for every video.
         """
+        if (onset is not None or apex is not None) and not self.onset_apex:
+            raise UnmaskError("--onset/--apex apply to models of onset-to-apex clips (paradigm clip_flow); this "
+                              f"checkpoint was trained on {self.ckpt['preprocess'].get('paradigm')!r}")
+        from unmask.data.onset_apex import check_onset_apex
+
+        check_onset_apex(onset, apex)
         from tqdm.auto import tqdm
 
         files = find_media(paths)
@@ -397,7 +443,7 @@ class Predictor:
                 if len(pending) >= self.batch_size:
                     self._flush(pending)
             elif kind == "video":
-                rows += self._video_rows(f, every, apex_search)
+                rows += self._video_rows(f, every, apex_search, onset=onset, apex=apex)
             else:
                 why = ("not found" if not f.exists() else "a folder without images or videos" if f.is_dir()
                        else f"not an image or video (extensions: {', '.join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)})")
@@ -472,7 +518,7 @@ def to_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
 
 
 def normalize_dtypes(df: pd.DataFrame) -> pd.DataFrame:
-    for c in INT_COLUMNS:
+    for c in [c for c in (*INT_COLUMNS, "onset") if c in df.columns]:
         df[c] = pd.to_numeric(df[c]).astype("Int64")
     for c in ("face_found", "apex"):
         df[c] = df[c].map(lambda v: bool(v) if isinstance(v, (bool, np.bool_, int, float)) and v == v else False)

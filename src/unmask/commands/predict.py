@@ -24,6 +24,13 @@ def add_arguments(p):
     p.add_argument("--apex-search", action="store_true",
                    help="videos: add a row per face track at the frame where the displayed expression peaks "
                         "(largest feature change from the neutral start; apex=True)")
+    p.add_argument("--onset", type=int, metavar="N",
+                   help="models of onset-to-apex clips (MEDN, paradigm clip_flow): the onset frame index (0-based; "
+                        "default 0, the first frame)")
+    p.add_argument("--apex", type=int, metavar="N",
+                   help="models of onset-to-apex clips: the apex frame index; default: searched, the frame after the "
+                        "onset whose face (registered onto the onset face by ECC, blurred) differs most from the "
+                        "onset's (docs/medn.md)")
     p.add_argument("--detector", help="face detector: auto, yuface, haar or none (default: the checkpoint's; "
                    "auto when it was trained on manifest boxes)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
@@ -55,7 +62,7 @@ def run(args) -> int:
     if not predictor.detector_fallback:  # a fallback was already said, as a warning
         print(predictor.detector_note, file=sys.stderr)
     df = predictor.predict_paths(args.inputs, every=args.every, apex_search=args.apex_search,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, onset=args.onset, apex=args.apex)
     for err in df.loc[df.error != "", "error"]:
         print(f"error: {err}", file=sys.stderr)
     failed = failed_sources(df)
@@ -77,6 +84,9 @@ def run(args) -> int:
         table = table.astype(object).where(table.notna(), "")  # no face: blank, not <NA>
         with pd.option_context("display.max_colwidth", 60, "display.width", 200):
             print(table.to_string(index=False))
+    if predictor.onset_apex:  # one row per video: every class's and every AU's probability
+        for r in df[df.face_found].to_dict("records"):
+            print(onset_apex_text(r, predictor.tasks), file=sys.stderr)
     videos = video_summary(df, predictor.tasks)
     for v in videos.to_dict("records"):  # the overall label of each video, from its frames or windows
         labels = " | ".join(f"{t.title}: {v[f'{t.name}_pred'] or '-'} {v[f'{t.name}_conf']:.2f}" for t in predictor.tasks
@@ -89,6 +99,19 @@ def run(args) -> int:
     print(f"{n_src} input(s), {int(df.face_found.sum())} face(s) classified; {len(failed)} input(s) unread or "
           "without a face", file=sys.stderr)
     return 1 if failed else 0
+
+
+def onset_apex_text(row, tasks) -> str:
+    """``clip.mp4: onset 7, apex 24 (searched, score 1.55) | emotion: happiness 0.81 (happiness 0.81, ...) | ...``
+    (a multi-label task: the labels at >= 0.5, as the report thresholds them, then every label's probability)."""
+    from pathlib import Path
+
+    how = f"searched, score {row['apex_score']:.3f}" if row["apex_from"] == "search" else "given"
+    parts = [f"{Path(row['source']).name}: onset {row['onset']}, apex {row['frame']} ({how})"]
+    for t in tasks:
+        probs = ", ".join(f"{x} {row[f'{t.name}_p_{x}']:.2f}" for x in t.labels)
+        parts.append(f"{t.title}: {row[f'{t.name}_pred'] or '-'} ({probs})")
+    return " | ".join(parts)
 
 
 def failed_sources(df) -> list[str]:

@@ -29,7 +29,7 @@ def add_arguments(p):
                    help="where runs run: local processes (default, --jobs at a time) or Ray tasks, every run of "
                         "every table at once (runtime.executor; docs/cluster.md)")
     p.add_argument("--variants", help="medn: comma-separated variants of unmask.experiments.medn.VARIANTS (default with --quick: "
-                   "medn, motion_only; without: all)")
+                   "medn, motion_only, apex_vit; without: all)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -46,7 +46,6 @@ Determinism: a subject's gain from the seed sequence ``(seed, 77, 1, subject)``,
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields
@@ -58,6 +57,7 @@ import numpy as np
 
 from unmask.emotions import EMOTIONS, MFED_TASKS, masked_pairs
 from unmask.errors import UnmaskError
+from unmask.io import claim_output
 
 #: The sources in the project's real-face fixtures folder (``shared/data/faces``): (file, frame or None).
 #: Six different people; video frames chosen by eye as the most neutral ones.
@@ -500,26 +500,11 @@ def generate_photo(out: str | Path, config: PhotoConfig, *, progress: bool = Tru
         raise UnmaskError(f"{config.subjects} subjects asked, but {config.faces} has only {len(sources)} "
                           f"source face(s): {', '.join(s.label for s in sources)}")
     sources = sources[: config.subjects or len(sources)]
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UnmaskError(f"output {out} exists and is not a folder")
-    wanted = {**asdict(config), "faces": str(Path(config.faces).resolve()),
-              "sources": {subject_name(i): s.label for i, s in enumerate(sources)}}
-    cfg_path = out / "photo.json"
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            existing = json.loads(cfg_path.read_text())
-        except (OSError, ValueError):
-            existing = None
-        if existing != wanted:
-            what = "was made with a different configuration" if existing else "is not empty"
-            raise UnmaskError(f"output folder {out} {what}; pick another folder (or rerun with the same options "
-                              "to resume)")
     for i, s in enumerate(sources):  # fail early, naming the source, if a face cannot be found
         _rig(str(s.path), s.frame, config.width, config.height)
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    (out / "annotations").mkdir(exist_ok=True)
-    cfg_path.write_text(json.dumps(wanted, indent=2) + "\n")
+    wanted = {**asdict(config), "faces": str(Path(config.faces).resolve()),
+              "sources": {subject_name(i): s.label for i, s in enumerate(sources)}}
+    out = claim_output(out, wanted, "photo.json", ("videos", "annotations"))
     jobs = [(i, t, d) for i in range(len(sources)) for t, d in config.pairs()]
     clips = []
     for i, t, d in tqdm(jobs, desc="photo", unit="clip", disable=not progress):

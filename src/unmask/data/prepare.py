@@ -101,21 +101,15 @@ def _nearest(i: int, have) -> int:
     return min(have, key=lambda j: (abs(j - i), j))
 
 
-def prepare_clip(clip: Clip, out: Path, detector, *, size: int = 224, margin: float = 0.2,
-                 sampling: Sampling = Sampling("keyframes", 8), align: bool = False, flow: str = "none",
-                 flow_align: str = "ecc") -> dict:
-    """Prepare one clip into ``out/clips/<clip_id>/``; returns its meta. Raises UnmaskError on failure."""
+def crop_frames(images: dict[int, np.ndarray], detector, *, size: int = 224, margin: float = 0.2, align: bool = False,
+                clip: Clip | None = None) -> tuple[dict, dict, dict, dict]:
+    """Face crops of decoded frames ``{index: RGB}``, as ``prepare`` makes them (``unmask predict`` makes a clip
+    model's input from a raw video with the same function): ``(crops, boxes, box_source, angles)``, each keyed
+    by frame index. The largest face of each frame; a frame without one borrows the nearest frame's box; with
+    ``align`` each crop is turned so the eyes are level. UnmaskError when no frame has a face."""
     from unmask.data.faces import best_face, crop_face, eye_angle
-    from unmask.data.video import probe, read_frames
 
-    if flow != "none" and (clip.onset is None or clip.apex is None):
-        raise UnmaskError("--flow needs the onset and apex frames; this row annotates "
-                          f"{'no onset' if clip.onset is None else 'no apex'}")
-    # uniform sampling spreads over the whole video: its length first (a decode without RGB conversion)
-    length = probe(clip.video).num_frames if sampling.needs_length else None
-    frames = planned_frames(clip, sampling, length)
-    needed = sorted({*(frames[r] for r in ROLES if r in frames), *frames["clip"]})
-    images = read_frames(clip.video, needed)  # one decode, stops after the last needed frame
+    needed = sorted(images)
     boxes, source, angles = {}, {}, {}
     for i in needed:
         face = best_face(detector.detect(images[i], clip=clip, frame=i))
@@ -134,12 +128,29 @@ def prepare_clip(clip: Clip, out: Path, detector, *, size: int = 224, margin: fl
             boxes[i], source[i] = boxes[j], f"nearest:{j}"
     if align:  # a frame without landmarks (haar, a manifest box) turns as its nearest landmarked frame
         angles = {i: angles[i] if i in angles else angles[_nearest(i, angles)] if angles else 0.0 for i in needed}
+    crops = {i: crop_face(images[i], boxes[i], margin=margin, size=size, angle=angles.get(i, 0.0) if align else 0.0)
+             for i in needed}
+    return crops, boxes, source, angles
 
+
+def prepare_clip(clip: Clip, out: Path, detector, *, size: int = 224, margin: float = 0.2,
+                 sampling: Sampling = Sampling("keyframes", 8), align: bool = False, flow: str = "none",
+                 flow_align: str = "ecc") -> dict:
+    """Prepare one clip into ``out/clips/<clip_id>/``; returns its meta. Raises UnmaskError on failure."""
+    from unmask.data.video import probe, read_frames
+
+    if flow != "none" and (clip.onset is None or clip.apex is None):
+        raise UnmaskError("--flow needs the onset and apex frames; this row annotates "
+                          f"{'no onset' if clip.onset is None else 'no apex'}")
+    # uniform sampling spreads over the whole video: its length first (a decode without RGB conversion)
+    length = probe(clip.video).num_frames if sampling.needs_length else None
+    frames = planned_frames(clip, sampling, length)
+    needed = sorted({*(frames[r] for r in ROLES if r in frames), *frames["clip"]})
+    images = read_frames(clip.video, needed)  # one decode, stops after the last needed frame
+    crops, boxes, source, angles = crop_frames(images, detector, size=size, margin=margin, align=align, clip=clip)
     folder = out / "clips" / clip.clip_id
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "meta.json").unlink(missing_ok=True)  # the clip is unfinished until meta.json is back
-    crops = {i: crop_face(images[i], boxes[i], margin=margin, size=size, angle=angles.get(i, 0.0) if align else 0.0)
-             for i in needed}
     names = [(f"{role}.png", frames[role]) for role in ROLES if role in frames]
     names += [(f"clip_{k:02d}.png", i) for k, i in enumerate(frames["clip"])]
     for name, i in names:

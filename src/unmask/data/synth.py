@@ -33,7 +33,6 @@ The output is therefore identical for a given seed whatever the number of worker
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields
@@ -44,6 +43,7 @@ import numpy as np
 from unmask.data.video import write_video
 from unmask.emotions import EMOTIONS, MFED_TASKS, masked_pairs
 from unmask.errors import UnmaskError
+from unmask.io import claim_output
 
 #: EMFACS prototypes, AU -> intensity at full expression (1.0 = a full prototypical action).
 PROTOTYPES: dict[str, dict[str, float]] = {
@@ -240,20 +240,13 @@ def plan_clip(config: SynthConfig, subject: int, true: str, disguised: str, iden
 # ---------------------------------------------------------------------------------------------- rendering
 def render_clip(config: SynthConfig, plan: ClipPlan, identity=None):
     """Yield ``(frame [H, W, 3] uint8 RGB, face box)`` for every frame of ``plan``."""
-    from unmask.data.synth_face import face_box, lighting_map, render_background, render_face, sample_identity
+    from unmask.data.synth_face import face_box, render_frames, sample_identity
 
     W, H = config.width, config.height
     ident = identity or sample_identity(subject_rng(config, plan.subject), W, H)
-    bg, light = render_background(ident, W, H), lighting_map(ident, W, H)
-    rng = np.random.default_rng(plan.noise_seed)
-    sigma = ident.noise_sigma * config.noise
-    for aus, pose in zip(plan.aus, plan.poses):
-        img = bg.copy()
-        render_face(img, ident, aus, pose)
-        out = img.astype(np.float32) * light
-        if sigma > 0:
-            out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
-        yield np.clip(out + 0.5, 0, 255).astype(np.uint8), face_box(ident, aus, pose, W, H)
+    images = render_frames(ident, plan.aus, plan.poses, W, H, plan.noise_seed, config.noise)
+    for img, aus, pose in zip(images, plan.aus, plan.poses):
+        yield img, face_box(ident, aus, pose, W, H)
 
 
 AU_HEADER = ("frame", "x", "y", "w", "h")
@@ -339,23 +332,7 @@ def generate(out: str | Path, config: SynthConfig | None = None, *, workers: int
     config = (config or SynthConfig()).validated()
     if workers < 1:
         raise UnmaskError(f"workers must be at least 1 (got {workers})")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UnmaskError(f"output {out} exists and is not a folder")
-    cfg_path = out / "synth.json"
-    wanted = asdict(config)
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            existing = json.loads(cfg_path.read_text())
-        except (OSError, ValueError):
-            existing = None
-        if existing != wanted:
-            what = "was made with a different synth configuration" if existing else "is not empty"
-            raise UnmaskError(f"output folder {out} {what}; pick another folder (or rerun with the same options "
-                              "to resume)")
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    (out / "annotations").mkdir(exist_ok=True)
-    cfg_path.write_text(json.dumps(wanted, indent=2) + "\n")
+    out = claim_output(out, asdict(config), "synth.json", ("videos", "annotations"))
 
     jobs = [(s, t, d) for s in range(config.subjects) for t, d in config.pairs()]
     bar = tqdm(total=len(jobs), desc="synth", unit="clip", disable=not progress)

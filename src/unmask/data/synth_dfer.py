@@ -34,7 +34,6 @@ the test part of a fold. Deterministic: every clip draws from an RNG seeded by `
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, replace
@@ -44,6 +43,7 @@ import numpy as np
 
 from unmask.data.sources.dfer import DFEW_LABELS
 from unmask.errors import UnmaskError
+from unmask.io import claim_output
 
 #: DFEW label -> the masked-expression generator's prototype name (neutral: none).
 PROTOTYPE_OF = {"happy": "happiness", "sad": "sadness", "angry": "anger", "surprise": "surprise",
@@ -255,22 +255,7 @@ def generate_dfer(out: str | Path, cfg: DferSynthConfig | None = None, *, worker
     from unmask.data.sources.dfer import DFER7_TASK, import_dfew
 
     cfg = (cfg or DferSynthConfig()).validated()
-    out = Path(out)
-    wanted = json.loads(json.dumps({"kind": "dfer", **asdict(cfg)}))
-    cfg_path = out / "synth.json"
-    if out.exists() and not out.is_dir():
-        raise UnmaskError(f"output {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            existing = json.loads(cfg_path.read_text())
-        except (OSError, ValueError):
-            existing = None
-        if existing != wanted:
-            raise UnmaskError(f"output folder {out} {'was made with another synth configuration' if existing else 'is not empty'}; "
-                              "pick another folder (or rerun with the same options to resume)")
-    (out / "Clip" / "original").mkdir(parents=True, exist_ok=True)
-    (out / "annotations").mkdir(exist_ok=True)
-    cfg_path.write_text(json.dumps(wanted, indent=2) + "\n")
+    out = claim_output(out, {"kind": "dfer", **asdict(cfg)}, "synth.json", ("Clip/original", "annotations"))
     jobs, number = [], 0
     for person in range(cfg.persons):
         for label in DFEW_LABELS:

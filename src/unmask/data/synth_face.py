@@ -299,3 +299,18 @@ def render_face(img: np.ndarray, ident: Identity, aus: dict, pose=(0.0, 0.0, 0.0
     if ident.hair_style == 3:
         line[1::2, 1] += 0.06
     cv.fill(np.concatenate([top, line]), hair)
+
+
+def render_frames(ident: Identity, frames, poses, width: int, height: int, noise_seed: int, noise: float = 1.0):
+    """Yield one uint8 RGB frame ``[H, W, 3]`` per (AU intensities, pose) pair: the identity's background,
+    face and lighting, plus sensor noise (``noise`` x the identity's level, seeded by ``noise_seed``)."""
+    bg, light = render_background(ident, width, height), lighting_map(ident, width, height)
+    rng = np.random.default_rng(noise_seed)
+    sigma = ident.noise_sigma * noise
+    for aus, pose in zip(frames, poses):
+        img = bg.copy()
+        render_face(img, ident, aus, pose)
+        x = img.astype(np.float32) * light
+        if sigma > 0:
+            x += rng.standard_normal(x.shape, dtype=np.float32) * sigma
+        yield np.clip(x + 0.5, 0, 255).astype(np.uint8)

@@ -33,7 +33,6 @@ duration in frames and seconds, onset/apex/offset), ``videos/<clip>.mp4`` and ``
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from unmask.errors import UnmaskError
+from unmask.io import claim_output
 from unmask.tasks import Task
 
 CLASSES = ("happiness", "repression", "surprise", "disgust")
@@ -175,7 +175,7 @@ def _identity(config: MicroConfig, subject: int):
 def make_micro_clip(config: MicroConfig, out: Path, subject: int, k: int, emotion: str) -> dict:
     """Render and encode one clip (unless complete); return its ground-truth row."""
     from unmask.data.synth import AU_HEADER
-    from unmask.data.synth_face import AUS, face_box, lighting_map, render_background, render_face
+    from unmask.data.synth_face import AUS, face_box, render_frames
     from unmask.data.video import VideoError, probe, write_video
 
     ident = _identity(config, subject)
@@ -189,21 +189,9 @@ def make_micro_clip(config: MicroConfig, out: Path, subject: int, k: int, emotio
     except VideoError:
         done = False
     if not done:
-        bg, light = render_background(ident, W, H), lighting_map(ident, W, H)
-        rng = np.random.default_rng(plan.noise_seed)
-        sigma = ident.noise_sigma * config.noise
-
-        def frames():
-            for aus, pose in zip(plan.frames, plan.poses):
-                img = bg.copy()
-                render_face(img, ident, aus, pose)
-                x = img.astype(np.float32) * light
-                if sigma > 0:
-                    x += rng.standard_normal(x.shape, dtype=np.float32) * sigma
-                yield np.clip(x + 0.5, 0, 255).astype(np.uint8)
-
+        frames = render_frames(ident, plan.frames, plan.poses, W, H, plan.noise_seed, config.noise)
         tmp = video.with_name(video.stem + ".part.mp4")
-        write_video(frames(), tmp, config.fps, config.crf)
+        write_video(frames, tmp, config.fps, config.crf)
         with open(ann, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(AU_HEADER + AUS)
@@ -227,22 +215,7 @@ def generate_micro(out, config: MicroConfig | None = None, *, workers: int = 1, 
     from unmask.data.manifest import Clip, write_manifest
 
     config = (config or MicroConfig()).validated()
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UnmaskError(f"output {out} exists and is not a folder")
-    wanted = asdict(config)
-    cfg = out / "synth.json"
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            existing = json.loads(cfg.read_text())
-        except (OSError, ValueError):
-            existing = None
-        if existing != wanted:
-            raise UnmaskError(f"output folder {out} {'was made with other options' if existing else 'is not empty'}; "
-                              f"pick another folder (or rerun with the same options to resume)")
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    (out / "annotations").mkdir(exist_ok=True)
-    cfg.write_text(json.dumps(wanted, indent=2) + "\n")
+    out = claim_output(out, asdict(config), "synth.json", ("videos", "annotations"))
     jobs = [(s, k, e) for s in range(config.subjects) for k, e in enumerate(config.classes_per_subject())]
     bar = tqdm(total=len(jobs), desc="synth micro", unit="clip", disable=not progress)
     rows = {}

@@ -122,6 +122,8 @@ def _video(predictor, path: Path, name: str, limits: Limits, progress: Progress)
                      f"{limits.max_frames})")
     frames_df = df[(df.error == "") & ~df.apex]
     apex = df[df.apex].sort_values("track")
+    if predictor.onset_apex:  # an onset-to-apex clip model (MEDN): its one row per video, at the apex, is the reading
+        apex = frames_df[frames_df.face_found]
     progress(0.8, "drawing the annotated video")
     media = {}
     tmp = path.with_name("annotated.mp4")

@@ -70,7 +70,9 @@ def finish_fold(trainer, m, best_state: dict) -> dict:
         preprocess={"input_size": list(model.data_config["input_size"]), "mean": list(trainer.mean),
                     "std": list(trainer.std), "paradigm": data.paradigm, "detector": prep.get("detector"),
                     "margin": prep.get("margin"), "crop_size": prep.get("size"),
-                    "clip_frames": cfg.data.window or prep.get("clip_frames")},  # what the model reads per clip
+                    "clip_frames": cfg.data.window or prep.get("clip_frames"),  # what the model reads per clip
+                    "frames": prep.get("frames"), "align": prep.get("align"),
+                    "flow": prep.get("flow"), "flow_align": prep.get("flow_align")},
         include_backbone=not trainer.frozen or cfg.model.weights is None,
         extra={"fold": m.fold.name, "epoch": state.best_epoch}, backbone_sha256=trainer.digest)
     fold = m.fold

@@ -304,6 +304,10 @@ def write_ferv_split(manifest: Path, subjects: list[str]) -> Path:
 class _DFERSource(Source):
     default_splits = ""
     default_clips = ""
+    importer = None  # the import_* function of the dataset, as a staticmethod
+
+    def run(self, args, out, *, skip_invalid: bool = False) -> ImportResult:
+        return self.importer(args.root, out, splits=args.splits, clips=args.clips, skip_invalid=skip_invalid)
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("root", help="the dataset's folder as released")
@@ -328,9 +332,7 @@ class DFEW(_DFERSource):
     tasks = (DFER7_TASK,)
     default_splits = "EmoLabel_DataSplit"
     default_clips = "Clip/clip_224x224"
-
-    def run(self, args, out, *, skip_invalid: bool = False) -> ImportResult:
-        return import_dfew(args.root, out, splits=args.splits, clips=args.clips, skip_invalid=skip_invalid)
+    importer = staticmethod(import_dfew)
 
 
 @register_source
@@ -340,9 +342,7 @@ class MAFW(_DFERSource):
     tasks = (MAFW_TASK,)
     default_splits = "Train & Test Set/single/no_caption"
     default_clips = "data/frames"
-
-    def run(self, args, out, *, skip_invalid: bool = False) -> ImportResult:
-        return import_mafw(args.root, out, splits=args.splits, clips=args.clips, skip_invalid=skip_invalid)
+    importer = staticmethod(import_mafw)
 
 
 @register_source
@@ -352,6 +352,4 @@ class FERV39k(_DFERSource):
     tasks = (DFER7_TASK,)
     default_splits = "4_setups/All_scenes"
     default_clips = "2_ClipsforFaceCrop"
-
-    def run(self, args, out, *, skip_invalid: bool = False) -> ImportResult:
-        return import_ferv39k(args.root, out, splits=args.splits, clips=args.clips, skip_invalid=skip_invalid)
+    importer = staticmethod(import_ferv39k)

@@ -1,4 +1,4 @@
-"""Micro-expression sources: ``unmask import casme2 | samm | smic | megc2019``.
+"""Micro-expression sources: ``unmask import casme2 | samm | casme3 | smic | megc2019``.
 
 Each reads the release's own layout (frame folders and, for CASME II and SAMM, the xlsx coding sheet; the
 quirks handled are listed in :mod:`unmask.data.sources._micro`) and writes a manifest whose ``video`` cells are
@@ -10,6 +10,9 @@ set; SMIC codes no AUs, so a composite leaves its cells empty and the AU loss an
   surprise, others; fear and sadness rows are excluded and counted), AU set ``casme2``.
 - **samm**: ``SAMM_Micro_FACS_Codes_v2.xlsx`` (title rows above the header are skipped) +
   ``006/006_1_2/006_05562.jpg``; its 8 labels by default, AU set ``samm``.
+- **casme3**: CAS(ME)^3 Part A's ``cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx`` (sheet ``label``: Subject,
+  Filename, Onset, Apex, Offset, AU, Objective class, emotion; frame numbers are the JPG indices) + the ME clip
+  folders ``spNO.1_a_116/116.jpg`` or the full sequences ``spNO.1/a/color/``; 7 classes, or ``--classes 4|3``.
 - **smic**: ``HS/s1/micro/negative/s1_ne_01/*.bmp``: the label is the folder, the clip is the whole folder
   (onset = first image, offset = last), no apex (``--missing-apex``), no AUs.
 - **megc2019**: the MEGC2019 composite of the three: negative (CASME II disgust, repression; SAMM anger,
@@ -68,8 +71,12 @@ class Record:
 
 
 def read_coded(sheet, frames, *, dataset: str, subject_format: str, au_set, fixes: Fixes, problems: list,
-               missing_apex: str = "middle", alternatives: str = "first", sheet_name=None) -> list[Record]:
-    """Records of a CASME II- or SAMM-style coding sheet and its frame folders (bad rows go to ``problems``)."""
+               missing_apex: str = "middle", alternatives: str = "first", sheet_name=None,
+               locate=None) -> list[Record]:
+    """Records of a CASME II- or SAMM-style coding sheet and its frame folders (bad rows go to ``problems``).
+
+    ``locate(index, subject, filename, values) -> (folder or None, why)`` finds a row's frame folder; by
+    default the folder named as the row's Filename, under the subject's folder where the name repeats."""
     from unmask.data.video import VideoError, frame_numbers
 
     index = FolderIndex(Path(frames))
@@ -91,7 +98,7 @@ def read_coded(sheet, frames, *, dataset: str, subject_format: str, au_set, fixe
         filename = v["filename"].strip()
         if filename != v["filename"]:
             fixes.add(str(sheet), row, "filename", v["filename"], filename, "spaces stripped")
-        folder, why = index.find(filename, subject)
+        folder, why = (locate or _by_filename)(index, subject, filename, v)
         if folder is None:
             bad("filename", why)
             continue
@@ -139,6 +146,10 @@ def read_coded(sheet, frames, *, dataset: str, subject_format: str, au_set, fixe
         records.append(Record(clip_id, subject, folder, frames["onset"], frames["apex"], frames["offset"], emotion,
                               aus & allowed, row))
     return records
+
+
+def _by_filename(index: FolderIndex, subject: str, filename: str, values: dict) -> tuple[Path | None, str]:
+    return index.find(filename, subject)
 
 
 def read_smic(root, *, fixes: Fixes, problems: list, missing_apex: str = "middle") -> list[Record]:
@@ -226,7 +237,9 @@ class _Coded(Source):
     subject_format = "{}"
 
     def emotion_task(self, classes=None) -> Task:
-        return Task("emotion", "single", tuple(classes or self.classes), title="emotion", aliases=self.aliases)
+        classes = tuple(classes or self.classes)
+        aliases = {a: c for a, c in self.aliases.items() if c in classes}
+        return Task("emotion", "single", classes, title="emotion", aliases=aliases)
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("sheet", help="the release's coding sheet (.xlsx or .csv)")
@@ -238,15 +251,21 @@ class _Coded(Source):
         _common(parser, self.au_default)
 
     def run(self, args, out, *, skip_invalid: bool = False) -> ImportResult:
-        classes = tuple(c.strip().lower() for c in args.classes.split(",") if c.strip())
+        classes, mapping = self.classes_and_mapping(args)
         emotion, aus = self.emotion_task(classes), au_task(parse_au_set(args.aus))
         fixes, problems = Fixes(), []
         records = read_coded(args.sheet, args.frames, dataset=self.name, subject_format=self.subject_format,
                              au_set=parse_au_set(args.aus), fixes=fixes, problems=problems,
                              missing_apex=args.missing_apex, alternatives=args.au_alternatives,
-                             sheet_name=args.sheet_name)
-        clips = to_clips(records, emotion, aus, None, fixes, self.name)
+                             sheet_name=args.sheet_name, locate=self.locate)
+        clips = to_clips(records, emotion, aus, mapping, fixes, self.name)
         return finish(clips, (emotion, aus), out, fixes, problems, skip_invalid, str(args.sheet))
+
+    def classes_and_mapping(self, args) -> tuple[tuple[str, ...], dict | None]:
+        """The emotion task's classes and the sheet label -> class mapping (None: the labels as written)."""
+        return tuple(c.strip().lower() for c in args.classes.split(",") if c.strip()), None
+
+    locate = None  # read_coded's default: the folder named as the row's Filename
 
     def describe(self, result: ImportResult) -> str:
         return (f"wrote {len(result.clips)} clip(s) of {len({c.subject for c in result.clips})} subject(s) to "
@@ -273,6 +292,65 @@ class SAMM(_Coded):
     au_default = "samm"
     subject_format = "{:03d}"
     tasks = (Task("emotion", "single", SAMM_CLASSES), au_task(AU_SETS["samm"]))
+
+
+#: CAS(ME)^3 Part A's seven labels and the groupings used on it (4 classes: positive / negative / surprise /
+#: others, as in MEGC2022's composite; 3 classes: the MEGC2019 mapping, others excluded).
+CASME3_CLASSES = ("happy", "disgust", "fear", "anger", "sad", "surprise", "others")
+CASME3_GROUPS = {
+    "7": {c: c for c in CASME3_CLASSES},
+    "4": {"happy": "positive", "disgust": "negative", "fear": "negative", "anger": "negative", "sad": "negative",
+          "surprise": "surprise", "others": "others"},
+    "3": {"happy": "positive", "disgust": "negative", "fear": "negative", "anger": "negative", "sad": "negative",
+          "surprise": "surprise"},
+}
+CASME3_ALIASES = {"happiness": "happy", "sadness": "sad", "angry": "anger", "other": "others", "surprised": "surprise",
+                  "disgusted": "disgust", "fearful": "fear"}
+
+
+def _casme3_folder(index: FolderIndex, subject: str, filename: str, values: dict) -> tuple[Path | None, str]:
+    """Part A's ME clip release names a clip's folder ``<Subject>_<Filename>_<Onset>`` (``spNO.10_a_116``,
+    JPG-indexed frames); the full release keeps each sequence in ``<Subject>/<Filename>/`` (its images directly
+    or in ``color/``, beside ``depth/``), and the row's onset..offset is cut from it."""
+    onset = str(values["onset"]).strip()
+    onset = onset[:-2] if onset.endswith(".0") else onset
+    name = f"{subject}_{filename}_{onset}"
+    found = index.by_name.get(name.lower(), [])
+    if len(found) == 1:
+        return found[0], ""
+    if len(found) > 1:
+        return None, f"{len(found)} frame folders named {name!r}: {', '.join(map(str, found[:3]))}"
+    for folder in (index.root / subject / filename / "color", index.root / subject / filename):
+        if folder in index.by_name.get(folder.name.lower(), []):  # a folder holding images
+            return folder, ""
+    return None, (f"no frame folder {name!r} (the ME clip release) nor {subject}/{filename}[/color] (the full "
+                  f"release) under {index.root}")
+
+
+@register_source
+class CASME3(_Coded):
+    name = "casme3"
+    help = ("CAS(ME)^3 Part A: cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx + the ME clip frame folders "
+            "(frame/spNO.1_a_116/116.jpg) or the full sequences (spNO.1/a/color/)")
+    classes = CASME3_CLASSES
+    aliases = CASME3_ALIASES
+    au_default = "cross"
+    tasks = (Task("emotion", "single", CASME3_CLASSES), au_task(AU_SETS["cross"]))
+    locate = staticmethod(_casme3_folder)
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("sheet", help="the release's label sheet (cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx)")
+        parser.add_argument("--frames", required=True, help="root of the frame folders (e.g. Part_A_ME_clip/frame)")
+        parser.add_argument("--classes", choices=tuple(CASME3_GROUPS), default="7",
+                            help="7: the sheet's labels (default); 4: positive / negative / surprise / others; "
+                                 "3: positive / negative / surprise (others excluded)")
+        parser.add_argument("--sheet-name", default="label", help="xlsx sheet (default: label)")
+        _common(parser, self.au_default)
+
+    def classes_and_mapping(self, args) -> tuple[tuple[str, ...], dict | None]:
+        group = CASME3_GROUPS[args.classes]
+        mapping = {**group, **{a: group[c] for a, c in CASME3_ALIASES.items() if c in group}}
+        return tuple(dict.fromkeys(group.values())), mapping
 
 
 @register_source
