@@ -102,6 +102,23 @@ def test_the_video_backbone_trains_end_to_end_and_its_checkpoint_predicts_as_in_
     rebuilt(x)["emotion_logits"].logsumexp(-1).sum().backward()
     grads = [p.grad for p in rebuilt.backbone.parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads)
+    # prediction: the Predictor gives whole windows of face crops to the video backbone; the prepared crops of each
+    # test clip, as two windows of 8 averaged, give the run's test probabilities
+    from unmask.data.manifest import read_manifest
+    from unmask.data.prepare import PreparedSet
+    from unmask.predict import Predictor
+
+    p = Predictor.from_checkpoint(run / "folds" / "set_2", device="cpu")
+    ps = PreparedSet(dfew / "dfew_prepared")
+    ids = pd.read_csv(run / "folds" / "set_2" / "predictions.csv", dtype={"clip_id": str}).clip_id
+    crops = np.stack([ps.load_clip(cid) for cid in ids])  # uint8 [n, 16, 64, 64, 3]
+    got = [p.predict_crops(crops[:, s:s + 8]) for s in (0, 8)]
+    np.testing.assert_allclose((got[0]["emotion"] + got[1]["emotion"]) / 2, saved, atol=1e-4)
+    assert got[0]["features"].shape == (len(ids), rebuilt.backbone.num_features)  # one vector per clip
+    video = next(c.video for c in read_manifest(dfew / "dfew.csv") if c.subject == "set_2")
+    df = p.predict_video(video, every=2)  # windows of 8 sampled frames over the whole video
+    cols = [c for c in df if c.startswith("emotion_p_")]
+    assert len(df) > 8 and np.allclose(df[cols].to_numpy(float).sum(1), 1, atol=1e-4)
 
 
 def test_a_clip_of_the_wrong_length_is_refused_with_the_fix():

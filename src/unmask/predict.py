@@ -243,8 +243,10 @@ class Predictor:
                     f = encode(x.flatten(0, 1) if self.clip_frames else x)  # [B(*T), D] (or tokens [B(*T), N, C])
                     f = f.float().view(*x.shape[:-3], *f.shape[1:])  # [B, (T,) D]
                 o = self.model.forward_head(f)
-                if self.model.uses_tokens:  # apex search compares pooled embeddings
+                if self.model.uses_tokens and not self.encodes_clips:  # apex search compares pooled embeddings
                     f = self._backbone.forward_head(f.flatten(0, -3)).view(*x.shape[:-3], -1)
+                if self.encodes_clips and f.dim() > 2:  # a video backbone's tokens per time step: one vector per clip
+                    f = f.flatten(1, -2).mean(1)
             for task in self.tasks:
                 out.setdefault(task.name, []).append(task.probabilities(o[f"{task.name}_logits"]).cpu())
             out.setdefault("features", []).append((f.mean(1) if self.clip_frames and not self.encodes_clips else f).cpu())
