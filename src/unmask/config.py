@@ -61,6 +61,7 @@ class AugmentConfig:
     hflip: bool = True
     rotation: float = 10.0  # degrees
     color_jitter: float = 0.2  # brightness/contrast/saturation strength; 0 disables
+    crop_scale: float = 1.0  # RandomResizedCrop: the box covers [crop_scale, 1] of the area; 1 disables
     normalization: str = "imagenet"  # imagenet (paper) | backbone (the backbone's own mean/std)
 
 
@@ -327,6 +328,9 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value < 1:
             raise UnmaskError(f"config key '{key}' must be >= 1, got {value}")
+    if not 0 < cfg.augment.crop_scale <= 1:
+        raise UnmaskError(f"config key 'augment.crop_scale' is the smallest share of the area a random crop keeps: "
+                          f"it must be in (0, 1] (1: no crop), got {cfg.augment.crop_scale}")
     if cfg.data.window < 0:
         raise UnmaskError(f"config key 'data.window' must be >= 0 (0: the whole prepared clip), got {cfg.data.window}")
     if cfg.data.window and cfg.data.paradigm != "clip":

@@ -27,12 +27,33 @@ def normalization(augment_cfg, data_config: dict) -> tuple[tuple, tuple]:
 
 
 def is_augmenting(augment_cfg) -> bool:
-    return bool(augment_cfg.hflip or augment_cfg.rotation > 0 or augment_cfg.color_jitter > 0)
+    return bool(augment_cfg.hflip or augment_cfg.rotation > 0 or augment_cfg.color_jitter > 0
+                or augment_cfg.crop_scale < 1)
+
+
+class RandomResizedCropSameSize(torch.nn.Module):
+    """torchvision's RandomResizedCrop back to the input's own size: a random box of ``scale`` of the area (and
+    aspect ratio in ``ratio``) resized to ``H x W``. One draw per call, so the frames of a clip ``[K, 3, H, W]``
+    share the box."""
+
+    def __init__(self, scale: tuple[float, float], ratio: tuple[float, float] = (3 / 4, 4 / 3)):
+        super().__init__()
+        self.scale, self.ratio = scale, ratio
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import RandomResizedCrop
+
+        h, w = images.shape[-2:]
+        top, left, bh, bw = RandomResizedCrop.get_params(images, list(self.scale), list(self.ratio))
+        return v2.functional.resized_crop(images, top, left, bh, bw, [h, w], antialias=True)
 
 
 def build_augment(augment_cfg) -> v2.Compose | None:
-    """Random flip, rotation and colour jitter for one uint8 image ``[3, H, W]`` (None when all are off)."""
+    """Random resized crop, flip, rotation and colour jitter for one uint8 image ``[3, H, W]`` or clip
+    ``[K, 3, H, W]`` (None when all are off)."""
     ops = []
+    if augment_cfg.crop_scale < 1:
+        ops.append(RandomResizedCropSameSize((augment_cfg.crop_scale, 1.0)))
     if augment_cfg.hflip:
         ops.append(v2.RandomHorizontalFlip(0.5))
     if augment_cfg.rotation > 0:
