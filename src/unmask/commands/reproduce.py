@@ -103,9 +103,11 @@ def run_ifdd(args, overrides) -> int:
     from unmask.experiments.ifdd_table import reproduce_ifdd
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    weights = [w.split("=", 1)[1] for w in args.weights if "=" in w]
-    path = reproduce_ifdd(args.out, quick=args.quick, prepared=args.prepared, weights=weights[0] if weights else None,
-                          overrides=overrides, jobs=args.jobs, progress=not args.quiet)
+    weights = dict(w.split("=", 1) for w in args.weights if "=" in w)
+    xs = weights.pop("mvit_xs", None)
+    path = reproduce_ifdd(args.out, quick=args.quick, prepared=args.prepared,
+                          weights=next(iter(weights.values()), None), overrides=overrides, jobs=args.jobs,
+                          progress=not args.quiet, xs_weights=xs)
     print(path.read_text(encoding="utf-8"))
     print(f"table: {path}")
     return 0

@@ -4,7 +4,8 @@
 after AU-intensity pretraining on a second synthetic set of other people (seed 1000), all written once into
 ``OUT/data`` (rerunning reuses them); ``configs/ifdd_synth.yaml`` with ``optim.epochs=40``. Full: a user's
 prepared DFEW (``--prepared``, from ``unmask import dfew`` + ``unmask prepare --frames uniform:48``) with
-``configs/ifdd_dfew.yaml`` (``--weights clip_vit_b16=FILE``).
+``configs/ifdd_dfew.yaml`` (``--weights clip_vit_b16=FILE``); with ``--weights mvit_xs=FILE`` also the XS video
+backbone rows from ``configs/ifdd_xs_dfew.yaml`` (IFDD and a linear head, fine-tuned end to end).
 
 Every row is a normal run under ``OUT/runs/<row>`` (finished runs are reused); the table gives WAR (accuracy) and
 UAR pooled over the folds with bootstrap 95% CIs, the mean over folds, and for each row an exact McNemar test
@@ -37,6 +38,15 @@ ROWS = [
     ("IFDD, no context loss", "ifdd_no_context", ["loss.args.ifdd.context_weight=0"]),
 ]
 REFERENCE = "ifdd"
+
+#: Full mode only, with ``--weights mvit_xs=FILE`` (a torchvision mvit_v2_s file): path (a), the paper's setting,
+#: fine-tuned end to end from configs/ifdd_xs_dfew.yaml (a GPU's work: docs/ifdd.md), and the plain video backbone
+#: with a linear head (the frame-average head over its time steps).
+XS_BASE = "ifdd_xs_dfew"
+XS_ROWS = [
+    ("XS video backbone + linear head (fine-tuned)", "xs_linear", ["model.name=frame_average"]),
+    ("IFDD on the XS video backbone (fine-tuned, the paper's path)", "ifdd_xs", []),
+]
 
 #: Published DFEW / FERV39k / MAFW numbers (UAR / WAR %) as listed in docs/ifdd.md; several select on the test split.
 ANCHORS = [
@@ -75,17 +85,35 @@ def quick_data(out: Path, *, progress: bool = True) -> tuple[Path, Path]:
     return sets["dfer"], weights
 
 
-def run_rows(out: Path, prepared: Path, *, quick: bool, weights: str | None, overrides: list[str], jobs: int = 1,
-             progress: bool = True) -> dict[str, Path]:
+def rows(quick: bool, xs_weights: str | None) -> list[tuple[str, str, list[str]]]:
+    """The table's rows: ``ROWS``, and in full mode with XS weights given the video-backbone rows."""
+    return ROWS + (XS_ROWS if xs_weights and not quick else [])
+
+
+def row_configs(prepared: Path, *, quick: bool, weights: str | None, xs_weights: str | None = None,
+                overrides: list[str] = ()) -> dict:
+    """``{run name: Config}`` of every row, all loaded (and so checked) before any runs."""
     from unmask.config import load_config
-    from unmask.train.run import train_run
 
     base = "ifdd_synth" if quick else "ifdd_dfew"
-    common = [f"data.prepared={prepared}"] + ([f"model.weights={weights}"] if weights else [])
-    common += (QUICK["overrides"] if quick else []) + list(overrides)
+    common = [f"data.prepared={prepared}"] + (QUICK["overrides"] if quick else [])
+    configs = {}
+    for _, name, extra in rows(quick, xs_weights):
+        if any(name == n for _, n, _ in XS_ROWS):
+            configs[name] = load_config(XS_BASE, common + [f"model.weights={xs_weights}"] + extra + list(overrides))
+        else:
+            configs[name] = load_config(base, common + ([f"model.weights={weights}"] if weights else []) + extra
+                                        + list(overrides))
+    return configs
+
+
+def run_rows(out: Path, prepared: Path, *, quick: bool, weights: str | None, overrides: list[str], jobs: int = 1,
+             progress: bool = True, xs_weights: str | None = None) -> dict[str, Path]:
+    from unmask.train.run import train_run
+
     runs = {}
-    configs = {name: load_config(base, common + extra) for _, name, extra in ROWS}  # every config checked first
-    for label, name, _ in ROWS:
+    configs = row_configs(prepared, quick=quick, weights=weights, xs_weights=xs_weights, overrides=overrides)
+    for label, name, _ in rows(quick, xs_weights):
         path = out / "runs" / name
         runs[name] = path
         if (path / "summary.json").is_file():
@@ -102,11 +130,14 @@ def _fmt(pooled: float, ci) -> str:
 
 
 def table(runs: dict[str, Path], *, quick: bool) -> str:
+    """Markdown table of the rows that ran (``runs``), IFDD the reference of the paired tests."""
     from unmask.eval.compare import compare_runs
 
     lines = ["| method | WAR % [95% CI] | UAR % [95% CI] | WAR mean ± std over folds | vs IFDD: accuracy diff "
              "[paired 95% CI], McNemar p |", "|---|---|---|---|---|"]
-    for label, name, _ in ROWS:
+    for label, name, _ in ROWS + XS_ROWS:
+        if name not in runs:
+            continue
         s = json.loads((runs[name] / "summary.json").read_text())["tasks"]["emotion"]
         war, uar = s["pooled"]["accuracy"], s["pooled"]["uar"]
         fold = f"{100 * s['fold_mean']['accuracy']:.1f} ± {100 * s['fold_std']['accuracy']:.1f}"
@@ -126,7 +157,8 @@ def table(runs: dict[str, Path], *, quick: bool) -> str:
 
 
 def reproduce_ifdd(out: str | Path, *, quick: bool, prepared: str | None = None, weights: str | None = None,
-                   overrides: list[str] | None = None, jobs: int = 1, progress: bool = True) -> Path:
+                   overrides: list[str] | None = None, jobs: int = 1, progress: bool = True,
+                   xs_weights: str | None = None) -> Path:
     out = Path(out)
     t0 = time.time()
     if quick:
@@ -138,13 +170,15 @@ def reproduce_ifdd(out: str | Path, *, quick: bool, prepared: str | None = None,
                               "with `unmask prepare --frames uniform:48`), or --quick")
         prepared_dir = Path(prepared)
     runs = run_rows(out, prepared_dir, quick=quick, weights=weights, overrides=overrides or [], jobs=jobs,
-                    progress=progress)
+                    progress=progress, xs_weights=xs_weights)
     text = table(runs, quick=quick)
     header = ("# IFDD: baselines and ablations" + (" (quick: synthetic in-the-wild set)" if quick else "") + "\n\n"
               + ("Data: `unmask synth --kind dfer` (10 persons x 7 classes x 4 clips, DFEW's 5 folds); tiny ResNet "
                  "(64 px, 2x2 tokens) AU-pretrained on 5 other synthetic persons and frozen; configs/ifdd_synth.yaml "
                  "with 40 epochs. These numbers test the pipeline and the synthetic set's built-in effects, not the "
                  "paper's claims on DFEW.\n\n" if quick else "")
+              + ("" if quick or xs_weights else "The XS video-backbone rows (the paper's path, fine-tuned end to end; "
+                 "a GPU's work) run with `--weights mvit_xs=FILE` (a torchvision mvit_v2_s file).\n\n")
               + f"Validation: one training fold per test fold (never the test fold). Made in {time.time() - t0:.0f} s "
                 f"by `unmask reproduce ifdd{' --quick' if quick else ''}`.\n\n")
     path = out / "tables" / "ifdd.md"
