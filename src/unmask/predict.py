@@ -361,7 +361,9 @@ class Predictor:
             x, info = self.onset_apex.video_input(path, self.detector, onset, apex)
         except UnmaskError as e:  # VideoError included: a frame past the end, an unreadable file
             return [dict(base, frame=-1, face=-1, track=-1, face_found=False, error=str(e))]
-        fps = _video_fps(path)
+        from unmask.data.video import header_fps
+
+        fps = header_fps(path)
         x0, y0, w, h = info["box"]
         row = dict(base, frame=info["apex"], time_s=round(info["apex"] / fps, 4) if fps else math.nan, face=0,
                    track=0, x=x0, y=y0, w=w, h=h, face_found=True, onset=info["onset"], apex_from=info["apex_from"],
@@ -371,13 +373,13 @@ class Predictor:
 
     def _video_rows(self, path: Path, every: int, apex_search: bool, on_frame=None, *, onset: int | None = None,
                     apex: int | None = None) -> list[dict]:
-        from unmask.data.video import VideoError, iter_timed_frames
+        from unmask.data.video import VideoError, header_fps, iter_timed_frames
 
         if self.onset_apex:
             return self._onset_apex_rows(path, onset, apex)
         if every < 1:
             raise UnmaskError(f"--every must be at least 1 (got {every})")
-        fps = _video_fps(path)
+        fps = header_fps(path)
         base = dict(source=str(path), kind="video")
         rows: list[dict] = []
         pending: list = []
@@ -496,18 +498,6 @@ def apex_index(features: np.ndarray, neutral_frames: int = 3, smooth: int = 3) -
         d = np.array([d[max(0, i - half):i + half + 1].mean() for i in range(len(d))])
     i = int(np.argmax(d))
     return i, float(d[i])
-
-
-def _video_fps(path: Path) -> float:
-    """The stream's average frame rate from the header (0 when unknown or unreadable: decoding reports)."""
-    import av
-
-    try:
-        with av.open(str(path)) as c:
-            s = c.streams.video[0]
-            return float(s.average_rate or s.guessed_rate or 0)
-    except (av.FFmpegError, IndexError, OSError):
-        return 0.0
 
 
 def to_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:

@@ -209,8 +209,7 @@ def annotate_image(path, rows, tasks, out):
 
 def annotate_video(path, rows, tasks, out):
     """All frames re-encoded (H.264, even size); each shows the boxes of the latest sampled frame."""
-    from unmask.data.video import iter_frames, write_video
-    from unmask.predict import _video_fps
+    from unmask.data.video import header_fps, iter_frames, write_video
 
     by_frame = {int(f): g.to_dict("records") for f, g in rows.groupby("frame")}
 
@@ -220,5 +219,5 @@ def annotate_video(path, rows, tasks, out):
             current = by_frame.get(index, current)
             yield draw(rgb, current, tasks) if current else rgb
 
-    write_video(frames(), out, _video_fps(path) or 25.0, crf=23)  # a preview, not an archive
+    write_video(frames(), out, header_fps(path) or 25.0, crf=23)  # a preview, not an archive
     return out

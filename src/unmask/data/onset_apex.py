@@ -119,18 +119,6 @@ def difference_scores(crops: list[np.ndarray]) -> np.ndarray:
     return np.asarray(scores)
 
 
-def _fps(video) -> float:
-    """The stream's average frame rate; 0 when unknown (a frame folder, an unreadable header)."""
-    import av
-
-    try:
-        with av.open(str(video)) as c:
-            s = c.streams.video[0]
-            return float(s.average_rate or s.guessed_rate or 0)
-    except (av.FFmpegError, IndexError, OSError):
-        return 0.0
-
-
 def search_apex(video, onset: int, detector, size: int = SEARCH_SIDE, max_rise_s: float | None = MAX_RISE_S
                 ) -> tuple[int, float]:
     """The apex of the expression in ``video`` within ``max_rise_s`` seconds after ``onset`` (None: to the end;
@@ -138,10 +126,10 @@ def search_apex(video, onset: int, detector, size: int = SEARCH_SIDE, max_rise_s
     import cv2
 
     from unmask.data.faces import best_face, crop_face
-    from unmask.data.video import iter_frames
+    from unmask.data.video import header_fps, iter_frames
 
     crops, box = [], None
-    fps = _fps(video) if max_rise_s else 0.0
+    fps = header_fps(video) if max_rise_s else 0.0
     stop = onset + round(max_rise_s * fps) + 1 if fps else None
     for index, rgb in iter_frames(video, start=onset, stop=stop):  # an onset past the end: VideoError
         if box is None:

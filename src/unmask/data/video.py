@@ -118,6 +118,19 @@ def probe(path: str | Path) -> VideoInfo:
     return VideoInfo(path, n, fps, width, height)
 
 
+def header_fps(path: str | Path) -> float:
+    """The stream's average frame rate from the container header, without decoding; 0 when unknown (a frame
+    folder, an unreadable header: decoding is what reports those)."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            return float(s.average_rate or s.guessed_rate or 0)
+    except (av.FFmpegError, IndexError, OSError):
+        return 0.0
+
+
 def _rgb(frame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")  # [H, W, 3] uint8
 
