@@ -140,3 +140,38 @@ def test_the_web_page_analysis_shows_the_clip_reading(micro_run):
     (face,) = result.data["faces"]
     assert face["frame"] == apex and set(face["tasks"]) == {"emotion", "aus"}
     assert abs(sum(face["tasks"]["emotion"]["p"].values()) - 1) < 1e-5
+
+
+def test_a_frame_folder_as_a_sequence_with_the_sheets_frame_numbers(micro_run, tmp_path, capsys):
+    import cv2
+
+    from unmask.data.video import iter_frames
+
+    data, fold, truth = micro_run
+    preds = pd.read_csv(fold / "predictions.csv")
+    r = truth[preds.clip_id.iloc[0]]
+    video = data / "videos" / f"{r['clip_id']}.mp4"
+    folder = tmp_path / "sub01" / "EP01_01"  # a release's layout: images numbered from 100, lossless
+    folder.mkdir(parents=True)
+    for i, rgb in iter_frames(video):
+        cv2.imwrite(str(folder / f"img{100 + i}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    predictor = Predictor.from_checkpoint(fold, device="cpu")
+    onset, apex = int(r["onset"]), int(r["apex"])
+    want = predictor.predict_paths([video], onset=onset, apex=apex).iloc[0]
+    got = predictor.predict_paths([folder], onset=100 + onset, apex=100 + apex, sequences=True).iloc[0]
+    assert got.error == "" and got.frame == apex and got.onset == onset  # positions in the folder
+    cols = [c for c in want.index if "_p_" in c]
+    assert np.allclose(got[cols].astype(float), want[cols].astype(float), atol=1e-6)
+    # without --sequence a folder is a set of images, each one a still (not what this model reads)
+    stills = predictor.predict_paths([folder])
+    assert len(stills) > 1 and (stills.kind == "image").all()
+    # through the CLI, and a number the folder lacks named with its range
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(fold), str(folder), "--sequence", "--onset", str(100 + onset), "--apex",
+                 str(100 + apex), "--out", str(out), "--no-progress"]) == 0
+    assert np.allclose(pd.read_csv(out).iloc[0][cols].astype(float), want[cols].astype(float), atol=1e-6)
+    capsys.readouterr()
+    assert main(["predict", str(fold), str(folder), "--sequence", "--onset", "5", "--apex", str(100 + apex),
+                 "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert f"--onset 5: no image numbered 5 in {folder}" in err and "Traceback" not in err

@@ -86,15 +86,16 @@ def media_kind(path: Path) -> str | None:
     return "image" if ext in IMAGE_EXTENSIONS else "video" if ext in VIDEO_EXTENSIONS else None
 
 
-def find_media(inputs) -> list[Path]:
-    """Files to predict on: the given files as they are, folders searched recursively by extension (sorted).
+def find_media(inputs, sequences: bool = False) -> list[Path]:
+    """Files to predict on: the given files as they are, folders searched recursively by extension (sorted);
+    with ``sequences`` a folder is kept whole, as one video (its images in frame-number order).
 
     A missing path or a folder without media is kept as is: :meth:`Predictor.predict_paths` reports it.
     """
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if p.is_dir() and not sequences:
             found = sorted(f for f in p.rglob("*") if f.is_file() and media_kind(f))
             out.extend(found or [p])
         else:
@@ -358,6 +359,9 @@ class Predictor:
         """One row: the clip from onset to apex with its flow (:mod:`unmask.data.onset_apex`), at the apex frame."""
         base = dict(source=str(path), kind="video")
         try:
+            if path.is_dir():  # a frame folder: the sheet's frame numbers -> positions
+                onset, apex = (None if n is None else _position(path, n, name)
+                               for name, n in (("onset", onset), ("apex", apex)))
             x, info = self.onset_apex.video_input(path, self.detector, onset, apex)
         except UnmaskError as e:  # VideoError included: a frame past the end, an unreadable file
             return [dict(base, frame=-1, face=-1, track=-1, face_found=False, error=str(e))]
@@ -421,11 +425,13 @@ class Predictor:
         return out
 
     def predict_paths(self, paths, every: int = 1, apex_search: bool = False, progress: bool = False, *,
-                      onset: int | None = None, apex: int | None = None) -> pd.DataFrame:
+                      onset: int | None = None, apex: int | None = None, sequences: bool = False) -> pd.DataFrame:
         """Images, videos and folders (searched recursively) -> one frame of rows; images are batched together.
 
         An unreadable input gives one row with ``error`` set and the others go on. ``onset``/``apex``: frame
         indices for an onset-to-apex clip model (:meth:`predict_video`), the same for every video.
+        ``sequences``: each folder is one video, a dataset's frame folder (``sub01/EP02_01f/img46.jpg``); there
+        ``onset``/``apex`` are the numbers in the images' names, as the coding sheets give them.
         """
         if (onset is not None or apex is not None) and not self.onset_apex:
             raise UnmaskError("--onset/--apex apply to models of onset-to-apex clips (paradigm clip_flow); this "
@@ -435,13 +441,13 @@ class Predictor:
         check_onset_apex(onset, apex)
         from tqdm.auto import tqdm
 
-        files = find_media(paths)
+        files = find_media(paths, sequences)
         rows: list[dict] = []
         pending: list = []
         bar = tqdm(files, desc="predict", unit="file", disable=not progress)
         for f in bar:
             bar.set_postfix_str(f.name, refresh=False)
-            kind = media_kind(f) if f.is_file() else None
+            kind = media_kind(f) if f.is_file() else "video" if sequences and f.is_dir() else None
             if kind == "image":
                 rows += self._image_rows(f, str(f), pending)
                 if len(pending) >= self.batch_size:
@@ -455,6 +461,17 @@ class Predictor:
                                  error=f"{f}: {why}"))
         self._flush(pending)
         return self._frame(rows)
+
+
+def _position(folder: Path, number: int, name: str) -> int:
+    """The position (0-based) of the image numbered ``number`` in a frame folder; UnmaskError naming the range."""
+    from unmask.data.video import frame_numbers
+
+    numbers = frame_numbers(folder)
+    if number not in numbers:
+        raise UnmaskError(f"--{name} {number}: no image numbered {number} in {folder} (numbers "
+                          f"{min(numbers)}-{max(numbers)})")
+    return numbers.index(number)
 
 
 class _Tracker:

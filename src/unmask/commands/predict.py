@@ -31,6 +31,10 @@ def add_arguments(p):
                    help="models of onset-to-apex clips: the apex frame index; default: searched, the frame after the "
                         "onset whose face (registered onto the onset face by ECC, blurred) differs most from the "
                         "onset's (docs/medn.md)")
+    p.add_argument("--sequence", action="store_true",
+                   help="each folder INPUT is one video: a dataset's frame folder (e.g. CASME II's sub01/EP02_01f), "
+                        "its images in the order of the numbers in their names; --onset/--apex are then those "
+                        "numbers, as the coding sheets give them")
     p.add_argument("--detector", help="face detector: auto, yuface, haar or none (default: the checkpoint's; "
                    "auto when it was trained on manifest boxes)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
@@ -62,7 +66,8 @@ def run(args) -> int:
     if not predictor.detector_fallback:  # a fallback was already said, as a warning
         print(predictor.detector_note, file=sys.stderr)
     df = predictor.predict_paths(args.inputs, every=args.every, apex_search=args.apex_search,
-                                 progress=not args.no_progress, onset=args.onset, apex=args.apex)
+                                 progress=not args.no_progress, onset=args.onset, apex=args.apex,
+                                 sequences=args.sequence)
     for err in df.loc[df.error != "", "error"]:
         print(f"error: {err}", file=sys.stderr)
     failed = failed_sources(df)
