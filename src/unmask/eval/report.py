@@ -48,8 +48,30 @@ def write_summary(run: str | Path, folds=None) -> dict:
     for task in tasks:
         per_fold = {name: task_arrays(task, g) for name, g in preds.groupby("fold", sort=True)}
         summary["tasks"][task.name] = summarize_task(task, per_fold)
+    groups = subject_groups(preds)
+    if groups is not None:
+        summary["groups"] = {}
+        for name, rows in preds.groupby(groups, sort=True):
+            summary["groups"][name] = {
+                "subjects": int(rows.subject.nunique()), "clips": int(len(rows)),
+                "tasks": {t.name: summarize_task(t, {f: task_arrays(t, g) for f, g in rows.groupby("fold", sort=True)})
+                          for t in tasks if t.kind == "single"}}
     atomic_write_json(run / "summary.json", summary)
     return summary
+
+
+def subject_groups(preds: pd.DataFrame) -> pd.Series | None:
+    """Each prediction's subject group: the subject's prefix before its first ``_`` (``casme2_sub01`` -> casme2),
+    when every subject has one and at least two groups of two or more subjects each come out: the source datasets
+    of a composite such as ``unmask import megc2019`` writes it. None otherwise (no per-group table)."""
+    subjects = preds.subject.astype(str)
+    if not subjects.str.contains("_", regex=False).all():
+        return None
+    prefix = subjects.str.split("_", n=1).str[0]
+    sizes = subjects.groupby(prefix).nunique()
+    if len(sizes) < 2 or (sizes < 2).any():
+        return None
+    return prefix.rename("group")
 
 
 def run_tasks(fold_meta: dict) -> tuple[Task, ...]:
@@ -130,6 +152,8 @@ def write_report(run: str | Path, summary: dict | None = None) -> Path:
     for task, s in summary["tasks"].items():
         if s.get("kind") == "multi":
             lines += [_multilabel_table(task_title(summary, task), s), ""]
+    if summary.get("groups"):
+        lines += ["## Per subject group", "", _groups_table(summary), ""]
     lines += ["## Per fold", "", _per_fold_table(summary), ""]
     lines += ["## Figures", ""] + [f"![{name}](figures/{f.name})" for name, f in figs] + [""]
     return atomic_write_text(run / "report.md", "\n".join(lines))
@@ -142,6 +166,23 @@ def _kv(d: dict) -> str:
 def _headline(s: dict) -> tuple[str, str]:
     """The metric a task is read by: accuracy (single-label) or macro-F1 (multi-label)."""
     return ("accuracy", "acc") if s.get("kind", "single") == "single" else ("macro_f1", "macro F1")
+
+
+def _groups_table(summary: dict) -> str:
+    """Pooled F1 (UF1) and UAR per subject group (the source datasets of a composite) with bootstrap CIs."""
+    tasks = [t for t, s in summary["tasks"].items() if s.get("kind", "single") == "single"]
+    lines = ["The test predictions pooled over folds, split by the subjects' prefix (for a composite from "
+             "`unmask import megc2019`: the source dataset); macro F1 = UF1, UAR = mean per-class recall "
+             "[95% bootstrap CI].", "",
+             "| group | subjects | clips | " + " | ".join(f"{t} UF1 | {t} UAR" for t in tasks) + " |",
+             "|" + "---|" * (3 + 2 * len(tasks))]
+    for name, g in summary["groups"].items():
+        cells = [name, str(g["subjects"]), str(g["clips"])]
+        for t in tasks:
+            s = g["tasks"][t]
+            cells += [f"{s['pooled'][m]:.3f} [{s['ci95'][m][0]:.3f}, {s['ci95'][m][1]:.3f}]" for m in ("f1", "uar")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _per_fold_table(summary: dict) -> str:
