@@ -212,6 +212,8 @@ def test_mixup_mixes_each_folds_inputs_and_its_loss_with_one_lambda(monkeypatch)
     safe = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 0]])  # fold 2 has 3 valid rows, its last slot is padding
     counts, mask = torch.tensor([4, 3]), torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.bool)
     x = torch.randn(2, 4, 4)
+    fake.draw_mix = lambda *a, **k: E.Trainer.draw_mix(fake, *a, **k)  # the Trainer's own methods on the fake
+    fake.mixed_loss = lambda *a, **k: E.Trainer.mixed_loss(fake, *a, **k)
     terms = E.Trainer.mixed_terms(fake, x, safe, counts, mask)
     assert terms["sigma"] is None
     for f, (g, c) in enumerate(zip(copies, counts.tolist())):
@@ -276,6 +278,8 @@ def test_cutmix_replaces_a_span_of_frames_and_mixes_the_loss_by_its_share(monkey
     safe, counts = torch.tensor([[0, 1, 2], [3, 4, 5]]), torch.tensor([3, 3])
     mask = torch.ones(2, 3, dtype=torch.bool)
     x = torch.randn(2, 3, 5, 3)  # [F, B, T, D]
+    fake.draw_mix = lambda *a, **k: E.Trainer.draw_mix(fake, *a, **k)  # the Trainer's own methods on the fake
+    fake.mixed_loss = lambda *a, **k: E.Trainer.mixed_loss(fake, *a, **k)
     terms = E.Trainer.mixed_terms(fake, x, safe, counts, mask)
     cut = mixup == 0 or coin < 0.5
     for f, g in enumerate(copies):

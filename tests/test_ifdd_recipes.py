@@ -67,7 +67,7 @@ def test_the_shipped_dfew_recipe_runs_on_the_dfew_layout(dfew):
     # the recipe as shipped: AdamW, cosine, mixup/cutmix with the switch, label smoothing, windows averaged at test,
     # DFEW's folds as the protocol with a training fold for validation
     assert (cfg["optim"]["name"], cfg["optim"]["schedule"], cfg["optim"]["mixup"], cfg["optim"]["cutmix"],
-            cfg["optim"]["mix_switch"]) == ("adamw", "cosine", 0.8, 1.0, 0.5)
+            cfg["optim"]["mix_switch"], cfg["optim"]["mix_on"]) == ("adamw", "cosine", 0.8, 1.0, 0.5, "pixels")
     assert cfg["loss"]["args"]["ifdd"]["label_smoothing"] == 0.1 and cfg["data"]["test_windows"] == "all"
     assert cfg["features"]["cache"] == "never" and cfg["protocol"]["validation"] == "subjects"
     metrics = json.loads((run / "folds" / "set_2" / "metrics.json").read_text())
@@ -90,7 +90,8 @@ def test_the_video_backbone_trains_end_to_end_and_its_checkpoint_predicts_as_in_
                  "model.args.ifdd.grid=2", "model.args.ifdd.heads=4", "data.window=8", *COMMON,
                  "--out", str(run)]) == 0
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    assert (cfg["model"]["mode"], cfg["augment"]["normalization"], cfg["optim"]["cutmix"]) == ("finetune", "backbone", 1.0)
+    assert (cfg["model"]["mode"], cfg["augment"]["normalization"], cfg["optim"]["cutmix"],
+            cfg["optim"]["mix_on"]) == ("finetune", "backbone", 1.0, "pixels")
     rebuilt, ckpt, ours, saved = _recomputed(run, dfew / "dfew_prepared", 8)  # 2 windows of 8 frames averaged
     np.testing.assert_allclose(saved, ours, atol=1e-4)
     assert rebuilt.encodes_clips and rebuilt.model_args["backbone"] == "tiny_mvit_xs"

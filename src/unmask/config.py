@@ -80,14 +80,18 @@ class OptimConfig:
     step_size: int = 30  # step schedule: epochs between decays
     gamma: float = 0.1  # step schedule: decay factor
     grad_clip: float = 0.0  # max gradient norm; 0: no clipping
-    # mixup of the heads' inputs (the backbone's features: cached, or computed on the image path) with the loss
-    # mixed alike, lambda ~ Beta(mixup, mixup) per fold and batch; 0: off
+    # mixup with the loss mixed alike, lambda ~ Beta(mixup, mixup) per fold and batch, on what optim.mix_on says;
+    # 0: off
     mixup: float = 0.0
-    # cutmix's temporal analogue on the heads' inputs: a contiguous span of each clip's frames (features, not
-    # pixels) replaced by the same span of another clip of the batch, the loss mixed by the span's share; the span's
-    # share is 1 - lambda, lambda ~ Beta(cutmix, cutmix); 0: off. Clips only (data.paradigm=clip)
+    # cutmix, lambda ~ Beta(cutmix, cutmix): with mix_on=features, its temporal analogue on the heads' inputs (a
+    # span of 1 - lambda of each clip's frames replaced by the same span of another clip of the batch; clips only),
+    # with mix_on=pixels a box of 1 - lambda of the image area; the loss mixed by the share kept; 0: off
     cutmix: float = 0.0
     mix_switch: float = 0.5  # with both mixup and cutmix on: the probability that a batch uses cutmix
+    # where mixup / cutmix act: features (the heads' inputs; cutmix = a span of frames) or pixels (the images
+    # before the backbone, as the releases do; cutmix = a box, the same in every frame; the image path only:
+    # model.mode=finetune or features.cache=never)
+    mix_on: str = "features"
 
 
 @dataclass
@@ -313,6 +317,7 @@ def validate(cfg: Config) -> None:
         "data.test_windows": (cfg.data.test_windows, ("all", "fixed")),
         "optim.name": (cfg.optim.name, ("adam", "adamw", "sgd")),
         "optim.schedule": (cfg.optim.schedule, ("none", "cosine", "step")),
+        "optim.mix_on": (cfg.optim.mix_on, ("features", "pixels")),
         "protocol.name": (cfg.protocol.name, ("loso", "kfold", "split")),
         "protocol.validation": (cfg.protocol.validation, ("subjects", "test_subject")),
         "features.cache": (cfg.features.cache, ("auto", "always", "never")),
@@ -340,7 +345,7 @@ def validate(cfg: Config) -> None:
         raise UnmaskError("config key 'protocol.val_subjects' must be >= 1 when protocol.validation=subjects")
     if cfg.optim.mixup < 0 or cfg.optim.cutmix < 0 or not 0 <= cfg.optim.mix_switch <= 1:
         raise UnmaskError("config keys 'optim.mixup' and 'optim.cutmix' must be >= 0 and 'optim.mix_switch' in [0, 1]")
-    if cfg.optim.cutmix and not cfg.data.paradigm.startswith("clip"):
+    if cfg.optim.cutmix and cfg.optim.mix_on == "features" and not cfg.data.paradigm.startswith("clip"):
         raise UnmaskError(f"config key 'optim.cutmix' mixes spans of frames: it needs clips (data.paradigm=clip), not "
                           f"{cfg.data.paradigm}")
     if cfg.optim.warmup_epochs < 0 or cfg.optim.grad_clip < 0:

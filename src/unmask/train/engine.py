@@ -154,8 +154,10 @@ class Features:
         self.windows = windows  # unmask.train.windows.Windows: T-frame windows of the clips (None: whole clips)
 
     def __call__(self, idx: torch.Tensor, *, train: bool, views: torch.Tensor | None = None,
-                 starts: torch.Tensor | None = None) -> torch.Tensor:
-        """``starts [F, B]``: each clip's window start (with :attr:`windows`); None: the whole clip."""
+                 starts: torch.Tensor | None = None, mix=None) -> torch.Tensor:
+        """``starts [F, B]``: each clip's window start (with :attr:`windows`); None: the whole clip. ``mix``: a
+        function of the preprocessed images ``[B, ...]`` applied before the backbone (pixel mixup / cutmix; the
+        image path only)."""
         idx = idx.to(self.device)
         frames = None if starts is None else self.windows.frame_index(starts.to(self.device))  # [F, B, T]
         if self.features is not None:
@@ -170,6 +172,8 @@ class Features:
         if frames is not None:  # [B, K, 3, H, W] -> the window [B, T, 3, H, W]
             images = images[torch.arange(images.shape[0])[:, None], frames[0].cpu()]
         x = self.preprocess(images, train=train).to(self.device)
+        if mix is not None:
+            x = mix(x)
         backbone = self.model.backbone
         encode = backbone.forward_features if getattr(self.model, "uses_tokens", False) else backbone
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -279,6 +283,63 @@ def fit_folds(cfg, folds, data, out_dirs, *, features: torch.Tensor | None = Non
     return results
 
 
+class MixPlan:
+    """One batch's mixup / cutmix per fold (drawn by :meth:`Trainer.draw_mix`): ``(kind, value)`` and the
+    permutation of the batch that supplies the other sample. ``lam``: the weight of each fold's own sample."""
+
+    def __init__(self, folds: list):
+        self.folds = folds
+        self.perm = torch.stack([perm for _, perm in folds])  # [F, B]
+        self._box_lams: list[float] | None = None
+
+    @property
+    def lam(self) -> torch.Tensor:
+        lams = []
+        for k, ((kind, value), _) in enumerate(self.folds):
+            if kind == "mixup":
+                lams.append(value)
+            elif kind == "span":
+                lams.append(float(value.mean()))
+            else:  # box: the share of the area kept, known once the box met the image's size
+                if self._box_lams is None:
+                    raise RuntimeError("a pixel cutmix's lambda is known after mix_pixels")
+                lams.append(self._box_lams[k])
+        return torch.tensor(lams)
+
+    def mix_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """Heads' inputs ``[F, B, ...]`` (clips ``[F, B, T, ...]``) mixed: mixup, or a span of frames swapped."""
+        clip = feats.dim() >= 4
+        keep = []
+        for (kind, value), _ in self.folds:
+            if kind == "box":
+                raise UnmaskError("a pixel cutmix cannot mix features")
+            keep.append(value.to(feats.dtype) if kind == "span" else torch.full((feats.shape[2] if clip else 1,), value))
+        keep = torch.stack(keep).to(feats.device, feats.dtype)  # [F, T]
+        keep = keep.view(len(keep), 1, keep.shape[1], *(1,) * (feats.dim() - 3)) if clip else keep.view(-1, 1, 1)
+        perm = self.perm.to(feats.device)
+        other = feats.gather(1, perm.view(*perm.shape, *(1,) * (feats.dim() - 2)).expand_as(feats))
+        return keep * feats + (1 - keep) * other
+
+    def mix_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """Preprocessed images ``[B, 3, H, W]`` or clips ``[B, T, 3, H, W]`` of the one fold on the image path,
+        mixed: mixup of whole images, or a box pasted from the permuted sample (every frame the same box)."""
+        (kind, value), perm = self.folds[0]
+        other = x[perm.to(x.device)]
+        if kind == "mixup":
+            self._box_lams = [value]
+            return value * x + (1 - value) * other
+        h, w = x.shape[-2:]
+        cut, fy, fx = value
+        bh, bw = round(h * cut ** 0.5), round(w * cut ** 0.5)
+        cy, cx = int(fy * h), int(fx * w)
+        y0, y1 = max(cy - bh // 2, 0), min(cy - bh // 2 + bh, h)
+        x0, x1 = max(cx - bw // 2, 0), min(cx - bw // 2 + bw, w)
+        out = x.clone()
+        out[..., y0:y1, x0:x1] = other[..., y0:y1, x0:x1]
+        self._box_lams = [1 - (y1 - y0) * (x1 - x0) / (h * w)]
+        return out
+
+
 class Trainer:
     """The epoch loop over a stack of folds: restore-or-init, one epoch, validation, early stopping."""
 
@@ -287,6 +348,10 @@ class Trainer:
 
         self.cfg, self.members, self.data, self.model, self.device = cfg, members, data, model, device
         self.features = features
+        if features is not None and cfg.optim.mix_on == "pixels" and (cfg.optim.mixup > 0 or cfg.optim.cutmix > 0):
+            raise UnmaskError("optim.mix_on=pixels mixes the images before the backbone, but this run trains on "
+                              "cached features: use model.mode=finetune (or features.cache=never), or "
+                              "optim.mix_on=features")
         self.frozen = backbone_frozen(model)
         self.mean, self.std = normalization(cfg.augment, model.data_config)
         amp = cfg.runtime.amp and device.type == "cuda"
@@ -392,9 +457,14 @@ class Trainer:
             mask = (idx >= 0) & active[:, None]
             safe = idx.clamp_min(0)
             self.stack.set_batch(mask.to(device), [m.gen for m in members])
+            on_pixels = self.mixing and self.cfg.optim.mix_on == "pixels"
+            plan = self.draw_mix(counts, safe.shape[1], pixels=on_pixels) if on_pixels else None
             feats = self.get_features(safe, train=True, views=None if views is None else views.gather(1, safe),
-                                      **({} if starts is None else {"starts": starts.gather(1, safe)}))
-            if self.cfg.optim.mixup > 0 or self.cfg.optim.cutmix > 0:
+                                      **({} if starts is None else {"starts": starts.gather(1, safe)}),
+                                      **({"mix": plan.mix_pixels} if on_pixels else {}))
+            if on_pixels:
+                terms = self.mixed_loss(self.stack.forward_head(feats), safe, plan, mask.to(device))
+            elif self.mixing:
                 terms = self.mixed_terms(feats, safe, counts, mask.to(device))
             else:
                 terms = self.objective(self.stack.forward_head(feats), targets(self.model, data, safe, device),
@@ -413,46 +483,56 @@ class Trainer:
             seen += rows
         return sums, seen
 
-    def mixed_terms(self, feats: torch.Tensor, safe: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> dict:
-        """Mixup (Zhang et al. 2018) on the heads' inputs: each fold's batch mixed with a permutation of itself,
-        ``lam ~ Beta(a, a)`` drawn from the fold's own generator, and every loss term mixed with the same
-        ``lam`` (terms that do not depend on the labels come out unchanged).
+    @property
+    def mixing(self) -> bool:
+        return self.cfg.optim.mixup > 0 or self.cfg.optim.cutmix > 0
 
-        Cutmix (``optim.cutmix``), its temporal analogue for clips ``[F, B, T, ...]``: a span of
-        ``round((1 - lam) T)`` consecutive frames at a random start is taken from the permuted clip, and the loss
-        is mixed by the share of the frames kept (``1 - span / T``). With both on, each fold's batch uses cutmix
-        with probability ``optim.mix_switch``."""
+    def draw_mix(self, counts: torch.Tensor, width: int, *, frames: int = 1, pixels: bool = False) -> MixPlan:
+        """Each fold's mixing for one batch, drawn from the fold's own generator: mixup, ``lam ~ Beta(a, a)``, or
+        (``optim.cutmix``; with both on, with probability ``optim.mix_switch``) cutmix, ``Beta(c, c)``: a span of
+        ``round((1 - lam) T)`` of the ``frames`` (the heads' inputs), or with ``pixels`` a box of ``1 - lam`` of
+        the image area (the same box in every frame of a clip; lam then the share of the area kept)."""
         a, c_alpha, switch = self.cfg.optim.mixup, self.cfg.optim.cutmix, self.cfg.optim.mix_switch
-        clip = feats.dim() >= 4
-        t = feats.shape[2] if clip else 1
-        keeps, lams, perms = [], [], []  # keeps: per fold, the weight of its own clip per frame [T]
+        folds = []
         for m, c in zip(self.members, counts.tolist()):
             seed = int(torch.randint(2**31 - 1, (1,), generator=m.gen))
             rng = np.random.default_rng(seed)
             if c_alpha > 0 and (a <= 0 or rng.random() < switch):
-                if not clip:
-                    raise UnmaskError("optim.cutmix mixes spans of frames: it needs clips (data.paradigm=clip)")
-                span = int(round((1 - float(rng.beta(c_alpha, c_alpha))) * t))
-                start = int(rng.integers(0, t - span + 1))
-                keep = torch.ones(t)
-                keep[start:start + span] = 0
-                lams.append(1 - span / t)
+                cut = 1 - float(rng.beta(c_alpha, c_alpha))  # the share to cut
+                if pixels:
+                    fy, fx = float(rng.random()), float(rng.random())  # the box's centre, as shares of H and W
+                    fold = ("box", (cut, fy, fx))
+                else:
+                    if frames < 2:
+                        raise UnmaskError("optim.cutmix mixes spans of frames: it needs clips (data.paradigm=clip)")
+                    span = int(round(cut * frames))
+                    start = int(rng.integers(0, frames - span + 1))
+                    keep = torch.ones(frames)
+                    keep[start:start + span] = 0
+                    fold = ("span", keep)
             else:
-                lams.append(float(rng.beta(a, a)))
-                keep = torch.full((t,), lams[-1])
-            keeps.append(keep)
-            perm = torch.arange(safe.shape[1])
+                fold = ("mixup", float(rng.beta(a, a)))
+            perm = torch.arange(width)
             perm[:c] = torch.randperm(c, generator=m.gen) if c else perm[:c]
-            perms.append(perm)
-        perm = torch.stack(perms).to(feats.device)  # [F, B]: positions within each fold's batch
-        lam = torch.tensor(lams, device=feats.device, dtype=feats.dtype)
-        keep = torch.stack(keeps).to(feats.device, feats.dtype)  # [F, T]
-        keep = keep.view(len(keeps), 1, t, *(1,) * (feats.dim() - 3)) if clip else keep.view(-1, 1, 1)
-        other = feats.gather(1, perm.view(*perm.shape, *(1,) * (feats.dim() - 2)).expand_as(feats))
-        out = self.stack.forward_head(keep * feats + (1 - keep) * other)
+            folds.append((fold, perm))
+        return MixPlan(folds)
+
+    def mixed_terms(self, feats: torch.Tensor, safe: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> dict:
+        """Mixup (Zhang et al. 2018) on the heads' inputs: each fold's batch mixed with a permutation of itself,
+        and every loss term mixed with the same ``lam`` (terms that do not depend on the labels come out
+        unchanged). Cutmix (``optim.cutmix``), its temporal analogue for clips ``[F, B, T, ...]``: a span of
+        frames taken from the permuted clip, the loss mixed by the share of the frames kept (:meth:`draw_mix`)."""
+        clip = feats.dim() >= 4
+        plan = self.draw_mix(counts, safe.shape[1], frames=feats.shape[2] if clip else 1)
+        return self.mixed_loss(self.stack.forward_head(plan.mix_features(feats)), safe, plan, mask)
+
+    def mixed_loss(self, out: dict, safe: torch.Tensor, plan: MixPlan, mask: torch.Tensor) -> dict:
+        """The loss terms of mixed inputs: ``lam`` x the terms on the batch's own targets + ``(1 - lam)`` x those on
+        the permuted batch's."""
+        perm = plan.perm.to(safe.device)
         mine = self.objective(out, targets(self.model, self.data, safe, self.device), mask=mask)
-        theirs = self.objective(out, targets(self.model, self.data, safe.gather(1, perm.cpu()), self.device), mask=mask)
-        lam = lam.to(self.device)
+        theirs = self.objective(out, targets(self.model, self.data, safe.gather(1, perm), self.device), mask=mask)
+        lam = plan.lam.to(self.device)
         return {k: v if v is None or not torch.is_tensor(v) else lam * v + (1 - lam) * theirs[k]
                 for k, v in mine.items()}
 
