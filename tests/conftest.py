@@ -167,6 +167,19 @@ def tiny_synth(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_dfew(tmp_path_factory) -> Path:
+    """A tiny synthetic in-the-wild set in DFEW's layout (5 persons x 7 classes x 1 clip, 96x72) under ``DFEW/``,
+    imported with the dfew adapter to ``dfew.csv``, once per session (read-only for the tests that share it)."""
+    from unmask.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_dfew")
+    assert main(["synth", str(root / "DFEW"), "--kind", "dfer", "--subjects", "5", "--clips-per-class", "1",
+                 "--size", "96x72", "--quiet"]) == 0
+    assert main(["import", "dfew", str(root / "DFEW"), "--out", str(root / "dfew.csv")]) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_synth, tmp_path_factory) -> Path:
     """A DSID fold (tiny_resnet, 32 px, 2 epochs) trained with the CLI on ``tiny_synth``, once per session.
 

@@ -14,16 +14,14 @@ import torch
 from unmask.cli import main
 from unmask.data.manifest import read_manifest
 
-TINY = ["--subjects", "5", "--clips-per-class", "1", "--size", "96x72", "--quiet"]
-
 
 @pytest.fixture(scope="module")
-def dfer_run(tmp_path_factory):
+def dfer_run(tiny_dfew, tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("dfer")
-    assert main(["synth", str(root / "set"), "--kind", "dfer", *TINY]) == 0
-    assert main(["import", "dfew", str(root / "set"), "--out", str(root / "imported.csv")]) == 0
-    assert main(["prepare", str(root / "set" / "manifest.csv"), "--out", str(root / "prep"), "--frames", "uniform:4",
+    for f in tiny_dfew.iterdir():  # the session's tiny set (DFEW/) and its import (dfew.csv + sidecars), read-only
+        (root / f.name).symlink_to(f)
+    assert main(["prepare", str(root / "DFEW" / "manifest.csv"), "--out", str(root / "prep"), "--frames", "uniform:4",
                  "--detector", "annotated", "--size", "64", "--no-progress"]) == 0
     overrides = [f"data.prepared={root / 'prep'}", "model.weights=null", "model.args.ifdd.frames=4",
                  "optim.epochs=2", "optim.warmup_epochs=1", "features.views=1", "augment.hflip=false",
@@ -33,12 +31,12 @@ def dfer_run(tmp_path_factory):
 
 
 def test_synthetic_set_has_ground_truth_and_the_dfew_layout(dfer_run):
-    root = dfer_run / "set"
+    root = dfer_run / "DFEW"
     m = read_manifest(root / "manifest.csv")
     assert len(m) == 35 and m.subjects == [f"set_{k}" for k in range(1, 6)]
     assert {c.labels["emotion"] for c in m} == {"happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"}
     # the adapter read the generated split files: the same clips and labels as the synth's own manifest
-    imported = read_manifest(dfer_run / "imported.csv")
+    imported = read_manifest(dfer_run / "dfew.csv")
     assert [(c.clip_id, c.subject, c.labels) for c in imported] == [(c.clip_id, c.subject, c.labels) for c in m]
     truth = list(csv.DictReader(open(root / "truth.csv")))
     for row in truth:
@@ -101,7 +99,7 @@ def test_predict_on_a_video_gives_per_window_predictions_as_in_training(dfer_run
 
     from unmask.predict import Predictor
 
-    m = read_manifest(dfer_run / "set" / "manifest.csv")
+    m = read_manifest(dfer_run / "DFEW" / "manifest.csv")
     saved = pd.read_csv(dfer_run / "run" / "folds" / "set_2" / "predictions.csv", dtype={"clip_id": str})
     saved = saved.set_index("clip_id")
     clip = next(c for c in m if c.subject == "set_2" and (len(pd.read_csv(c.annotations)) - 1) % 3 == 0)

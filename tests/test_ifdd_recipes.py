@@ -18,18 +18,17 @@ import yaml
 
 from unmask.cli import main
 
-TINY_SET = ["--subjects", "5", "--clips-per-class", "1", "--size", "96x72", "--quiet"]
 K = 16  # frames prepared per clip
 COMMON = ["optim.epochs=1", "optim.warmup_epochs=0", "optim.batch_size=8", "features.precision=fp32",
           "augment.color_jitter=0", "runtime.threads=1", "--folds", "set_2", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def dfew(tmp_path_factory):
+def dfew(tiny_dfew, tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("dfew_recipe")
-    assert main(["synth", str(root / "DFEW"), "--kind", "dfer", *TINY_SET]) == 0
-    assert main(["import", "dfew", str(root / "DFEW"), "--out", str(root / "dfew.csv")]) == 0
+    for f in tiny_dfew.iterdir():  # the session's tiny set (DFEW/) and its import (dfew.csv + sidecars), read-only
+        (root / f.name).symlink_to(f)
     # as the config's description says (--detector none: DFEW's clips are face crops already)
     assert main(["prepare", str(root / "dfew.csv"), "--out", str(root / "dfew_prepared"), "--frames", f"uniform:{K}",
                  "--detector", "none", "--size", "64", "--no-progress"]) == 0
