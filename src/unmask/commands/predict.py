@@ -28,9 +28,9 @@ def add_arguments(p):
                    help="models of onset-to-apex clips (MEDN, paradigm clip_flow): the onset frame index (0-based; "
                         "default 0, the first frame)")
     p.add_argument("--apex", type=int, metavar="N",
-                   help="models of onset-to-apex clips: the apex frame index; default: searched, the frame after the "
-                        "onset whose face (registered onto the onset face by ECC, blurred) differs most from the "
-                        "onset's (docs/medn.md)")
+                   help="models of onset-to-apex clips: the apex frame index; default: searched, the first frame "
+                        "after the onset whose face (registered onto the onset face by ECC, blurred) reaches 97%% of "
+                        "the largest difference from the onset's, within 0.3 s (docs/medn.md)")
     p.add_argument("--sequence", action="store_true",
                    help="each folder INPUT is one video: a dataset's frame folder (e.g. CASME II's sub01/EP02_01f), "
                         "its images in the order of the numbers in their names; --onset/--apex are then those "
