@@ -190,9 +190,10 @@ def test_mixup_mixes_each_folds_inputs_and_its_loss_with_one_lambda(monkeypatch)
     import numpy as np
 
     import unmask.train.engine as E
+    import unmask.train.mixing as mixing
 
     lam = 0.3
-    monkeypatch.setattr(E.np.random, "default_rng", lambda seed: SimpleNamespace(beta=lambda a, b: lam))
+    monkeypatch.setattr(mixing.np.random, "default_rng", lambda seed: SimpleNamespace(beta=lambda a, b: lam))
     torch.manual_seed(0)
     head = torch.nn.Linear(4, 3)
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
@@ -237,6 +238,7 @@ def test_cutmix_replaces_a_span_of_frames_and_mixes_the_loss_by_its_share(monkey
     from types import SimpleNamespace
 
     import unmask.train.engine as E
+    import unmask.train.mixing as mixing
 
     lam, start = 0.6, 1  # T = 5: span = round(0.4 * 5) = 2 frames, [1, 3)
     calls = []
@@ -257,7 +259,7 @@ def test_cutmix_replaces_a_span_of_frames_and_mixes_the_loss_by_its_share(monkey
             calls.append(("integers", lo, hi))
             return start
 
-    monkeypatch.setattr(E.np.random, "default_rng", Rng)
+    monkeypatch.setattr(mixing.np.random, "default_rng", Rng)
     torch.manual_seed(0)
     head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(5 * 3, 4))  # [B, T=5, D=3] -> 4 classes
     labels = torch.tensor([0, 1, 2, 3, 0, 1])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unmask.cli import main
-from unmask.train.engine import MixPlan
+from unmask.train.mixing import MixPlan
 
 RUN = ["model.name=temporal_transformer", "model.backbone=tiny_resnet", "model.weights=null", "model.mode=finetune",
        "model.backbone_args.img_size=32", "model.args.temporal_transformer.frames=4",

@@ -48,7 +48,7 @@ def test_a_window_indexes_the_cached_frames_of_each_clips_view():
     """Features[F, B] with views and starts: row (f, b) is cache[view, clip, start:start + T] (tokens kept)."""
     from types import SimpleNamespace
 
-    from unmask.train.engine import Features
+    from unmask.train.batches import Features
 
     cache = torch.randn(3, 5, 6, 4, 2)  # [V, N, K, tokens, C]
     w = Windows(frames=6, window=3, test="all", seed=0, clip_ids=list("abcde"))

@@ -31,7 +31,6 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -43,6 +42,8 @@ from unmask.losses import create_loss
 from unmask.models import backbone_frozen, create_model
 from unmask.models.inference import state_digest
 from unmask.runtime import resolve_device, seed_everything
+from unmask.train.batches import Features, padded, predict_stack, targets
+from unmask.train.mixing import MixPlan, draw_mix
 from unmask.train.outputs import evaluate, finish_fold, read_finished
 from unmask.train.plain import PlainHead, PlainOptimizer, stackable, stacked_optimiser
 
@@ -144,93 +145,6 @@ class Member:
         return self.state.epoch >= epochs or self.state.bad_epochs >= patience
 
 
-class Features:
-    """Backbone features of index batches ``[F, B]`` -> ``[F, B, D]`` (``[F, B, T, D]`` for clips): from the cache
-    (one view per image per epoch) or from images through the backbone (the image path, F = 1)."""
-
-    def __init__(self, model, data, features, preprocess, device, amp, windows=None):
-        self.model, self.data, self.features = model, data, features
-        self.preprocess, self.device, self.amp = preprocess, device, amp
-        self.windows = windows  # unmask.train.windows.Windows: T-frame windows of the clips (None: whole clips)
-
-    def __call__(self, idx: torch.Tensor, *, train: bool, views: torch.Tensor | None = None,
-                 starts: torch.Tensor | None = None, mix=None) -> torch.Tensor:
-        """``starts [F, B]``: each clip's window start (with :attr:`windows`); None: the whole clip. ``mix``: a
-        function of the preprocessed images ``[B, ...]`` applied before the backbone (pixel mixup / cutmix; the
-        image path only)."""
-        idx = idx.to(self.device)
-        frames = None if starts is None else self.windows.frame_index(starts.to(self.device))  # [F, B, T]
-        if self.features is not None:
-            v = views.to(self.device) if views is not None else None
-            if frames is None:
-                return self.features[v if v is not None else 0, idx]
-            v = v if v is not None else torch.zeros_like(idx)
-            return self.features[v[..., None], idx[..., None], frames]  # [F, B, T, ...]: the window's cached frames
-        if idx.shape[0] != 1:
-            raise ValueError("the image path trains one fold at a time")
-        images = self.data.images[idx[0].cpu()]
-        if frames is not None:  # [B, K, 3, H, W] -> the window [B, T, 3, H, W]
-            images = images[torch.arange(images.shape[0])[:, None], frames[0].cpu()]
-        x = self.preprocess(images, train=train).to(self.device)
-        if mix is not None:
-            x = mix(x)
-        backbone = self.model.backbone
-        encode = backbone.forward_features if getattr(self.model, "uses_tokens", False) else backbone
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            if x.dim() == 5 and not getattr(self.model, "encodes_clips", False):
-                # clip: [B, T, 3, H, W] -> frame features [B, T, D] (tokens [B, T, N, C])
-                b, t = x.shape[:2]
-                f = encode(x.flatten(0, 1))
-                f = f.view(b, t, *f.shape[1:])
-            else:
-                f = encode(x)
-        return f.float()[None]
-
-
-def targets(model, data, idx: torch.Tensor, device) -> dict[str, torch.Tensor]:
-    """The labels of the model's tasks for index rows ``[F, B]``: ``[F, B]`` or ``[F, B, L]`` each."""
-    return {t.name: data.labels[t.name][idx].to(device) for t in model.tasks}
-
-
-def padded(rows: list[np.ndarray | torch.Tensor], width: int | None = None) -> torch.Tensor:
-    """Index rows of different lengths -> ``[F, width]`` padded with -1 (valid entries first in every row)."""
-    width = width or max((len(r) for r in rows), default=0)
-    out = torch.full((len(rows), width), -1, dtype=torch.long)
-    for f, r in enumerate(rows):
-        out[f, :len(r)] = torch.as_tensor(r, dtype=torch.long)
-    return out
-
-
-@torch.no_grad()
-def predict_stack(stack, model, get_features, rows: list[np.ndarray], batch_size: int) -> list[dict[str, np.ndarray]]:
-    """Probabilities per member and task for index rows (eval mode, view 0, no augmentation)."""
-    stack.eval()
-    model.eval()
-    index = padded(rows)
-    windows = getattr(get_features, "windows", None)
-    chunks: dict[str, list] = {}
-    for start in range(0, index.shape[1], batch_size):
-        idx = index[:, start:start + batch_size]
-        stack.set_batch(idx >= 0, ())
-        if windows is None:
-            out = stack.forward_head(get_features(idx.clamp_min(0), train=False))
-            for task in model.tasks:
-                chunks.setdefault(task.name, []).append(task.probabilities(out[f"{task.name}_logits"]).cpu())
-            continue
-        # clip windows: each clip's class probabilities averaged over its test windows
-        starts = windows.eval_starts(idx.clamp_min(0))
-        sums: dict[str, torch.Tensor] = {}
-        for s in starts:
-            out = stack.forward_head(get_features(idx.clamp_min(0), train=False, starts=s))
-            for task in model.tasks:
-                p = task.probabilities(out[f"{task.name}_logits"]).cpu()
-                sums[task.name] = sums[task.name] + p if task.name in sums else p
-        for task in model.tasks:
-            chunks.setdefault(task.name, []).append(sums[task.name] / len(starts))
-    probs = {t: torch.cat(v, dim=1).numpy() for t, v in chunks.items()}  # [F, width, C]
-    return [{t: p[f, :len(r)] for t, p in probs.items()} for f, r in enumerate(rows)]
-
-
 # --- fitting ------------------------------------------------------------------------------------------------
 
 def fit_fold(cfg, fold, data, out_dir: str | Path, **kwargs) -> dict:
@@ -281,63 +195,6 @@ def fit_folds(cfg, folds, data, out_dirs, *, features: torch.Tensor | None = Non
     for i, m in zip(todo, metrics):
         results[i] = m
     return results
-
-
-class MixPlan:
-    """One batch's mixup / cutmix per fold (drawn by :meth:`Trainer.draw_mix`): ``(kind, value)`` and the
-    permutation of the batch that supplies the other sample. ``lam``: the weight of each fold's own sample."""
-
-    def __init__(self, folds: list):
-        self.folds = folds
-        self.perm = torch.stack([perm for _, perm in folds])  # [F, B]
-        self._box_lams: list[float] | None = None
-
-    @property
-    def lam(self) -> torch.Tensor:
-        lams = []
-        for k, ((kind, value), _) in enumerate(self.folds):
-            if kind == "mixup":
-                lams.append(value)
-            elif kind == "span":
-                lams.append(float(value.mean()))
-            else:  # box: the share of the area kept, known once the box met the image's size
-                if self._box_lams is None:
-                    raise RuntimeError("a pixel cutmix's lambda is known after mix_pixels")
-                lams.append(self._box_lams[k])
-        return torch.tensor(lams)
-
-    def mix_features(self, feats: torch.Tensor) -> torch.Tensor:
-        """Heads' inputs ``[F, B, ...]`` (clips ``[F, B, T, ...]``) mixed: mixup, or a span of frames swapped."""
-        clip = feats.dim() >= 4
-        keep = []
-        for (kind, value), _ in self.folds:
-            if kind == "box":
-                raise UnmaskError("a pixel cutmix cannot mix features")
-            keep.append(value.to(feats.dtype) if kind == "span" else torch.full((feats.shape[2] if clip else 1,), value))
-        keep = torch.stack(keep).to(feats.device, feats.dtype)  # [F, T]
-        keep = keep.view(len(keep), 1, keep.shape[1], *(1,) * (feats.dim() - 3)) if clip else keep.view(-1, 1, 1)
-        perm = self.perm.to(feats.device)
-        other = feats.gather(1, perm.view(*perm.shape, *(1,) * (feats.dim() - 2)).expand_as(feats))
-        return keep * feats + (1 - keep) * other
-
-    def mix_pixels(self, x: torch.Tensor) -> torch.Tensor:
-        """Preprocessed images ``[B, 3, H, W]`` or clips ``[B, T, 3, H, W]`` of the one fold on the image path,
-        mixed: mixup of whole images, or a box pasted from the permuted sample (every frame the same box)."""
-        (kind, value), perm = self.folds[0]
-        other = x[perm.to(x.device)]
-        if kind == "mixup":
-            self._box_lams = [value]
-            return value * x + (1 - value) * other
-        h, w = x.shape[-2:]
-        cut, fy, fx = value
-        bh, bw = round(h * cut ** 0.5), round(w * cut ** 0.5)
-        cy, cx = int(fy * h), int(fx * w)
-        y0, y1 = max(cy - bh // 2, 0), min(cy - bh // 2 + bh, h)
-        x0, x1 = max(cx - bw // 2, 0), min(cx - bw // 2 + bw, w)
-        out = x.clone()
-        out[..., y0:y1, x0:x1] = other[..., y0:y1, x0:x1]
-        self._box_lams = [1 - (y1 - y0) * (x1 - x0) / (h * w)]
-        return out
 
 
 class Trainer:
@@ -488,34 +345,8 @@ class Trainer:
         return self.cfg.optim.mixup > 0 or self.cfg.optim.cutmix > 0
 
     def draw_mix(self, counts: torch.Tensor, width: int, *, frames: int = 1, pixels: bool = False) -> MixPlan:
-        """Each fold's mixing for one batch, drawn from the fold's own generator: mixup, ``lam ~ Beta(a, a)``, or
-        (``optim.cutmix``; with both on, with probability ``optim.mix_switch``) cutmix, ``Beta(c, c)``: a span of
-        ``round((1 - lam) T)`` of the ``frames`` (the heads' inputs), or with ``pixels`` a box of ``1 - lam`` of
-        the image area (the same box in every frame of a clip; lam then the share of the area kept)."""
-        a, c_alpha, switch = self.cfg.optim.mixup, self.cfg.optim.cutmix, self.cfg.optim.mix_switch
-        folds = []
-        for m, c in zip(self.members, counts.tolist()):
-            seed = int(torch.randint(2**31 - 1, (1,), generator=m.gen))
-            rng = np.random.default_rng(seed)
-            if c_alpha > 0 and (a <= 0 or rng.random() < switch):
-                cut = 1 - float(rng.beta(c_alpha, c_alpha))  # the share to cut
-                if pixels:
-                    fy, fx = float(rng.random()), float(rng.random())  # the box's centre, as shares of H and W
-                    fold = ("box", (cut, fy, fx))
-                else:
-                    if frames < 2:
-                        raise UnmaskError("optim.cutmix mixes spans of frames: it needs clips (data.paradigm=clip)")
-                    span = int(round(cut * frames))
-                    start = int(rng.integers(0, frames - span + 1))
-                    keep = torch.ones(frames)
-                    keep[start:start + span] = 0
-                    fold = ("span", keep)
-            else:
-                fold = ("mixup", float(rng.beta(a, a)))
-            perm = torch.arange(width)
-            perm[:c] = torch.randperm(c, generator=m.gen) if c else perm[:c]
-            folds.append((fold, perm))
-        return MixPlan(folds)
+        """Each fold's mixing for one batch, from the fold's own generator (:func:`unmask.train.mixing.draw_mix`)."""
+        return draw_mix(self.cfg.optim, [m.gen for m in self.members], counts, width, frames=frames, pixels=pixels)
 
     def mixed_terms(self, feats: torch.Tensor, safe: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> dict:
         """Mixup (Zhang et al. 2018) on the heads' inputs: each fold's batch mixed with a permutation of itself,
