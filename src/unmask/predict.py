@@ -60,25 +60,14 @@ import pandas as pd
 import torch
 
 from unmask.errors import UnmaskError
+from unmask.results import (BASE_COLUMNS, ONSET_APEX_COLUMNS, read_results, task_columns, to_frame, video_summary,
+                            write_results)
+from unmask.tracking import FaceTracker, apex_index
 
 log = logging.getLogger("unmask")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-BASE_COLUMNS = ["source", "kind", "frame", "time_s", "face", "track", "x", "y", "w", "h", "det_score",
-                "face_found", "apex", "apex_score"]
-INT_COLUMNS = ("frame", "face", "track", "x", "y", "w", "h")  # nullable integers (empty when no face)
-TEXT_COLUMNS = ("source", "kind", "error", "apex_from")  # and every <task>_pred
-ONSET_APEX_COLUMNS = ["onset", "apex_from"]  # an onset-to-apex clip model's rows: its onset; apex given | search
-
-
-def is_text_column(name: str) -> bool:
-    return name in TEXT_COLUMNS or name.endswith("_pred")
-
-
-def task_columns(tasks) -> list[str]:
-    """The result columns of ``tasks``: ``<task>_pred``, ``<task>_conf``, ``<task>_p_<label>`` each."""
-    return [c for t in tasks for c in (f"{t.name}_pred", f"{t.name}_conf", *(f"{t.name}_p_{x}" for x in t.labels))]
 
 
 def media_kind(path: Path) -> str | None:
@@ -388,7 +377,7 @@ class Predictor:
         rows: list[dict] = []
         pending: list = []
         features: dict = {}
-        tracker = _Tracker()
+        tracker = FaceTracker()
         try:
             for index, t, rgb in iter_timed_frames(path, every=every):
                 t = round(t, 4) if t is not None else round(index / fps, 4) if fps else math.nan
@@ -474,123 +463,5 @@ def _position(folder: Path, number: int, name: str) -> int:
     return numbers.index(number)
 
 
-class _Tracker:
-    """Greedy IoU tracking across sampled frames: a face continues the track whose last box overlaps it most
-    (IoU >= 0.3), else starts a new one. Enough to give the apex search one feature sequence per person."""
-
-    def __init__(self, min_iou: float = 0.3):
-        self.last: dict[int, tuple] = {}
-        self.min_iou = min_iou
-
-    def assign(self, rows: list[dict]) -> None:
-        taken = set()
-        for r in rows:
-            if not r.get("face_found"):
-                r["track"] = -1
-                continue
-            box = (r["x"], r["y"], r["w"], r["h"])
-            best = max(((iou(box, b), t) for t, b in self.last.items() if t not in taken), default=(0.0, -1))
-            t = best[1] if best[0] >= self.min_iou else len(self.last)
-            taken.add(t)
-            self.last[t] = box
-            r["track"] = t
-
-
-def iou(a, b) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw, ih = max(0, min(ax1, bx1) - max(a[0], b[0])), max(0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / float(a[2] * a[3] + b[2] * b[3] - inter) if inter else 0.0
-
-
-def apex_index(features: np.ndarray, neutral_frames: int = 3, smooth: int = 3) -> tuple[int, float]:
-    """Index of the apex in a track's features ``[T, D]`` and its score (see the module docstring)."""
-    f = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    k = max(1, min(neutral_frames, len(f) // 4))  # a short track keeps most frames as candidates
-    ref = f[:k].mean(0)
-    ref /= max(float(np.linalg.norm(ref)), 1e-12)
-    d = 1.0 - f @ ref  # [T] cosine distance to the neutral start
-    if smooth > 1 and len(d) > 1:
-        half = smooth // 2
-        d = np.array([d[max(0, i - half):i + half + 1].mean() for i in range(len(d))])
-    i = int(np.argmax(d))
-    return i, float(d[i])
-
-
-def to_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    """Rows -> DataFrame with stable columns and dtypes (nullable ints, booleans, empty error strings)."""
-    df = pd.DataFrame(rows, columns=columns)
-    extra = [c for r in rows for c in r if c not in columns]
-    if extra:
-        raise ValueError(f"unexpected result columns {sorted(set(extra))}")
-    return normalize_dtypes(df)
-
-
-def normalize_dtypes(df: pd.DataFrame) -> pd.DataFrame:
-    for c in [c for c in (*INT_COLUMNS, "onset") if c in df.columns]:
-        df[c] = pd.to_numeric(df[c]).astype("Int64")
-    for c in ("face_found", "apex"):
-        df[c] = df[c].map(lambda v: bool(v) if isinstance(v, (bool, np.bool_, int, float)) and v == v else False)
-        df[c] = df[c].astype(bool)
-    for c in df.columns:
-        if c in ("time_s", "det_score", "apex_score") or c.endswith("_conf") or "_p_" in c:
-            df[c] = pd.to_numeric(df[c]).astype(float)
-    for c in [c for c in df.columns if is_text_column(c)]:
-        df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-    return df
-
-
-def video_summary(df: pd.DataFrame, tasks) -> pd.DataFrame:
-    """One row per video: each task's class probabilities averaged over the sampled frames with a face (a clip
-    model's rows carry their window's prediction, so each window counts for its frames), the overall label
-    (single-label: the most probable class; multi-label: the labels above 0.5) and its confidence, and how many
-    face rows went in. ``--apex-search`` rows are left out (they repeat one frame)."""
-    rows = []
-    faces = df[(df.kind == "video") & (df.error == "") & df.face_found & ~df.apex]
-    for src, g in faces.groupby("source", sort=False):
-        row = {"source": src, "faces": len(g)}
-        for t in tasks:
-            cols = [f"{t.name}_p_{x}" for x in t.labels]
-            if not set(cols) <= set(g.columns) or g[cols].isna().all().all():
-                continue
-            mean = g[cols].astype(float).mean()
-            if t.kind == "single":
-                best = int(np.argmax(mean.to_numpy()))
-                row[f"{t.name}_pred"], row[f"{t.name}_conf"] = t.labels[best], float(mean.iloc[best])
-            else:
-                row[f"{t.name}_pred"] = "+".join(x for x, v in zip(t.labels, mean) if v > 0.5)
-                row[f"{t.name}_conf"] = float(mean.max())
-            row.update({c: float(v) for c, v in mean.items()})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def write_results(df: pd.DataFrame, path: str | Path) -> Path:
-    """``.csv`` or ``.json`` (records); :func:`read_results` reads either back with the same dtypes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".json":
-        df.to_json(path, orient="records", indent=1)
-    elif path.suffix.lower() == ".csv":
-        df.to_csv(path, index=False)
-    else:
-        raise UnmaskError(f"--out {path}: expected a .csv or .json file")
-    return path
-
-
-def read_results(path: str | Path) -> pd.DataFrame:
-    """Read a file written by :func:`write_results` (or ``unmask predict --out``) with the result dtypes."""
-    path = Path(path)
-    if path.suffix.lower() == ".json":
-        df = pd.read_json(path, orient="records", dtype=False)
-    else:
-        # only the numeric columns treat "" as missing: an empty error or prediction stays an empty string
-        header = pd.read_csv(path, nrows=0).columns
-        numeric = [c for c in header if not is_text_column(c)]
-        df = pd.read_csv(path, keep_default_na=False, na_values={c: ["", "NaN", "nan"] for c in numeric},
-                         dtype={c: str for c in header if is_text_column(c)})
-    return normalize_dtypes(df)
-
-
-__all__ = ["Predictor", "find_media", "read_image", "apex_index", "read_results", "write_results",
+__all__ = ["Predictor", "find_media", "read_image", "apex_index", "read_results", "write_results", "video_summary",
            "resolve_checkpoint_path", "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS"]
