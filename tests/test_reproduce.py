@@ -67,13 +67,13 @@ def test_rows_use_the_models_the_paper_names(tmp_path):
     assert model["ablation", "DSID", "der"][:2] == ("dsid", "clip_vit_b16")
     onset = next(c for c in cells["paradigm"] if c.row.label == "Onset-based")
     assert onset.cfg.data.paradigm == "onset"
-    alpha = {c.row.x: R.dsid_loss_args(c.cfg) for c in cells["alpha"]}
+    alpha = {c.row.x: R.loss_args(c.cfg) for c in cells["alpha"]}
     assert sorted(alpha) == [0.1, 0.3, 0.5, 0.7, 0.9, 1.0] and all(l["beta"] == 1.0 for l in alpha.values())
     assert all(alpha[x]["alpha"] == x for x in alpha)
-    beta = {c.row.x: R.dsid_loss_args(c.cfg) for c in cells["beta"]}
+    beta = {c.row.x: R.loss_args(c.cfg) for c in cells["beta"]}
     assert all(l["alpha"] == 0.5 and l["beta"] == x for x, l in beta.items())
     wo = next(c for c in cells["ablation"] if c.row.label == "DSID w/o HSIC")
-    assert R.dsid_loss_args(wo.cfg)["alpha"] == 0.0
+    assert R.loss_args(wo.cfg)["alpha"] == 0.0
 
 
 def test_quick_runs_use_frozen_au_pretrained_backbones(tmp_path):
@@ -174,8 +174,8 @@ def test_weights_per_backbone(tmp_path):
 # ----------------------------------------------------------------------------------------- shared runs
 def test_shared_configurations_train_once(tmp_path):
     cells = all_cells(ctx_for(tmp_path))
-    dsid = {n: {c.run_dir for c in cs if c.cfg.model.name == "dsid" and R.dsid_loss_args(c.cfg)["alpha"] == 0.5
-                and R.dsid_loss_args(c.cfg)["beta"] == 1.0} for n, cs in cells.items()}
+    dsid = {n: {c.run_dir for c in cs if c.cfg.model.name == "dsid" and R.loss_args(c.cfg)["alpha"] == 0.5
+                and R.loss_args(c.cfg)["beta"] == 1.0} for n, cs in cells.items()}
     assert all(len(dsid[n]) == 1 for n in ("ablation", "alpha", "beta", "models"))
     assert len(set.union(*dsid.values())) == 1
     vit_ter = {c.run_dir for n in ("paradigm", "ablation", "models") for c in cells[n]

@@ -113,15 +113,15 @@ def run_hash(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def dsid_loss_args(cfg: Config) -> dict:
-    """The DSID objective's settings in ``cfg``: the loss factory's defaults <- ``loss.args.dsid``."""
+def loss_args(cfg: Config) -> dict:
+    """The settings of the run's objective: its factory's defaults <- ``loss.args.<loss>``."""
     import inspect
 
     from unmask.losses import LOSSES
 
-    params = inspect.signature(LOSSES.get("dsid")).parameters.values()
+    params = inspect.signature(LOSSES.get(loss_name(cfg))).parameters.values()
     defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-    return {**defaults, **cfg.loss.args.get("dsid", {})}
+    return {**defaults, **cfg.loss.args.get(loss_name(cfg), {})}
 
 
 def loss_name(cfg: Config) -> str:
@@ -131,16 +131,24 @@ def loss_name(cfg: Config) -> str:
     return default_loss(cfg.model.name) if cfg.loss.name == "auto" else cfg.loss.name
 
 
+def hsic_loss(cfg: Config) -> str | None:
+    """The run's objective when it has an HSIC term (its factory takes an HSIC ``estimator``, weighted by its
+    ``alpha``, and ``alpha`` > 0: ``dsid``, ``hsic``), else None."""
+    args = loss_args(cfg)
+    return loss_name(cfg) if "estimator" in args and args.get("alpha", 0) > 0 else None
+
+
 def short_name(cfg: Config) -> str:
-    """A readable run folder name for the paper's tables (whose models are DSID and single-stream baselines)."""
+    """A readable run folder name: model, backbone, paradigm, the model's task, and an HSIC objective's settings."""
     m = cfg.model
     parts = [m.name, m.backbone, cfg.data.paradigm]
     task = m.args.get(m.name, {}).get("task")
     if task:
         parts.append(str(task))
-    if loss_name(cfg) == "dsid":
-        a = dsid_loss_args(cfg)
-        parts.append(f"a{a['alpha']:g}-b{a['beta']:g}-{a['estimator']}")
+    args = loss_args(cfg)
+    if "estimator" in args:  # alpha (the HSIC weight), beta where the objective has one, the estimator
+        parts.append("-".join([f"a{args['alpha']:g}", *([f"b{args['beta']:g}"] if "beta" in args else []),
+                               args["estimator"]]))
     return "-".join(parts)
 
 
@@ -148,16 +156,12 @@ def run_dir(ctx: Context, cfg: Config) -> Path:
     return ctx.out / "runs" / f"{short_name(cfg)}-{run_hash(cfg)}"
 
 
-def is_hsic(cfg: Config) -> bool:
-    return loss_name(cfg) == "dsid" and dsid_loss_args(cfg)["alpha"] > 0
-
-
 def expand(ctx: Context, table: Table, estimators: list[str]) -> Table:
     """The table as it runs here: one copy per quick dataset, then the estimator rows."""
     if ctx.quick:
         table = for_datasets(table, table.quick_datasets)
     return with_estimators(table, estimators,
-                           lambda row: is_hsic(resolve_config(ctx, table, row, next(iter(row.runs)))))
+                           lambda row: hsic_loss(resolve_config(ctx, table, row, next(iter(row.runs)))))
 
 
 def pretraining_needed(ctx: Context, cells: list[Cell]) -> dict[str, dict]:

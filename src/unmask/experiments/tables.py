@@ -128,21 +128,23 @@ def parse_estimators(values: list[str] | None) -> list[str]:
     return out
 
 
-def with_estimators(table: Table, estimators: list[str], is_hsic_row) -> Table:
-    """Add, after each HSIC row, one copy per estimator with ``loss.args.dsid.estimator=<e>`` (label "X (estimator=e)").
+def with_estimators(table: Table, estimators: list[str], hsic_loss_of) -> Table:
+    """Add, after each HSIC row, one copy per estimator with ``loss.args.<loss>.estimator=<e>`` (label "X
+    (estimator=e)").
 
-    ``is_hsic_row(row)`` decides which rows use the HSIC term (the runner knows: DSID with alpha > 0). The
-    copies carry no paper numbers: the paper reports one estimator (eq. 2-4), and which one it really used is
-    the open question these rows measure.
+    ``hsic_loss_of(row)`` names the row's objective when it has an HSIC term, else None (the runner knows: an
+    objective with an HSIC estimator and a positive weight). The copies carry no paper numbers: the paper reports
+    one estimator (eq. 2-4), and which one it really used is the open question these rows measure.
     """
     if not estimators:
         return table
     rows: list[Row] = []
     for row in table.rows:
         rows.append(row)
-        if is_hsic_row(row):
+        loss = hsic_loss_of(row)
+        if loss:
             for e in estimators:
-                runs = {t: (*o, f"loss.args.dsid.estimator={e}") for t, o in row.runs.items()}
+                runs = {t: (*o, f"loss.args.{loss}.estimator={e}") for t, o in row.runs.items()}
                 rows.append(replace(row, label=f"{row.label} (estimator={e})", runs=runs, paper={},
                                     paper_label=None, series=f"estimator={e}"))
     return replace(table, rows=tuple(rows))
