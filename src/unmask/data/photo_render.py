@@ -48,7 +48,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -99,16 +99,9 @@ class PhotoConfig:
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides) -> PhotoConfig:
-        from unmask.data.synth import PRESETS
+        from unmask.data.synth import from_preset
 
-        if preset not in PRESETS:
-            raise UnmaskError(f"unknown preset {preset!r}; expected one of: {', '.join(PRESETS)}")
-        names = {f.name for f in fields(cls)}
-        unknown = set(overrides) - names
-        if unknown:
-            raise UnmaskError(f"unknown photo-render option(s) {', '.join(sorted(unknown))}")
-        values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}, "preset": preset}
-        return cls(**values).validated()
+        return from_preset(cls, preset, overrides, "photo-render")
 
     def validated(self) -> PhotoConfig:
         problems = []

@@ -64,6 +64,18 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def from_preset(cls, preset: str, overrides: dict, what: str):
+    """``cls`` (a generator's config dataclass with ``preset`` and ``validated()``) from a paradigm preset, then
+    ``overrides`` (``None`` values ignored); unknown presets and option names are errors naming the choices."""
+    if preset not in PRESETS:
+        raise UnmaskError(f"unknown preset {preset!r}; expected one of: {', '.join(PRESETS)}")
+    unknown = set(overrides) - {f.name for f in fields(cls)}
+    if unknown:
+        raise UnmaskError(f"unknown {what} option(s) {', '.join(sorted(unknown))}")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}, "preset": preset}
+    return cls(**values).validated()
+
+
 def paradigm_problems(cfg) -> list[str]:
     """What is wrong with the masked-expression settings every renderer of this paradigm shares (``leak``,
     ``lower_leak_ratio``, ``onset_strength``, ``fps``, ``jitter``, ``motion``, ``noise``)."""
@@ -105,14 +117,7 @@ class SynthConfig:
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides) -> "SynthConfig":
         """The preset's values, then ``overrides`` (``None`` values are ignored): explicit flags win."""
-        if preset not in PRESETS:
-            raise UnmaskError(f"unknown preset {preset!r}; expected one of: {', '.join(PRESETS)}")
-        names = {f.name for f in fields(cls)}
-        unknown = set(overrides) - names
-        if unknown:
-            raise UnmaskError(f"unknown synth option(s) {', '.join(sorted(unknown))}")
-        values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}, "preset": preset}
-        return cls(**values).validated()
+        return from_preset(cls, preset, overrides, "synth")
 
     def validated(self) -> "SynthConfig":
         problems = []
