@@ -73,11 +73,9 @@ class _Stream:
 
 def decoded_folder(folder: Path) -> Iterator[tuple[int, _Frame, _Stream]]:
     """``(index, frame, stream)`` for each image, as :func:`unmask.data.video._decoded` yields video frames."""
-    from unmask.data.video import VideoError
+    from unmask.data.video import frame_folder
 
-    files = frame_files(folder)
-    if not files:
-        raise VideoError(f"frame folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    files = frame_folder(folder)  # a missing or empty folder: VideoError, said in one place
     stream = _Stream()
     for i, p in enumerate(files):
         yield i, _Frame(p), stream
