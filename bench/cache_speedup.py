@@ -77,8 +77,8 @@ def run_way(cfg, folds, data, out: Path, *, cached: bool) -> dict:
 
 def main(argv=None) -> float:
     from unmask.config import load_config
-    from unmask.data.prepare import PreparedSet
     from unmask.data.datasets import load_frames
+    from unmask.data.prepare import PreparedSet
     from unmask.train.engine import build_model
     from unmask.train.protocols import make_folds
 

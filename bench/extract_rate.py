@@ -31,10 +31,10 @@ import torch.nn.functional as F  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from matmul_rate import matmul_rate  # noqa: E402
+from unmask.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess  # noqa: E402
 from unmask.models.backbones import create_backbone  # noqa: E402
 from unmask.models.inference import cpu_supports_bf16  # noqa: E402
 from unmask.train import features as feats  # noqa: E402
-from unmask.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess  # noqa: E402
 
 
 def gflop_per_image(backbone, size: int) -> float:

@@ -24,8 +24,8 @@ def flow_rates(size: int, clips: int) -> dict[str, float]:
     import cv2
 
     from unmask.data.flow import METHODS, onset_apex_flow
-    from unmask.data.synth_micro import MicroConfig, _identity, plan_micro
     from unmask.data.synth_face import lighting_map, render_background, render_face
+    from unmask.data.synth_micro import MicroConfig, _identity, plan_micro
 
     cfg = MicroConfig()
     pairs = []

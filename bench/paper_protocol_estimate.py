@@ -46,10 +46,8 @@ EPOCHS_MAX, HOUR = 200, 3600.0
 def paper_sized_data():
     """660 apex items of 22 subjects with the 30 masked (true, disguised) pairs each; tiny placeholder images
     (the cached path never reads them)."""
-    from unmask.emotions import masked_pairs
-    from unmask.emotions import EMOTIONS
     from unmask.data.datasets import FrameData
-    from unmask.emotions import MFED_TASKS
+    from unmask.emotions import EMOTIONS, MFED_TASKS, masked_pairs
 
     pairs = masked_pairs()
     n = SUBJECTS * CLIPS
@@ -63,10 +61,10 @@ def paper_sized_data():
 def extraction_rate(name: str, n: int, batch: int, *, image_path: bool = False) -> float:
     """bf16 (precision auto) images/s of extract; ``image_path``: fp32 with augmentation, what the image path
     pays per image and epoch for a frozen backbone on the CPU (its autocast is CUDA-only)."""
-    from unmask.models.backbones import create_backbone
-    from unmask.train.features import extract, resolve_precision
     from unmask.config import AugmentConfig
     from unmask.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess, build_augment
+    from unmask.models.backbones import create_backbone
+    from unmask.train.features import extract, resolve_precision
 
     torch.manual_seed(0)
     bb = create_backbone(name).eval()

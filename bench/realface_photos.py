@@ -42,7 +42,6 @@ def faces_dir() -> Path:
 def our_runs(bench_out: Path, seed: int, finetune_epochs: int) -> dict[str, Path]:
     """The three DSIDs, fold s01 only, on realface_dsid's default synthetic set."""
     from realface_dsid import ARMS, data  # bench/ is on sys.path when run as a script
-
     from unmask.config import load_config
     from unmask.models.packaged import fetch
     from unmask.train.run import train_run

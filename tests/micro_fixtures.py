@@ -92,7 +92,7 @@ def write_casme3(root: Path, rows=CASME3_ROWS, full: tuple = ()) -> tuple[Path, 
     """The ME clip release (``frame/spNO.1_a_116/116.jpg``); rows whose (subject, filename) is in ``full`` get
     the full release's sequence folder instead (``spNO.2/c/color/<n>.jpg`` with depth/ beside it)."""
     frames = root / "Part_A_ME_clip" / "frame"
-    for subject, filename, onset, apex, offset, *_ in rows:
+    for subject, filename, onset, _apex, offset, *_ in rows:
         if (subject, filename) in full:
             seq = frames / subject / filename
             write_frames(seq / "color", range(onset - 5, offset + 6), "{}.jpg", shift=1.0)

@@ -59,8 +59,8 @@ def test_checkpoint_rebuilds_the_model_alone(run_a, tiny_synth):
     import torch
 
     from unmask.checkpoint import load_checkpoint
-    from unmask.data.prepare import PreparedSet
     from unmask.data.datasets import load_frames
+    from unmask.data.prepare import PreparedSet
     from unmask.data.transforms import Preprocess
 
     model, ckpt = load_checkpoint(run_a / "folds" / "s02" / "checkpoint.pt")

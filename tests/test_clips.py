@@ -10,9 +10,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from unmask.data.clips import ClipDataset, even_picks
+from unmask.data.datasets import load_frames
 from unmask.data.prepare import PreparedSet
 from unmask.errors import UnmaskError
-from unmask.data.datasets import load_frames
 
 
 @pytest.fixture(scope="module")

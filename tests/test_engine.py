@@ -223,7 +223,9 @@ def test_mixup_mixes_each_folds_inputs_and_its_loss_with_one_lambda(monkeypatch)
         perm[:c] = torch.randperm(c, generator=g)
         out = head(lam * x[f] + (1 - lam) * x[f][perm])
         m = mask[f]
-        ce = lambda y: torch.nn.functional.cross_entropy(out[m], y[m])  # noqa: E731
+        def ce(y, out=out, m=m):
+            return torch.nn.functional.cross_entropy(out[m], y[m])
+
         expected = lam * ce(labels[safe[f]]) + (1 - lam) * ce(labels[safe[f][perm]])
         assert torch.allclose(terms["loss"][f], expected, atol=1e-6)
         assert perm[c:].tolist() == list(range(c, 4))  # padding never mixes in
@@ -294,7 +296,9 @@ def test_cutmix_replaces_a_span_of_frames_and_mixes_the_loss_by_its_share(monkey
         else:
             mixed, share = lam * x[f] + (1 - lam) * x[f][perm], lam
         out = head(mixed)
-        ce = lambda y: torch.nn.functional.cross_entropy(out, y)  # noqa: E731
+        def ce(y, out=out):
+            return torch.nn.functional.cross_entropy(out, y)
+
         expected = share * ce(labels[safe[f]]) + (1 - share) * ce(labels[safe[f][perm]])
         assert torch.allclose(terms["loss"][f], expected, atol=1e-6)
     if cut:

@@ -6,8 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from unmask.data.faces import (Detection, best_face, create_detector, crop_face, list_detectors,
-                               resolve_detector_name, yuface_available)
+from unmask.data.faces import (
+    Detection,
+    best_face,
+    create_detector,
+    crop_face,
+    list_detectors,
+    resolve_detector_name,
+    yuface_available,
+)
 from unmask.data.video import read_frames
 from unmask.errors import UnmaskError
 

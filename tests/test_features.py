@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from unmask.config import load_config
-from unmask.models.backbones import create_backbone
 from unmask.data.datasets import FrameData, load_frames
-from unmask.emotions import EMOTIONS, MFED_TASKS
-from unmask.train.features import cache_key, extract
 from unmask.data.transforms import Preprocess, build_augment, normalization
+from unmask.emotions import EMOTIONS, MFED_TASKS
+from unmask.models.backbones import create_backbone
+from unmask.train.features import cache_key, extract
 
 BASE = ["model.backbone=tiny_vit", "model.weights=null", "model.backbone_args.img_size=32", "features.views=3",
         "augment.hflip=true", "augment.rotation=10", "augment.color_jitter=0.2"]

@@ -7,8 +7,8 @@ import json
 import cv2
 import numpy as np
 import pytest
-from micro_fixtures import write_casme2
 
+from micro_fixtures import write_casme2
 from unmask.cli import main
 from unmask.data.datasets import load_frames
 from unmask.data.flow import decode_flow, encode_flow, onset_apex_flow, optical_strain

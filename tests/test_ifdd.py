@@ -167,7 +167,7 @@ def test_reproduce_ifdd_rows_are_valid_configs_for_both_bases():
 
     for base in ("ifdd_synth", "ifdd_dfew"):
         names = set()
-        for _, name, extra in ROWS:
+        for _, _name, extra in ROWS:
             cfg = load_config(base, QUICK["overrides"] + extra)
             names.add(cfg.model.name)
         assert names == {"ifdd", "frame_average", "temporal_transformer"}

@@ -96,7 +96,6 @@ def test_predict_on_a_video_gives_per_window_predictions_as_in_training(dfer_run
     --every k samples exactly the frames prepare took (uniform:4), so the first window's probabilities are the
     training run's prediction for that clip."""
     from test_predict import ManifestBoxes
-
     from unmask.predict import Predictor
 
     m = read_manifest(dfer_run / "DFEW" / "manifest.csv")

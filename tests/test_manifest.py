@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from unmask.cli import main
 from unmask.data.manifest import read_annotations, read_manifest, validate_manifest, write_manifest
 from unmask.errors import UnmaskError
-
-import pytest
 
 HEADER = "clip_id,subject,video,true_emotion,disguised_emotion,onset,apex,offset\n"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from micro_fixtures import write_casme2
 
+from micro_fixtures import write_casme2
 from unmask.checkpoint import load_checkpoint
 from unmask.cli import main
 from unmask.data.datasets import load_frames

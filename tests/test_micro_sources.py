@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 
 import pytest
-from micro_fixtures import CASME2_ROWS, CASME3_ROWS, write_casme2, write_casme3, write_frames, write_samm, write_smic
 
+from micro_fixtures import CASME2_ROWS, CASME3_ROWS, write_casme2, write_casme3, write_frames, write_samm, write_smic
 from unmask.cli import main
 from unmask.data.datasets import label_tensor
 from unmask.data.manifest import read_manifest

@@ -48,7 +48,7 @@ def _cases():
 CASES = list(_cases())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(name, bb):
     """One model per case, shared by the contract tests (each test sets train/eval itself)."""
     model = create_model(name, tasks=MFED_TASKS, backbone=bb, **SMALL.get(name, {}))

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import unmask.losses.objective as objective_module
-from unmask.errors import UnmaskError
 from unmask.emotions import MFED_TASKS
+from unmask.errors import UnmaskError
 from unmask.losses import DSIDObjective, hsic
 
 

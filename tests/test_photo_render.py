@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from conftest import FACES
 
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"real face fixtures not found at {FACES}")
@@ -43,8 +44,11 @@ def _field_at(rig, au, point):
 def test_each_au_moves_its_region_the_intended_way(rig):
     le, re, nose, ml, mr = rig.face.landmarks
     d = rig.face.iod
-    up = lambda v: v[1] < -0.03 * d
-    down = lambda v: v[1] > 0.03 * d
+    def up(v):
+        return v[1] < -0.03 * d
+
+    def down(v):
+        return v[1] > 0.03 * d
     # lip corner puller: corners up and outward; depressor: down
     assert up(_field_at(rig, "AU12", ml)) and _field_at(rig, "AU12", ml)[0] < 0 < _field_at(rig, "AU12", mr)[0]
     assert down(_field_at(rig, "AU15", ml)) and down(_field_at(rig, "AU15", mr))

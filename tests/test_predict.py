@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import torch
 
-from unmask.emotions import EMOTIONS
 from unmask.cli import main
 from unmask.data.faces import Detection, FaceDetector
+from unmask.emotions import EMOTIONS
 from unmask.errors import UnmaskError
 from unmask.predict import Predictor, read_results, resolve_checkpoint_path, write_results
 

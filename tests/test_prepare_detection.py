@@ -4,6 +4,7 @@ summary, alignment on the eyes, --detector none, --skip-invalid and the count of
 from __future__ import annotations
 
 import csv
+
 import cv2
 import numpy as np
 import pytest

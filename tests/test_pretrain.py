@@ -48,9 +48,9 @@ def test_pretraining_lowers_the_au_error_and_saves_loadable_weights(tiny_synth, 
 
 def test_a_set_without_annotations_is_a_clear_error(tmp_path, tiny_synth):
     import shutil
+    from dataclasses import replace
 
     from unmask.data.manifest import read_manifest, write_manifest
-    from dataclasses import replace
 
     copy = tmp_path / "prepared"
     shutil.copytree(tiny_synth[1], copy, ignore=shutil.ignore_patterns("features"))

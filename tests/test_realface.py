@@ -22,8 +22,8 @@ LABELLED = {"0-f1-su-ph.jpg": "surprise", "0-f15-hao-ph.jpg": "happiness"}  # th
 def face_crops(faces_dir, names, size: int) -> torch.Tensor:
     """uint8 ``[N, 3, size, size]`` crops of the largest Haar face of each photo."""
     from unmask.data.faces import best_face, create_detector, crop_face
-    from unmask.predict import read_image
     from unmask.data.transforms import resize_uint8
+    from unmask.predict import read_image
 
     det = create_detector("haar")
     out = []

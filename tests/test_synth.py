@@ -14,7 +14,14 @@ import pytest
 from unmask.cli import main
 from unmask.data.manifest import read_annotations, read_manifest, validate_manifest
 from unmask.data.synth import (
-    PROTOTYPES, UPPER_FACE, SynthConfig, generate, make_clip, plan_clip, render_clip, subject_rng,
+    PROTOTYPES,
+    UPPER_FACE,
+    SynthConfig,
+    generate,
+    make_clip,
+    plan_clip,
+    render_clip,
+    subject_rng,
 )
 from unmask.data.synth_face import AUS, sample_identity
 from unmask.data.video import probe

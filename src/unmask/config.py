@@ -145,7 +145,7 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def copy(self) -> "Config":
+    def copy(self) -> Config:
         return from_dict(self.to_dict())
 
 

@@ -19,9 +19,9 @@ PEERS: dict[str, tuple[str, str | None]] = {"fer": ("fer_minixception", "fer"), 
 
 class Peer:
     def __init__(self, name: str, device: torch.device | str = "cpu", batch_size: int = 32):
+        from unmask.data.transforms import Preprocess
         from unmask.models import create_backbone
         from unmask.models.offtheshelf import canonical_labels
-        from unmask.data.transforms import Preprocess
 
         if name not in PEERS:
             raise UnmaskError(f"unknown peer {name!r}; choose one of: {', '.join(PEERS)}")

@@ -60,8 +60,15 @@ import pandas as pd
 import torch
 
 from unmask.errors import UnmaskError
-from unmask.results import (BASE_COLUMNS, ONSET_APEX_COLUMNS, read_results, task_columns, to_frame, video_summary,
-                            write_results)
+from unmask.results import (
+    BASE_COLUMNS,
+    ONSET_APEX_COLUMNS,
+    read_results,
+    task_columns,
+    to_frame,
+    video_summary,
+    write_results,
+)
 from unmask.tracking import FaceTracker, apex_index
 
 log = logging.getLogger("unmask")
@@ -174,7 +181,7 @@ class Predictor:
         self.peers = [Peer(name, device, batch_size) for name in dict.fromkeys(peers)]
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", detector=None, **kwargs) -> "Predictor":
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", detector=None, **kwargs) -> Predictor:
         from unmask.checkpoint import load_checkpoint
         from unmask.runtime import resolve_device
 

@@ -9,7 +9,8 @@ lists the accepted ones (instead of a ``TypeError`` deep inside a constructor).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from unmask.errors import UnmaskError
 

@@ -18,10 +18,10 @@ In a manifest, a single-label cell holds one label name; a multi-label cell hold
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable, Literal
-
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
 
 from unmask.errors import UnmaskError
 
@@ -115,7 +115,7 @@ class Task:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Task":
+    def from_dict(cls, d: dict) -> Task:
         unknown = set(d) - {"name", "kind", "labels", "column", "title", "aliases"}
         if unknown or "name" not in d or "labels" not in d:
             raise UnmaskError(f"task declaration {d!r}: needs name, kind and labels"

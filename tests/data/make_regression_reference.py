@@ -1,8 +1,13 @@
 """Run on the pre-refactor code (commit c3e31af) to produce tests/data/regression_reference.json."""
-import json, os, sys, tempfile
+import json
+import os
+import sys
+import tempfile
 from pathlib import Path
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 import pandas as pd
+
 from unmask.cli import main
 from unmask.data.prepare import prepare
 from unmask.data.synth import SynthConfig, generate
@@ -21,6 +26,7 @@ COMMON = ["model.weights=null", "model.img_size=32", "optim.epochs=3", "optim.pa
           "features.views=2", "features.precision=fp32", "runtime.threads=1"]
 
 import unmask.train.engine as E
+
 _old = E.model_kwargs
 def _kw(cfg):  # the old CLI passed model.mode to the CLIP baselines, which set it themselves (a TypeError)
     kw = _old(cfg)
@@ -48,10 +54,12 @@ for name, extra in RUNS.items():
 # zero-shot: the old engine could not run a model without a trainable head, so its reference is the model's
 # forward on the apex crops (unaugmented, ImageNet normalisation), with the seed train_run sets before building
 import torch
-from unmask.models import create_model
-from unmask.data.prepare import PreparedSet
+
 from unmask.data.datasets import load_frames
+from unmask.data.prepare import PreparedSet
 from unmask.data.transforms import Preprocess
+from unmask.models import create_model
+
 torch.manual_seed(0)
 zs = create_model("clip_zero_shot", backbone="tiny_clip_vit", weights=None, img_size=32).eval()
 data = load_frames(PreparedSet(root / "prepared"), "apex", size=32)
@@ -59,6 +67,7 @@ pre = Preprocess((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 with torch.no_grad():
     out = zs(pre(data.images, train=False))
 from unmask.emotions import EMOTIONS
+
 probs = out["true_logits"].softmax(-1).numpy()
 ref["clip_zero_shot"] = {"overrides": COMMON + ["model.name=clip_zero_shot", "model.backbone=tiny_clip_vit"],
     "clip_ids": data.clip_ids, "probs": {f"p_{e}": [round(float(x), 5) for x in probs[:, j]] for j, e in enumerate(EMOTIONS)}}

@@ -27,6 +27,7 @@ from unmask.data.transforms import resize_uint8
 from unmask.errors import UnmaskError
 from unmask.tasks import Task
 
+
 def label_tensor(task: Task, values) -> torch.Tensor:
     """Parsed labels of one task -> its targets: int64 ``[N]`` (single) or float32 ``[N, L]`` (multi)."""
     targets = [task.target(v) for v in values]

@@ -10,8 +10,8 @@ every reader in :mod:`unmask.data.video` (``probe``, ``read_frames``, ``iter_fra
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

@@ -83,7 +83,7 @@ class Manifest:
     def subjects(self) -> list[str]:
         return sorted({c.subject for c in self.clips})
 
-    def masked(self) -> "Manifest":
+    def masked(self) -> Manifest:
         """Only the clips not flagged congruent (masked expressions), as the DSID paradigms use."""
         return Manifest(self.path, [c for c in self.clips if not c.congruent], self.tasks)
 
@@ -179,7 +179,7 @@ def validate_manifest(path: str | Path, *, check_videos: bool = True,
         line = i + 2
         row = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in raw.items()}
 
-        def bad(column: str, message: str) -> None:
+        def bad(column: str, message: str, line: int = line) -> None:  # bound now: one closure per row
             problems.append(f"{path}:{line}: column '{column}': {message}")
 
         n_before = len(problems)

@@ -493,7 +493,7 @@ def generate_photo(out: str | Path, config: PhotoConfig, *, progress: bool = Tru
         raise UnmaskError(f"{config.subjects} subjects asked, but {config.faces} has only {len(sources)} "
                           f"source face(s): {', '.join(s.label for s in sources)}")
     sources = sources[: config.subjects or len(sources)]
-    for i, s in enumerate(sources):  # fail early, naming the source, if a face cannot be found
+    for s in sources:  # fail early, naming the source, if a face cannot be found
         _rig(str(s.path), s.frame, config.width, config.height)
     wanted = {**asdict(config), "faces": str(Path(config.faces).resolve()),
               "sources": {subject_name(i): s.label for i, s in enumerate(sources)}}

@@ -48,9 +48,9 @@ import numpy as np
 from unmask.data.manifest import Clip, Manifest, read_manifest, validate_manifest, write_manifest
 from unmask.data.prepare_summary import DetectionSummary
 from unmask.data.sampling import ROLES, Sampling, clip_frame_indices, missing_roles, parse_sampling, planned_frames
-from unmask.tasks import tasks_to_list
 from unmask.errors import UnmaskError
 from unmask.io import atomic_write_json
+from unmask.tasks import tasks_to_list
 
 CACHE_VERSION = 1
 SETTINGS = ("manifest", "detector", "size", "margin", "frames", "clip_frames", "align", "flow",

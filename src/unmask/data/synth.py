@@ -115,11 +115,11 @@ class SynthConfig:
     crf: int = 18                   # x264 quality; low enough that small AU residues survive
 
     @classmethod
-    def from_preset(cls, preset: str = "default", **overrides) -> "SynthConfig":
+    def from_preset(cls, preset: str = "default", **overrides) -> SynthConfig:
         """The preset's values, then ``overrides`` (``None`` values are ignored): explicit flags win."""
         return from_preset(cls, preset, overrides, "synth")
 
-    def validated(self) -> "SynthConfig":
+    def validated(self) -> SynthConfig:
         problems = []
         if self.subjects < 1:
             problems.append(f"subjects must be at least 1 (got {self.subjects})")

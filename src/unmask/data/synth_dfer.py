@@ -73,7 +73,7 @@ class DferSynthConfig:
     noise: float = 1.0
     crf: int = 18
 
-    def validated(self) -> "DferSynthConfig":
+    def validated(self) -> DferSynthConfig:
         problems = []
         if self.persons < self.folds or self.folds < 2:
             problems.append(f"need folds >= 2 and persons >= folds (got persons={self.persons}, folds={self.folds})")
@@ -292,10 +292,10 @@ def _write_splits(out: Path, cfg: DferSynthConfig, rows: list[dict]) -> None:
     for part in ("train", "test"):
         (base / f"{part}(single-labeled)").mkdir(parents=True, exist_ok=True)
     for k in range(1, cfg.folds + 1):
-        for part, keep in (("test", lambda r: r["fold"] == k), ("train", lambda r: r["fold"] != k)):
+        for part, in_test in (("test", True), ("train", False)):
             with open(base / f"{part}(single-labeled)" / f"set_{k}.csv", "w", newline="", encoding="utf-8") as f:
                 w = csv.writer(f)
                 w.writerow(["video_name", "label"])
                 for r in rows:
-                    if keep(r):
+                    if (r["fold"] == k) == in_test:
                         w.writerow([r["video_name"], DFEW_LABELS.index(r["label"]) + 1])

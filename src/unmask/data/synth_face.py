@@ -167,7 +167,9 @@ def render_face(img: np.ndarray, ident: Identity, aus: dict, pose=(0.0, 0.0, 0.0
     cv = _Canvas(img, ident, pose)
     skin = ident.skin
     dark = _mix(skin, (40, 20, 15), 0.55)
-    crease = lambda k: _mix(skin, (60, 30, 20), k)  # a wrinkle as deep as k (0..1)
+    def crease(k: float) -> tuple:  # a wrinkle as deep as k (0..1)
+        return _mix(skin, (60, 30, 20), k)
+
     jaw = 0.11 * a["AU26"]
 
     # -- behind the face: hair volume, neck, shoulders, ears
@@ -214,7 +216,7 @@ def render_face(img: np.ndarray, ident: Identity, aus: dict, pose=(0.0, 0.0, 0.0
         cv.line(lower, _mix(skin, (60, 30, 20), 0.5), 0.008)
         if a["AU06"] > 0.03:  # crow's feet fan out from the outer corner
             ox = ex + s * (ew + 0.04)
-            for k, dv in enumerate((-0.05, 0.0, 0.05)):
+            for dv in (-0.05, 0.0, 0.05):
                 cv.line([[ox, ey + dv * 0.6], [ox + s * 0.08, ey + dv * 1.6]], crease(0.6 * a["AU06"]), 0.009)
         if a["AU07"] > 0.03:  # tensed lower lid bulge
             cv.line(np.stack([xs * 0.9 + ex * 0.1, lower[:, 1] + 0.03], 1), crease(0.45 * a["AU07"]), 0.008)

@@ -83,7 +83,7 @@ class MicroConfig:
     crf: int = 12
     kind: str = "micro"
 
-    def validated(self) -> "MicroConfig":
+    def validated(self) -> MicroConfig:
         p = []
         if self.subjects < 2 or self.clips < 4:
             p.append(f"need at least 2 subjects and 4 clips per subject (got {self.subjects}, {self.clips})")

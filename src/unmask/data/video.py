@@ -217,8 +217,9 @@ def write_video(frames, path: Path, fps: float, crf: int = 18) -> int:
     """Encode RGB frames to an mp4 at ``path`` (yuv420p; libx264 at ``crf`` if available, else high-quality
     mpeg4); frames are cropped to even sides (yuv420p needs them). The same frames give the same file.
     Returns the number of frames written."""
-    import av
     from fractions import Fraction
+
+    import av
 
     n = 0
     with av.open(str(path), "w", format="mp4") as container:

@@ -9,8 +9,7 @@ NaN for multi-label) are left out of that task's metrics.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
-                             roc_auc_score)
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
 METRICS = ("accuracy", "f1", "uar")  # single-label tasks
 MULTI_METRICS = ("macro_f1", "macro_auc")  # multi-label tasks

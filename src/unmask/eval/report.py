@@ -13,6 +13,7 @@ from unmask.errors import UnmaskError
 from unmask.eval.metrics import METRICS, MULTI_METRICS, summarize_task
 from unmask.io import atomic_write_json, atomic_write_text
 from unmask.tasks import Task, tasks_from_list, tasks_to_list
+
 OPTIMISTIC_WARNING = ("**Warning: optimistic numbers.** Epochs were selected on the test subject "
                       "(protocol.validation=test_subject), which leaks test information into model selection "
                       "(Varanka et al., IEEE TAFFC 2024). Subject-independent validation is the default.")

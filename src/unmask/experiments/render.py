@@ -78,7 +78,7 @@ def write_table(table: Table, results, out_dir: Path, *, notes: list[str] | None
 def _write_csv(table, rows, row_of, by_row, path: Path) -> None:
     fields = ["table", "row", "paper_row", "dataset", "series", "x"]
     for t in table.tasks:
-        for metric, short in METRICS:
+        for _, short in METRICS:
             k = f"{t}_{short.lower()}"
             fields += [k, f"{k}_fold_std", f"{k}_ci_lo", f"{k}_ci_hi", f"{k}_paper"]
         fields.append(f"{t}_run")

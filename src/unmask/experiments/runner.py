@@ -24,8 +24,16 @@ import yaml
 
 from unmask.config import EXECUTION_KEYS, Config, flatten, from_dict, load_config, parse_overrides, validate
 from unmask.errors import UnmaskError
-from unmask.experiments.tables import (SUMMARY_TASK, Row, Table, for_datasets, list_tables, load_table,
-                                       read_settings, with_estimators)
+from unmask.experiments.tables import (
+    SUMMARY_TASK,
+    Row,
+    Table,
+    for_datasets,
+    list_tables,
+    load_table,
+    read_settings,
+    with_estimators,
+)
 
 log = logging.getLogger("unmask")
 

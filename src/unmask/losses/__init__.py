@@ -19,7 +19,8 @@ A model names its default (``HeadModel.default_loss``, read by ``unmask.models.d
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -131,4 +132,4 @@ def check_loss_args(name: str, args: dict[str, Any]) -> None:
 
 
 __all__ = ["DSIDObjective", "HSICTerm", "LOSSES", "TaskLosses", "check_loss_args", "create_loss", "hsic",
-           "list_losses", "register_loss"]
+           "list_losses", "orthogonality", "register_loss"]

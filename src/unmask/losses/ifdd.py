@@ -10,7 +10,7 @@ objective (:mod:`unmask.losses.terms`): ``[F, B, ...]`` with a mask ``[F, B]``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

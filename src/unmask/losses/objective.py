@@ -18,7 +18,8 @@ heuristic gives each feature set its own), ``None`` for the linear kernel or whe
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

@@ -17,7 +17,7 @@ targets: SMIC in the composite). Returned: ``loss``, ``<task>_ce``, ``<aus>_bce`
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -9,7 +9,7 @@ value equal to the 2-D call on its valid rows. A clip without a label for a task
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

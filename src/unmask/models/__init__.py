@@ -11,16 +11,28 @@ from typing import Any
 from torch import nn
 
 from unmask.errors import UnmaskError
-from unmask.models._registry import BACKBONES, MODELS, accepted_kwargs, register_backbone, register_model, takes_var_kwargs
+from unmask.models import (  # noqa: F401  register their backbones and models  # noqa: F401  IFDD and the temporal baselines
+    facex,
+    fer,
+    ifdd,
+    medn,  # noqa: F401,E402  registers MEDN
+    offtheshelf,
+    temporal,
+    video_backbones,  # noqa: F401,E402  registers mvit_xs, tiny_mvit_xs
+)
+from unmask.models._registry import (
+    BACKBONES,
+    MODELS,
+    accepted_kwargs,
+    register_backbone,
+    register_model,
+    takes_var_kwargs,
+)
 from unmask.models.adapters import Adapter, HeadModel
+from unmask.models.backbones import Backbone, ClipBackbone, TimmBackbone, create_backbone, list_backbones
 from unmask.models.baselines import DEFAULT_TEMPLATES, ClipLinearProbe, ClipZeroShot  # registers its models
 from unmask.models.dsid import DSID, SingleStream  # registers its models
 from unmask.models.multitask import MultiTask  # registers its model
-from unmask.models.backbones import Backbone, ClipBackbone, TimmBackbone, create_backbone, list_backbones
-from unmask.models import facex, fer, offtheshelf  # noqa: F401  register their backbones and models
-from unmask.models import medn  # noqa: F401,E402  registers MEDN
-from unmask.models import ifdd, temporal  # noqa: F401  IFDD and the temporal baselines
-from unmask.models import video_backbones  # noqa: F401,E402  registers mvit_xs, tiny_mvit_xs
 from unmask.models.weights import parse_weights, read_checkpoint
 
 __all__ = [

@@ -29,7 +29,8 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -120,7 +121,7 @@ class Backbone(nn.Module):
         logger.info("backbone %s mode=%s: %d trainable, %d frozen parameters",
                     self.name, mode, counts["trainable"], counts["frozen"])
 
-    def train(self, mode: bool = True) -> "Backbone":
+    def train(self, mode: bool = True) -> Backbone:
         """Frozen sub-modules (every parameter frozen) stay in eval mode, so BatchNorm/dropout do not move."""
         super().train(mode)
         if mode:
@@ -135,7 +136,7 @@ class Backbone(nn.Module):
         return self
 
     # -- inference copy ----------------------------------------------------------------------------
-    def inference_copy(self, dtype: torch.dtype, device: torch.device | str | None = None) -> "Backbone":
+    def inference_copy(self, dtype: torch.dtype, device: torch.device | str | None = None) -> Backbone:
         """A copy of this backbone for inference (feature extraction, prediction) whose floating-point
         parameters and buffers are cast once to ``dtype`` (and moved to ``device``); ``self`` is untouched and
         shares no storage with the copy. The copy computes the same ``forward_features`` (up to ``dtype``
@@ -237,7 +238,7 @@ class ClipBackbone(Backbone):
             scales[id(mlp.c_proj.weight)] = 1.0 / k
         return scales
 
-    def inference_copy(self, dtype: torch.dtype, device: torch.device | str | None = None) -> "Backbone":
+    def inference_copy(self, dtype: torch.dtype, device: torch.device | str | None = None) -> Backbone:
         """As :meth:`Backbone.inference_copy`; QuickGELU MLPs become SiLU MLPs: with ``y = 1.702 x``,
         ``c_proj(x * sigmoid(1.702 x)) = (c_proj.weight / 1.702) silu(y) + c_proj.bias``, so ``c_fc`` is stored
         times 1.702, ``c_proj.weight`` divided by 1.702, and the three elementwise passes of QuickGELU become

@@ -7,7 +7,8 @@ notion of which emotion is felt or shown, so on MFED both tasks get the same log
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -32,7 +32,8 @@ end with ``mode="finetune"``; ``frames`` is then its T' time steps, 8 for 16 inp
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F

@@ -30,7 +30,8 @@ Outputs: ``<task>_logits``, ``motion_features`` ``[B, dm]``, ``emotion_features`
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 from torch import nn

@@ -6,7 +6,8 @@ per label, BCE): the loss registry's ``tasks`` objective picks the term from the
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

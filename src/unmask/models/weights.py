@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-
 import logging
 import os
 import warnings

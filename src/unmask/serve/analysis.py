@@ -18,9 +18,9 @@ server's temporary path in it by the uploaded file's name).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -30,9 +30,9 @@ import torch
 from tqdm.auto import tqdm
 
 import unmask
+from unmask.data.transforms import Preprocess, build_augment, is_augmenting, normalization
 from unmask.errors import UnmaskError
 from unmask.io import atomic_torch_save
-from unmask.data.transforms import Preprocess, build_augment, is_augmenting, normalization
 from unmask.models.inference import cast_backbone, resolve_precision, state_digest, uses_convolutions
 
 log = logging.getLogger("unmask")

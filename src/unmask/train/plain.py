@@ -14,13 +14,13 @@ Optimisers: ``adam``, ``adamw``, ``sgd`` (torch.optim); schedules per epoch: lin
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from unmask.train.stacked import StackedHead
 from unmask.errors import UnmaskError
+from unmask.train.stacked import StackedHead
 
 
 def stackable(model: nn.Module) -> str | None:
@@ -59,13 +59,13 @@ class PlainHead(nn.Module):
         out = self.model.forward_head(features[0])
         return {k: v[None] if torch.is_tensor(v) and v.dim() else v for k, v in out.items()}
 
-    def train(self, mode: bool = True) -> "PlainHead":
+    def train(self, mode: bool = True) -> PlainHead:
         for name, module in self.model.named_children():
             if name != "backbone":
                 module.train(mode)
         return self
 
-    def eval(self) -> "PlainHead":
+    def eval(self) -> PlainHead:
         return self.train(False)
 
     def load_member(self, f: int, state: dict) -> None:

@@ -145,7 +145,7 @@ def _pretrain(prepared, prepared_dir, out, backbone, img_size, epochs, lr, batch
     history = []
     t0 = time.time()
     bar = tqdm(range(epochs), desc=f"AU pretraining {backbone}", unit="ep", disable=not progress)
-    for epoch in bar:
+    for _ in bar:
         bb.train()
         perm = torch.randperm(len(images), generator=gen)
         total = 0.0

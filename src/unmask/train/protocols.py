@@ -69,7 +69,7 @@ def make_folds(subjects: list[str], *, name: str = "loso", k: int = 5, split_fil
         if len(subjects) < 2:
             raise UnmaskError(f"protocol {name} needs at least 2 subjects, found {len(subjects)}")
         folds = []
-        for i, (fname, test) in enumerate(zip(names, groups)):
+        for fname, test in zip(names, groups):
             train = [s for s in subjects if s not in test]
             if validation == "test_subject":
                 folds.append(Fold(fname, tuple(train), tuple(test), tuple(test), optimistic=True))

@@ -20,7 +20,7 @@ step), exactly as if that step did not exist for it.
 from __future__ import annotations
 
 import copy
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn

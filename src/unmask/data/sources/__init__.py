@@ -6,8 +6,11 @@ sources ``dfew``, ``ferv39k``, ``mafw`` (:mod:`unmask.data.sources.dfer`); the m
 ``samm``, ``smic``, ``casme3``, ``megc2019`` (:mod:`unmask.data.sources.micro`).
 """
 
+from unmask.data.sources import (  # noqa: E402,F401  (registers the built-in adapters)
+    dfer,  # noqa: E402,F401  (dfew, ferv39k, mafw)
+    mfed,
+    micro,
+)
 from unmask.data.sources._registry import ImportResult, Source, get_source, list_sources, register_source
-from unmask.data.sources import mfed, micro  # noqa: E402,F401  (registers the built-in adapters)
-from unmask.data.sources import dfer  # noqa: E402,F401  (dfew, ferv39k, mafw)
 
 __all__ = ["ImportResult", "Source", "get_source", "list_sources", "register_source"]

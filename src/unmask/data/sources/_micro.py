@@ -133,7 +133,7 @@ def read_coded_sheet(path, columns: dict[str, tuple[str, ...]], sheet: str | int
     except (ValueError, KeyError, OSError, pd.errors.ParserError) as e:
         raise UnmaskError(f"cannot read coding sheet {path}: {e}") from None
     rows = frame.fillna("").astype(str).values.tolist()
-    for h, header in enumerate(rows[:50]):
+    for h, header in enumerate(rows[:50]):  # noqa: B007 (h is read after the break)
         keys = [norm_key(c) for c in header]
         where = {f: next((keys.index(norm_key(a)) for a in aliases if norm_key(a) in keys), None)
                  for f, aliases in columns.items()}

@@ -152,7 +152,7 @@ def import_mfed(sheet, mapping, videos, out=None, *, skip_invalid: bool = False)
     for line, values in rows:
         v = {f: values[c] for f, c in mapping.columns.items()}
 
-        def bad(field_name: str, message: str) -> None:
+        def bad(field_name: str, message: str, line: int = line) -> None:  # bound now: one closure per row
             problems.append(f"{sheet}:{line}: column '{mapping.columns[field_name]}': {message}")
 
         n_before = len(problems)

@@ -28,8 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unmask.data.manifest import Clip, write_manifest
-from unmask.data.sources._micro import (AU_SETS, Fixes, FolderIndex, au_name, au_task, clean_subject, frame_index,
-                                        is_missing, parse_au_set, parse_aus, read_coded_sheet)
+from unmask.data.sources._micro import (
+    AU_SETS,
+    Fixes,
+    FolderIndex,
+    au_name,
+    au_task,
+    clean_subject,
+    frame_index,
+    is_missing,
+    parse_au_set,
+    parse_aus,
+    read_coded_sheet,
+)
 from unmask.data.sources._registry import ImportResult, Source, register_source
 from unmask.errors import UnmaskError
 from unmask.tasks import Task
@@ -83,7 +94,7 @@ def read_coded(sheet, frames, *, dataset: str, subject_format: str, au_set, fixe
     allowed = set(au_set)
     records = []
     for row, v in read_coded_sheet(sheet, COLUMNS, sheet_name):
-        def bad(column: str, message: str) -> None:
+        def bad(column: str, message: str, row: int = row) -> None:  # bound now: one closure per row
             problems.append(f"{sheet}:{row}: column '{column}': {message}")
 
         subject, changed = clean_subject(v["subject"])
@@ -158,7 +169,7 @@ def read_smic(root, *, fixes: Fixes, problems: list, missing_apex: str = "middle
 
     index = FolderIndex(Path(root))
     records = []
-    for name, folders in sorted(index.by_name.items()):
+    for _, folders in sorted(index.by_name.items()):
         for folder in folders:
             parts = [p.lower() for p in folder.relative_to(index.root).parts]
             if len(parts) < 2 or parts[-2] not in SMIC_FOLDERS or "non_micro" in parts:
