@@ -19,9 +19,11 @@ def _preds(n, acc, seed=0):
 def test_confusion_formulas_match_sklearn(seed):
     t, p = _preds(50, 0.4, seed)
     t[t == 5] = 4  # a class absent from the truth: UAR averages only present classes
-    ref = {"accuracy": accuracy_score(t, p), "f1": f1_score(t, p, labels=range(6), average="macro", zero_division=0),
+    present = sorted(set(t.tolist()))  # macro averages over the classes the truth has (module docstring)
+    ref = {"accuracy": accuracy_score(t, p), "f1": f1_score(t, p, labels=present, average="macro", zero_division=0),
            "uar": balanced_accuracy_score(t, p)}
-    for got in (scores(t, p, 6), _from_confusion(np.array(confusion(t, p, 6)))):
+    mask = np.isin(np.arange(6), present)
+    for got in (scores(t, p, 6), _from_confusion(np.array(confusion(t, p, 6)), mask)):
         for k in ref:
             assert got[k] == pytest.approx(ref[k])
 
@@ -99,3 +101,36 @@ def test_multilabel_scores_by_columns_equal_the_per_label_computation():
     y[0, 2] = np.nan  # one cell missing: the per-label path, same figures for the other labels
     t = multilabel_scores(y, p, labels)
     assert t["per_label_f1"]["AU1"] == pytest.approx(s["per_label_f1"]["AU1"])
+
+
+def test_an_absent_class_counts_in_no_macro_average_nor_in_chance():
+    """DFEW's seven classes, no test clip of neutral (issue 21: macro-F1 was 6/7 of UAR, chance 1/7)."""
+    task = Task("emotion", "single", ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"))
+    rng = np.random.default_rng(0)
+    present = [0, 1, 2, 3, 5, 6]
+    t = np.repeat(present, 30)
+    p = t.copy()
+    wrong = rng.random(len(t)) < 0.1
+    p[wrong] = rng.choice(present, wrong.sum())  # errors among the present classes ...
+    p[:2] = 4  # ... and two clips answered with the absent class: still wrong answers
+    s = summarize_task(task, {"f1": (t[:90], p[:90]), "f2": (t[90:], p[90:])})
+    pooled = s["pooled"]
+    assert s["absent_labels"] == ["neutral"]
+    assert s["chance"] == pytest.approx(1 / 6)
+    assert pooled["uar"] == pytest.approx(balanced_accuracy_score(t, p))
+    assert pooled["f1"] == pytest.approx(f1_score(t, p, labels=present, average="macro"))
+    assert pooled["f1"] > 0.85 and abs(pooled["f1"] - pooled["uar"]) < 0.05  # not 6/7 of it
+    assert pooled["f1"] > f1_score(t, p, labels=range(7), average="macro", zero_division=0) + 0.1
+    lo, hi = s["ci95"]["f1"]
+    assert lo <= pooled["f1"] <= hi  # the bootstrap averages over the same classes as the estimate
+    # each fold has only some of the classes: its F1 averages over its own
+    assert s["per_fold"]["f2"]["f1"] == pytest.approx(
+        f1_score(t[90:], p[90:], labels=sorted(set(t[90:].tolist())), average="macro", zero_division=0))
+
+
+def test_report_names_the_absent_class(tmp_path):
+    from unmask.eval.report import _absent_note
+
+    summary = {"tasks": {"emotion": {"kind": "single", "absent_labels": ["neutral"]}}, "task_defs": []}
+    assert "neutral" in _absent_note(summary) and "present" in _absent_note(summary)
+    assert _absent_note({"tasks": {"emotion": {"kind": "single", "absent_labels": []}}, "task_defs": []}) == ""

@@ -202,3 +202,4 @@ def test_a_bad_search_space_names_the_key(tmp_path, tiny_synth):
     bad.write_text("optim.lr: {normal: [0, 1]}\n")
     with pytest.raises(UnmaskError, match="bad.yaml: optim.lr"):
         read_space(bad, cfg)
+

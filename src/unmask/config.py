@@ -124,7 +124,9 @@ class RuntimeConfig:
     save_every_s: float = 30.0  # resume state is written after an epoch when this much time has passed
     # where fanned-out work runs (docs/cluster.md); none of these change a result (EXECUTION_KEYS)
     executor: str = "local"  # local (this machine's processes) | ray
-    ray_address: str = "auto"  # auto (the cluster `ray start` made on this node) | ray://HOST:PORT
+    # auto: the cluster `ray start` made on this node, else a local instance (said on stderr) | local: a new local
+    # instance on this machine | ray://HOST:PORT: that cluster (Ray Client), nothing else
+    ray_address: str = "auto"
     ray_cpus: float = 1.0  # CPUs each Ray task declares (and the torch threads it uses)
     ray_gpus: float = 0.0  # GPUs each Ray task declares (fractions share a GPU)
     ray_memory_gb: float = 0.0  # memory each Ray task declares; 0: none declared
@@ -353,8 +355,9 @@ def validate(cfg: Config) -> None:
     if cfg.runtime.ray_cpus <= 0 or cfg.runtime.ray_gpus < 0 or cfg.runtime.ray_memory_gb < 0 or cfg.runtime.ray_retries < 0:
         raise UnmaskError("config keys 'runtime.ray_cpus' must be > 0 and 'runtime.ray_gpus', 'runtime.ray_memory_gb', "
                           "'runtime.ray_retries' >= 0")
-    if not (cfg.runtime.ray_address == "auto" or cfg.runtime.ray_address.startswith("ray://")):
-        raise UnmaskError(f"config key 'runtime.ray_address': {cfg.runtime.ray_address!r} is not auto or ray://HOST:PORT")
+    if not (cfg.runtime.ray_address in ("auto", "local") or cfg.runtime.ray_address.startswith("ray://")):
+        raise UnmaskError(f"config key 'runtime.ray_address': {cfg.runtime.ray_address!r} is not auto, local or "
+                          "ray://HOST:PORT")
     check_args(cfg)
 
 

@@ -94,11 +94,21 @@ class LocalExecutor:
         return failures
 
 
+def _start_local_ray(ray) -> None:
+    """A Ray instance of this machine's CPUs and GPUs for this process, no dashboard; ends with the process."""
+    try:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    except (RuntimeError, ValueError, OSError) as e:
+        raise UnmaskError(f"could not start a local Ray instance: {e}") from None
+
+
 @dataclass
 class RayExecutor:
     """Each unit is one Ray task declaring ``cpus``/``gpus``/``memory_gb``; a task whose worker dies is retried
-    ``retries`` times. Connects to ``address`` (``auto``: the cluster ``ray start`` made on this node, or
-    ``ray://HOST:PORT``) unless this process has already called ``ray.init``."""
+    ``retries`` times. Connects to ``address`` unless this process has already called ``ray.init``: ``auto``, the
+    cluster ``ray start`` made on this node, or where none runs a local Ray instance on this machine, as
+    ``ray.init()`` itself does (said on stderr, so a missing cluster is not mistaken for one); ``local``, a new
+    local instance without looking for a cluster; ``ray://HOST:PORT``, that cluster or an error."""
 
     address: str = "auto"
     cpus: float = 1.0
@@ -110,13 +120,22 @@ class RayExecutor:
 
     def __post_init__(self):
         ray = import_ray()
-        if not ray.is_initialized():
-            try:
-                ray.init(address=self.address, log_to_driver=False)
-            except (ConnectionError, RuntimeError, ValueError) as e:
+        if ray.is_initialized():
+            return
+        if self.address == "local":
+            _start_local_ray(ray)
+            return
+        try:
+            ray.init(address=self.address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            if self.address != "auto":
                 raise UnmaskError(f"cannot reach a Ray cluster at runtime.ray_address={self.address!r}: {e}; start "
-                                  "one with `ray start --head` (see docs/cluster.md) or set runtime.ray_address="
-                                  "ray://HOST:PORT") from None
+                                  "one with `ray start --head` (see docs/cluster.md), or set runtime.ray_address="
+                                  "local for a Ray instance on this machine") from None
+            print("no Ray cluster runs on this node (runtime.ray_address=auto): starting a local Ray instance on "
+                  "this machine for this run; `ray start --head` makes a cluster, runtime.ray_address=local skips "
+                  "the search", file=sys.stderr)
+            _start_local_ray(ray)
 
     @property
     def slots(self) -> int:

@@ -1,7 +1,13 @@
 """Metrics per task (scikit-learn), pooled and per fold, with bootstrap confidence intervals.
 
-Single-label tasks: accuracy, macro-F1 over the task's classes (the DSID paper does not say which average it
-used) and UAR (unweighted average recall: scikit-learn's balanced accuracy). Multi-label tasks (action units):
+Single-label tasks: accuracy, macro-F1 and UAR (unweighted average recall). **Macro averages and chance are over
+the classes present among the evaluated clips' labels**: a class of the task that no test clip has has no recall
+and no defined F1 (counting its F1 as 0 would scale macro-F1 by present/all, while UAR, scikit-learn's balanced
+accuracy, already skips it), so F1 and UAR both average over the K present classes and chance is 1/K. This is the
+DFER papers' UAR; in the MER protocols (CASME II, SAMM, SMIC, MEGC composites) every class of the protocol has
+test clips, so UF1 is the protocol's. A prediction of an absent class still counts: it is a wrong answer for its
+clip (lower recall of that clip's class, lower precision nowhere averaged). Summaries name the absent classes.
+The DSID paper does not say which F1 average it used. Multi-label tasks (action units):
 per-label F1 (threshold 0.5) and ROC AUC, and their macro averages. Clips without a label for a task (-1, or
 NaN for multi-label) are left out of that task's metrics.
 """
@@ -15,12 +21,20 @@ METRICS = ("accuracy", "f1", "uar")  # single-label tasks
 MULTI_METRICS = ("macro_f1", "macro_auc")  # multi-label tasks
 
 
-def scores(y_true, y_pred, n_classes: int) -> dict[str, float]:
+def present_classes(y_true: np.ndarray, n_classes: int) -> list[int]:
+    """The classes (of ``0..n_classes-1``) that at least one clip of ``y_true`` has: the set macro averages and
+    chance are taken over."""
+    return sorted(int(c) for c in np.unique(np.asarray(y_true)) if 0 <= c < n_classes)
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy, macro-F1 and UAR; F1 and UAR averaged over the classes present in ``y_true``."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    present = present_classes(y_true, n_classes)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1": float(f1_score(y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0)),
-        # recall averaged over the classes present in y_true
+        "f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        # recall averaged over the classes present in y_true (the same set)
         "uar": float(balanced_accuracy_score(y_true, y_pred)),
     }
 
@@ -79,14 +93,15 @@ def confusion(y_true, y_pred, n_classes: int) -> list[list[int]]:
     return confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()
 
 
-def _from_confusion(cm: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1 (over all labels) and UAR (over the labels present) from a confusion matrix."""
+def _from_confusion(cm: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1 over ``classes`` (a boolean mask: the classes present in the evaluated set) and UAR over
+    the labels present in ``cm`` from a confusion matrix."""
     tp = np.diag(cm).astype(float)
     support, predicted = cm.sum(1).astype(float), cm.sum(0).astype(float)
     denom = support + predicted
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
     present = support > 0
-    return {"accuracy": tp.sum() / cm.sum(), "f1": f1.mean(), "uar": (tp[present] / support[present]).mean()}
+    return {"accuracy": tp.sum() / cm.sum(), "f1": f1[classes].mean(), "uar": (tp[present] / support[present]).mean()}
 
 
 def bootstrap_ci(y_true, y_pred, n_classes: int, *, n_boot: int = 1000, level: float = 0.95,
@@ -97,9 +112,11 @@ def bootstrap_ci(y_true, y_pred, n_classes: int, *, n_boot: int = 1000, level: f
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(y_true), size=(n_boot, len(y_true)))
     cells = y_true[idx] * k + y_pred[idx]  # [n_boot, n]
+    classes = np.zeros(k, dtype=bool)
+    classes[present_classes(y_true, k)] = True  # F1 over the classes of the whole set, as the point estimate
     boot = {m: np.empty(n_boot) for m in METRICS}
     for b in range(n_boot):
-        s = _from_confusion(np.bincount(cells[b], minlength=k * k).reshape(k, k))
+        s = _from_confusion(np.bincount(cells[b], minlength=k * k).reshape(k, k), classes)
         for m in METRICS:
             boot[m][b] = s[m]
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
@@ -127,6 +144,8 @@ def summarize_task(task, folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_b
     y_true = np.concatenate([t for t, _ in folds.values()])
     y_pred = np.concatenate([p for _, p in folds.values()])
     values = {m: np.array([s[m] for s in per_fold.values()]) for m in METRICS}
+    present = present_classes(y_true, k)
+    chance = 1.0 / max(len(present), 1)  # a guess among the classes the evaluated clips have
     return {
         "kind": "single",
         "labels": list(task.labels),
@@ -137,8 +156,9 @@ def summarize_task(task, folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_b
         "fold_std": {m: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for m, v in values.items()},
         "per_fold": per_fold,
         "confusion": confusion(y_true, y_pred, k),
-        "chance": task.chance,
-        "p_above_chance": chance_test(y_true, y_pred, task.chance),
+        "chance": chance,
+        "absent_labels": [label for i, label in enumerate(task.labels) if i not in present],
+        "p_above_chance": chance_test(y_true, y_pred, chance),
     }
 
 

@@ -149,6 +149,8 @@ def write_report(run: str | Path, summary: dict | None = None) -> Path:
             acc, chance = s["pooled"]["accuracy"], s["chance"]
             lines.append(f"- {task_title(summary, task)}: accuracy {acc:.3f} vs chance {chance:.3f} "
                          f"({(acc - chance) * 100:+.1f} points; one-sided binomial p = {s['p_above_chance']:.2g}).")
+    if _absent_note(summary):
+        lines.append(_absent_note(summary))
     lines.append("")
     for task, s in summary["tasks"].items():
         if s.get("kind") == "multi":
@@ -158,6 +160,16 @@ def write_report(run: str | Path, summary: dict | None = None) -> Path:
     lines += ["## Per fold", "", _per_fold_table(summary), ""]
     lines += ["## Figures", ""] + [f"![{name}](figures/{f.name})" for name, f in figs] + [""]
     return atomic_write_text(run / "report.md", "\n".join(lines))
+
+
+def _absent_note(summary: dict) -> str:
+    """The report's line on classes no test clip has (macro averages and chance leave them out), or ""."""
+    absent = {task_title(summary, t): s["absent_labels"] for t, s in summary["tasks"].items()
+              if s.get("absent_labels")}
+    if not absent:
+        return ""
+    return ("- Macro-F1, UAR and chance are over the classes present among the test clips; no test clip has "
+            + "; ".join(f"{t}: {', '.join(labels)}" for t, labels in absent.items()) + ".")
 
 
 def _kv(d: dict) -> str:
