@@ -438,3 +438,13 @@ def test_reproduce_ablation_quick_end_to_end(tmp_path, monkeypatch, capsys):
     assert main(args) == 0  # a rerun finds everything finished, pretraining included
     assert calls == []
     assert {p: p.stat().st_mtime_ns for p in [*out.glob("runs/*/folds/*/metrics.json"), *pre.glob("*_au.*")]} == first
+
+
+def test_reproduce_help_lists_every_method(capsys):
+    from unmask.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for table in ("paradigm", "ablation", "alpha", "beta", "models", "all", "ifdd", "medn"):
+        assert table in text

@@ -27,7 +27,8 @@ def _command_modules():
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unmask",
-        description="Recognise the true emotion behind masked facial expressions (DSID and friends).",
+        description="Emotion where faces hide or dilute it: masked expressions (DSID), expressions in the wild (IFDD), "
+                    "micro-expressions (MEDN).",
     )
     parser.add_argument("--version", action="version", version=f"unmask {unmask.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -5,19 +5,21 @@ TABLE is one of the files in configs/experiments (paradigm, ablation, alpha, bet
 variants (:mod:`unmask.experiments.medn`; ``--variants`` picks them).
 """
 
-HELP = "reproduce the DSID paper's tables (I-V) with one command each; --quick runs them on synthetic data"
+HELP = ("reproduce a method's tables: DSID's (I-V), IFDD's (ifdd) and MEDN's (medn), one command each; --quick runs "
+        "them on synthetic data")
 
 
 def add_arguments(p):
     p.add_argument("table", nargs="+", metavar="TABLE",
-                   help="paradigm (I), ablation (II), alpha (III), beta (IV), models (V), or all (DSID); ifdd; "
+                   help="DSID: paradigm (I), ablation (II), alpha (III), beta (IV), models (V), or all (I-V); "
+                        "ifdd: IFDD vs its baselines and ablations; medn: MEDN's variants (--variants); "
                         "key=value config overrides may follow")
     p.add_argument("--manifest", help="manifest CSV of the dataset (prepared once into OUT/prepared)")
     p.add_argument("--prepared", help="folder written by `unmask prepare` (instead of --manifest)")
     p.add_argument("--out", required=True, help="output folder: runs/, tables/, data/ (quick)")
     p.add_argument("--quick", action="store_true",
                    help="synthetic data, tiny backbones AU-pretrained on other synthetic people and frozen, fewer "
-                        "epochs (configs/experiments/quick.yaml): about 10 minutes on a 2-core CPU with --jobs 2")
+                        "epochs (configs/experiments/quick.yaml): minutes on a 2-core CPU with --jobs 2 (measured times: docs)")
     p.add_argument("--estimator", action="append", metavar="E",
                    help="also run every HSIC row with loss.args.dsid.estimator=E (paper, biased, unbiased; repeat or comma list)")
     p.add_argument("--weights", action="append", metavar="BACKBONE=SPEC", default=[],
