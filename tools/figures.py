@@ -158,6 +158,8 @@ class Job:
     needs: tuple[str, ...] = ()  # jobs whose output this one reads
     same_as: str | None = None  # a rerun of that job (another --jobs): its blocks must equal that job's
     out: str = ""  # output folder (default runs/figures/<name>)
+    ok: tuple[int, ...] = (0,)  # exit statuses that are a success (predict exits 1 when an input has no face)
+    merge: bool = False  # standard error into standard output, as a terminal shows them
 
     @property
     def folder(self) -> str:
@@ -186,6 +188,11 @@ JOBS: tuple[Job, ...] = (
         (Block("ifdd-quick", "tables/ifdd.md"),)),
     Job("medn-quick", ("unmask", "reproduce", "medn", "--quick", "--out", "{out}", "--jobs", "2"),
         (Block("medn-quick", "medn_table.md"),)),
+    Job("predict-example", ("unmask", "predict", f"{OUT}/demo/run/folds/s01", "../shared/data/faces/single_face.jpg",
+                            "../shared/data/faces/0-f1-su-ph.jpg", "../shared/data/faces/free-mountain-vector-01.jpg",
+                            "../shared/data/faces/single_face.mp4", "--every", "24", "--no-progress"),
+        (Block("predict-example", "-", lambda t: "```\n" + t.rstrip("\n") + "\n```"),), needs=("demo",), ok=(0, 1),
+        merge=True, out=f"{OUT}/demo"),
     # slow (tens of minutes on a 2-core CPU): `--slow`
     Job("medn-ablations", ("unmask", "reproduce", "medn", "--quick", "--out", "{out}", "--jobs", "2", "--variants",
                            "medn,motion_only,emotion_only,no_orth,rgb_frames"),
@@ -261,10 +268,10 @@ def run_job(job: Job, *, root: Path = ROOT, keep: bool = False, log=print) -> di
     log(f"[{job.name}] {job.command}   (progress: tail -f {OUT}/{job.name}.stderr)")
     t0 = time.time()
     with open(out_file, "w", encoding="utf-8") as out, open(err_file, "w", encoding="utf-8") as err:
-        code = subprocess.run(argv, cwd=root, env=env, stdout=out, stderr=err).returncode
+        code = subprocess.run(argv, cwd=root, env=env, stdout=out, stderr=out if job.merge else err).returncode
     stdout, stderr = out_file.read_text(encoding="utf-8"), err_file.read_text(encoding="utf-8", errors="replace")
     log(f"[{job.name}] exit {code} after {time.time() - t0:.0f} s")
-    if code != 0:
+    if code not in job.ok:
         raise FigureError(f"job {job.name} failed (exit {code}): {job.command}\n{stderr[-2000:]}")
     figures = {}
     for b in job.blocks:
