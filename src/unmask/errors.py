@@ -23,6 +23,10 @@ class UnmaskError(Exception):
         return "\n".join(lines)
 
 
+class VideoError(UnmaskError):
+    """A video that is missing, corrupt, or shorter than asked (also a frame folder's; :mod:`unmask.data.video`)."""
+
+
 def require_file(path, what: str = "file"):
     """Return ``path`` as a Path, or raise UnmaskError naming it if it does not exist."""
     from pathlib import Path

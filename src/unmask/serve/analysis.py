@@ -72,8 +72,8 @@ def analyse(predictor, path: Path, name: str, limits: Limits, progress: Progress
 
 
 def _image(predictor, path: Path, name: str, progress: Progress) -> Analysis:
-    from unmask.commands.predict import draw
     from unmask.predict import read_image
+    from unmask.predict.render import draw
 
     progress(0.1, "finding faces")
     df = predictor.predict_image(path, source=name)
@@ -88,8 +88,8 @@ def _image(predictor, path: Path, name: str, progress: Progress) -> Analysis:
 
 
 def _video(predictor, path: Path, name: str, limits: Limits, progress: Progress) -> Analysis:
-    from unmask.commands.predict import annotate_video
     from unmask.data.video import VideoError
+    from unmask.predict.render import annotate_video, plot_timeline, timeline_series
 
     fps, duration, frames = video_header(path, name)
     if duration > limits.max_video_s:
@@ -137,8 +137,6 @@ def _video(predictor, path: Path, name: str, limits: Limits, progress: Progress)
     progress(0.95, "plotting the timeline")
     data = _page_data(predictor, name, "video", apex.to_dict("records"))
     data.update(every=every, notes=notes, timeline=timeline_series(predictor.tasks, frames_df, apex))
-    from unmask.serve.timeline import plot_timeline
-
     media["timeline.png"] = (plot_timeline(predictor.tasks, data["timeline"]), "image/png")
     return Analysis(data, media)
 
@@ -181,22 +179,6 @@ def _page_data(predictor, name: str, kind: str, rows: list[dict]) -> dict:
                                      "p": {label: float(r[f"{t.name}_p_{label}"]) for label in t.labels}}
         faces.append(face)
     return {"name": name, "kind": kind, "tasks": tasks, "faces": faces, "every": 1, "notes": []}
-
-
-def timeline_series(tasks, frames_df, apex_df) -> dict:
-    """The longest face track's probabilities per sampled frame: ``{track, n_tracks, time_s, frame, apex_s,
-    p: {task: {label: [...]}}}`` (times are frame indices when the video has no frame rate)."""
-    faces = frames_df[frames_df.face_found]
-    track = int(faces.track.value_counts().idxmax())
-    rows = faces[faces.track == track].sort_values("frame")
-    t = rows.time_s.to_numpy(float)
-    t = np.where(np.isnan(t), rows.frame.to_numpy(float), t)
-    apex_frames = apex_df.loc[apex_df.track == track, "frame"].astype(int).tolist()
-    apex_s = float(t[rows.frame.astype(int).tolist().index(apex_frames[0])]) if apex_frames else None
-    return {"track": track, "n_tracks": int(faces.track.nunique()), "time_s": t.tolist(),
-            "frame": rows.frame.astype(int).tolist(), "apex_s": apex_s,
-            "p": {task.name: {label: rows[f"{task.name}_p_{label}"].astype(float).tolist() for label in task.labels}
-                  for task in tasks}}
 
 
 def _missing(v) -> bool:

@@ -52,7 +52,7 @@ def evaluate(probs: dict, data, idx: np.ndarray, tasks, prefix: str) -> dict:
 
 def finish_fold(trainer, m, best_state: dict) -> dict:
     """Write a finished fold: its best epoch's model, log, test predictions, checkpoint and metrics."""
-    from unmask.train.engine import predict_stack
+    from unmask.train.batches import predict_stack
     from unmask.train.plain import PlainHead
 
     cfg, data, model = trainer.cfg, trainer.data, trainer.model
