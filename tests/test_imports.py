@@ -121,3 +121,18 @@ def test_no_layer_imports_the_cli(layer):
                  for dep in deps if dep == "unmask.commands" or dep.startswith("unmask.commands.")
                  or dep == "unmask.cli")
     assert not bad, f"{layer} imports the CLI: " + "; ".join(bad)
+
+
+def test_the_data_layer_holds_no_synthetic_generator():
+    """Generators live in unmask.synth, which sits above unmask.data: data neither defines one nor imports one."""
+    graph = import_graph()
+    modules = _modules()
+    for name, path in modules.items():
+        if not (name == "unmask.data" or name.startswith("unmask.data.")):
+            continue
+        assert not any(d == "unmask.synth" or d.startswith("unmask.synth.") for d in graph[name]), name
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        generators = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("generate")]
+        assert not generators, f"{name} defines {generators}: synthetic generators belong in unmask.synth"
+    assert {"unmask.synth.masked", "unmask.synth.face", "unmask.synth.photo", "unmask.synth.dfer",
+            "unmask.synth.micro"} <= set(modules)

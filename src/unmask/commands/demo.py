@@ -33,7 +33,7 @@ def run(args) -> int:
 
     from unmask.config import load_config
     from unmask.data.prepare import prepare
-    from unmask.data.synth import SynthConfig, generate
+    from unmask.synth.masked import SynthConfig, generate
     from unmask.train.pretrain import pretrain_au
     from unmask.train.run import train_run
 

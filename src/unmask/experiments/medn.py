@@ -48,7 +48,7 @@ ANCHORS = [
 
 
 def ambiguous_ids(synth_dir) -> list[str]:
-    from unmask.data.synth_micro import read_ground_truth
+    from unmask.synth.micro import read_ground_truth
 
     return sorted(cid for cid, r in read_ground_truth(synth_dir).items() if r["ambiguous"] == "1")
 
@@ -217,7 +217,7 @@ def reproduce_medn(out, *, quick: bool = True, prepared=None, variants=None, ove
     ambiguous = None
     if quick:
         from unmask.data.prepare import prepare
-        from unmask.data.synth_micro import MicroConfig, generate_micro
+        from unmask.synth.micro import MicroConfig, generate_micro
 
         manifest = generate_micro(out / "data", MicroConfig(subjects=subjects, clips=clips), progress=progress)
         prepare(manifest, out / "prepared", detector="annotated", size=112, frames="rise:8", flow="dis",

@@ -5,7 +5,7 @@ renderer rather than expressions. This one starts from photos of *real* people, 
 landmarks with a real detector (YuNet through ``yuface``, :func:`unmask.data.faces.create_detector`) and
 animates expressions with smooth geometric warps around those landmarks, plus a few shading cues. Nothing is
 shared with the cartoon renderer but the clip paradigm and the emotion prototypes (EMFACS, the same AU
-combinations as :data:`unmask.data.synth.PROTOTYPES`, and the same leakage rule: at the apex the felt emotion
+combinations as :data:`unmask.synth.masked.PROTOTYPES`, and the same leakage rule: at the apex the felt emotion
 survives on the upper-face AUs). Other faces, other frame size (224x256 portrait), frame rate (30 fps),
 codec (Motion JPEG in AVI), timing, head motion and noise.
 
@@ -99,7 +99,7 @@ class PhotoConfig:
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides) -> PhotoConfig:
-        from unmask.data.synth import from_preset
+        from unmask.synth.masked import from_preset
 
         return from_preset(cls, preset, overrides, "photo-render")
 
@@ -109,7 +109,7 @@ class PhotoConfig:
             problems.append(f"subjects must not be negative (got {self.subjects})")
         if self.width < 96 or self.height < 96 or self.width % 2 or self.height % 2:
             problems.append(f"size must be even and at least 96x96 (got {self.width}x{self.height})")
-        from unmask.data.synth import paradigm_problems
+        from unmask.synth.masked import paradigm_problems
 
         problems += paradigm_problems(self)
         if not 0 <= self.strength <= 2:
@@ -357,7 +357,7 @@ def _smooth(f, keys):
 def plan_clip(config: PhotoConfig, subject: int, true: str, disguised: str) -> PhotoPlan:
     """The same paradigm as ``unmask synth`` (neutral, felt emotion alone at the onset, disguise with an
     upper-face residue at the apex, offset, neutral), on this renderer's own timing (30 fps: longer phases)."""
-    from unmask.data.synth import PROTOTYPES, UPPER_FACE
+    from unmask.synth.masked import PROTOTYPES, UPPER_FACE
 
     gain = float(_rng(config, 1, subject).uniform(0.85, 1.1))
     rng = _rng(config, 2, subject, EMOTIONS.index(true) * 6 + EMOTIONS.index(disguised))
@@ -449,7 +449,7 @@ def _rig(path: str, frame, width: int, height: int) -> Rig:
 def make_clip(config: PhotoConfig, out: Path, subject: int, source: Source, true: str, disguised: str):
     """Render, encode and annotate one clip unless it is already complete; return its manifest ``Clip``."""
     from unmask.data.manifest import Clip
-    from unmask.data.synth import _complete, _union, _write_annotations
+    from unmask.synth.masked import _complete, _union, _write_annotations
 
     rig = _rig(str(source.path), source.frame, config.width, config.height)
     plan = plan_clip(config, subject, true, disguised)

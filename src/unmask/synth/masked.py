@@ -194,7 +194,7 @@ def plan_clip(config: SynthConfig, subject: int, true: str, disguised: str, iden
     then the disguise ramps 0 -> 1 while the true emotion falls to its residue (reached together, at the start
     of the apex plateau); ``apex`` is the middle of the plateau; both decay to exactly 0 at ``offset``.
     """
-    from unmask.data.synth_face import AUS, sample_identity
+    from unmask.synth.face import AUS, sample_identity
 
     ident = identity or sample_identity(subject_rng(config, subject), config.width, config.height)
     rng = clip_rng(config, subject, true, disguised)
@@ -245,7 +245,7 @@ def plan_clip(config: SynthConfig, subject: int, true: str, disguised: str, iden
 # ---------------------------------------------------------------------------------------------- rendering
 def render_clip(config: SynthConfig, plan: ClipPlan, identity=None):
     """Yield ``(frame [H, W, 3] uint8 RGB, face box)`` for every frame of ``plan``."""
-    from unmask.data.synth_face import face_box, render_frames, sample_identity
+    from unmask.synth.face import face_box, render_frames, sample_identity
 
     W, H = config.width, config.height
     ident = identity or sample_identity(subject_rng(config, plan.subject), W, H)
@@ -258,7 +258,7 @@ AU_HEADER = ("frame", "x", "y", "w", "h")
 
 
 def _write_annotations(path: Path, plan: ClipPlan, boxes) -> None:
-    from unmask.data.synth_face import AUS
+    from unmask.synth.face import AUS
 
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -288,7 +288,7 @@ def _complete(video: Path, annotations: Path, n: int) -> bool:
 def make_clip(config: SynthConfig, out: Path, subject: int, true: str, disguised: str):
     """Render, encode and annotate one clip unless it is already complete; return its manifest ``Clip``."""
     from unmask.data.manifest import Clip
-    from unmask.data.synth_face import face_box, sample_identity
+    from unmask.synth.face import face_box, sample_identity
 
     ident = sample_identity(subject_rng(config, subject), config.width, config.height)
     plan = plan_clip(config, subject, true, disguised, ident)

@@ -3,7 +3,7 @@
 What makes in-the-wild DFER hard, each a knob of :class:`DferSynthConfig` with its ground truth in the metadata:
 
 * **7 classes with neutral** (DFEW's: happy, sad, neutral, angry, surprise, disgust, fear), EMFACS prototypes of
-  the masked-expression generator (:data:`unmask.data.synth.PROTOTYPES`); a neutral clip has no expression event.
+  the masked-expression generator (:data:`unmask.synth.masked.PROTOTYPES`); a neutral clip has no expression event.
 * **Temporal dilution**: the expression (rise, hold, fall) occupies only ``dilution`` (a range) of a clip whose
   length varies (``min_frames`` .. ``max_frames``); the rest is the person's resting face.
 * **A resting-face bias (global context)**: every clip's person carries a constant resting expression, a random
@@ -118,8 +118,8 @@ def _smooth(x):
 
 
 def plan_dfer_clip(cfg: DferSynthConfig, number: int, person: int, label: str, ident) -> DferPlan:
-    from unmask.data.synth import PROTOTYPES
-    from unmask.data.synth_face import AUS
+    from unmask.synth.face import AUS
+    from unmask.synth.masked import PROTOTYPES
 
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 7, person, number]))
     n = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
@@ -185,7 +185,7 @@ def render_dfer_clip(cfg: DferSynthConfig, plan: DferPlan, ident):
     """Yield ``(RGB uint8 [H, W, 3], face box)`` per frame."""
     import cv2
 
-    from unmask.data.synth_face import face_box, lighting_map, render_background, render_face
+    from unmask.synth.face import face_box, lighting_map, render_background, render_face
 
     W, H = cfg.width, cfg.height
     bg, light = render_background(ident, W, H), lighting_map(ident, W, H)
@@ -213,9 +213,9 @@ ANNOTATION_HEADER = ("frame", "x", "y", "w", "h")
 
 
 def make_dfer_clip(cfg: DferSynthConfig, out: Path, number: int, person: int, label: str) -> dict:
-    from unmask.data.synth import subject_rng
-    from unmask.data.synth_face import AUS, sample_identity
     from unmask.data.video import write_video
+    from unmask.synth.face import AUS, sample_identity
+    from unmask.synth.masked import subject_rng
 
     ident = sample_identity(subject_rng(cfg, person), cfg.width, cfg.height)  # type: ignore[arg-type]
     plan = plan_dfer_clip(cfg, number, person, label, ident)

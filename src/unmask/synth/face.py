@@ -1,4 +1,4 @@
-"""Procedural face renderer for the synthetic masked-expression set (see :mod:`unmask.data.synth`).
+"""Procedural face renderer for the synthetic masked-expression set (see :mod:`unmask.synth.masked`).
 
 A face is drawn with anti-aliased OpenCV primitives from two things:
 
