@@ -106,7 +106,7 @@ def write_timeline(frames: pd.DataFrame, apex: pd.DataFrame, tasks: Sequence[Tas
 def annotate_image(path: Path, rows: Sequence[Mapping[str, Any]], tasks: Sequence[Task], out: Path) -> Path:
     import cv2
 
-    from unmask.predict import read_image
+    from unmask.predict.media import read_image
 
     img = draw(read_image(path), rows, tasks)
     if not cv2.imwrite(str(out), img[:, :, ::-1]):
