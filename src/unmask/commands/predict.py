@@ -10,11 +10,19 @@ an error row and a line on stderr) or has no face at all (its ``face_found=False
 (bad checkpoint, unknown detector, bad option) before anything is predicted.
 """
 
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 HELP = "predict a trained model's tasks (DSID: the felt and the shown emotion) for every face in images and videos"
 TABLE_COLUMNS = ["source", "frame", "face", "x", "y", "w", "h"]
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint.pt, a fold folder (runs/x/folds/s01), or a run with one fold")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="images, videos, or folders (searched recursively by extension)")
@@ -47,7 +55,7 @@ def add_arguments(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import logging
     import sys
     from pathlib import Path
@@ -107,7 +115,7 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
-def failed_sources(df) -> list[str]:
+def failed_sources(df: pd.DataFrame) -> list[str]:
     """Inputs that count against the exit status: an error row, or no row with a face."""
     ok = df.groupby("source").apply(lambda g: (g.error == "").all() and g.face_found.any(), include_groups=False)
     return sorted(ok.index[~ok.astype(bool)])

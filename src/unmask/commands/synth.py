@@ -8,6 +8,10 @@ second renderer (:mod:`unmask.synth.photo`); ``dfer``, in-the-wild dynamic expre
 parses the options; the kind turns them into its generator's configuration.
 """
 
+from __future__ import annotations
+
+import argparse
+
 HELP = ("generate a synthetic dataset with known ground truth: masked expressions (default), in-the-wild "
         "dynamic expressions in DFEW's layout (--kind dfer) or micro-expressions (--kind micro)")
 
@@ -22,7 +26,7 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output folder (new or empty; or the same folder with the same options to resume)")
     from unmask.synth import list_kinds
 
@@ -76,7 +80,7 @@ def _range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from unmask.synth import get_kind
 
     return get_kind(args.kind).run(args)

@@ -198,7 +198,7 @@ def _codec() -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-def write_video(frames, path: Path, fps: float, crf: int = 18) -> int:
+def write_video(frames: Iterable[np.ndarray], path: Path, fps: float, crf: int = 18) -> int:
     """Encode RGB frames to an mp4 at ``path`` (yuv420p; libx264 at ``crf`` if available, else high-quality
     mpeg4); frames are cropped to even sides (yuv420p needs them). The same frames give the same file.
     Returns the number of frames written."""

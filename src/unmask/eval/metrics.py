@@ -8,14 +8,21 @@ NaN for multi-label) are left out of that task's metrics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
+
+if TYPE_CHECKING:
+    from unmask.tasks import Task
 
 METRICS = ("accuracy", "f1", "uar")  # single-label tasks
 MULTI_METRICS = ("macro_f1", "macro_auc")  # multi-label tasks
 
 
-def scores(y_true, y_pred, n_classes: int) -> dict[str, float]:
+def scores(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> dict[str, float]:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
@@ -25,7 +32,7 @@ def scores(y_true, y_pred, n_classes: int) -> dict[str, float]:
     }
 
 
-def multilabel_scores(y_true, probs, labels) -> dict:
+def multilabel_scores(y_true: ArrayLike, probs: ArrayLike, labels: Sequence[str]) -> dict:
     """``y_true`` 0/1 ``[n, L]`` (NaN rows or cells = not annotated), ``probs [n, L]`` -> per-label F1 (at 0.5) and
     AUC (where a label has both outcomes) and their macro averages over the labels that have them."""
     y_true, probs = np.asarray(y_true, dtype=float), np.asarray(probs, dtype=float)
@@ -66,7 +73,7 @@ def _multilabel_by_columns(t: np.ndarray, p: np.ndarray, labels) -> dict:
             "per_label_f1": f1s, "per_label_auc": aucs}
 
 
-def task_scores(task, y_true, probs) -> dict:
+def task_scores(task: Task, y_true: ArrayLike, probs: ArrayLike) -> dict:
     """A task's scores from its labels and the model's probabilities (clips without a label left out)."""
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     if task.kind == "multi":
@@ -75,7 +82,7 @@ def task_scores(task, y_true, probs) -> dict:
     return scores(y_true[known], probs[known].argmax(1), task.num_classes)
 
 
-def confusion(y_true, y_pred, n_classes: int) -> list[list[int]]:
+def confusion(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> list[list[int]]:
     return confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()
 
 
@@ -89,7 +96,7 @@ def _from_confusion(cm: np.ndarray) -> dict[str, float]:
     return {"accuracy": tp.sum() / cm.sum(), "f1": f1.mean(), "uar": (tp[present] / support[present]).mean()}
 
 
-def bootstrap_ci(y_true, y_pred, n_classes: int, *, n_boot: int = 1000, level: float = 0.95,
+def bootstrap_ci(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int, *, n_boot: int = 1000, level: float = 0.95,
                  seed: int = 0) -> dict[str, list[float]]:
     """Percentile bootstrap CI of each metric, resampling clips with replacement."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -106,7 +113,7 @@ def bootstrap_ci(y_true, y_pred, n_classes: int, *, n_boot: int = 1000, level: f
     return {m: [float(np.percentile(v, lo)), float(np.percentile(v, hi))] for m, v in boot.items()}
 
 
-def chance_test(y_true, y_pred, chance: float) -> float:
+def chance_test(y_true: ArrayLike, y_pred: ArrayLike, chance: float) -> float:
     """One-sided exact binomial p-value that accuracy exceeds ``chance``."""
     from scipy.stats import binomtest
 
@@ -114,7 +121,7 @@ def chance_test(y_true, y_pred, chance: float) -> float:
     return float(binomtest(int((y_true == y_pred).sum()), len(y_true), chance, alternative="greater").pvalue)
 
 
-def summarize_task(task, folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_boot: int = 1000,
+def summarize_task(task: Task, folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_boot: int = 1000,
                    seed: int = 0) -> dict:
     """Metrics for one task given ``{fold: (y_true, y_pred)}`` (single-label: class indices; multi-label: 0/1
     labels and probabilities): pooled, per fold, mean and std over folds."""

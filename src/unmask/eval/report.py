@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ def load_predictions(run: str | Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def write_summary(run: str | Path, folds=None) -> dict:
+def write_summary(run: str | Path, folds: Iterable[str] | None = None) -> dict:
     run = Path(run)
     preds = load_predictions(run)
     fold_meta = {p.parent.name: json.loads(p.read_text()) for p in sorted((run / "folds").glob("*/metrics.json"))}

@@ -24,8 +24,10 @@ live in the same folder and are not tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from unmask.config import read_yaml_mapping
 from unmask.errors import UnmaskError
@@ -128,7 +130,7 @@ def parse_estimators(values: list[str] | None) -> list[str]:
     return out
 
 
-def with_estimators(table: Table, estimators: list[str], hsic_loss_of) -> Table:
+def with_estimators(table: Table, estimators: list[str], hsic_loss_of: Callable[[Any], str | None]) -> Table:
     """Add, after each HSIC row, one copy per estimator with ``loss.args.<loss>.estimator=<e>`` (label "X
     (estimator=e)").
 

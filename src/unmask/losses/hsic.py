@@ -30,6 +30,8 @@ Everything is computed in float32 with autocast disabled, whatever the input dty
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 import torch.nn.functional as F
 
@@ -91,9 +93,16 @@ def _unbiased(k: torch.Tensor, l: torch.Tensor, m: torch.Tensor, n: torch.Tensor
     return (trace_kl + sums - cross) / (n * (n - 3))
 
 
+@overload
+def hsic(x: torch.Tensor, y: torch.Tensor, *, kernel: str = ..., estimator: str = ..., sigma: float | None = ...,
+         normalize: bool = ..., return_sigma: Literal[False] = ..., mask: torch.Tensor | None = ...) -> torch.Tensor: ...
+@overload
+def hsic(x: torch.Tensor, y: torch.Tensor, *, kernel: str = ..., estimator: str = ..., sigma: float | None = ...,
+         normalize: bool = ..., return_sigma: Literal[True], mask: torch.Tensor | None = ...
+         ) -> tuple[torch.Tensor, tuple[float, float] | None]: ...
 def hsic(x: torch.Tensor, y: torch.Tensor, *, kernel: str = "rbf", estimator: str = "biased",
          sigma: float | None = None, normalize: bool = True, return_sigma: bool = False,
-         mask: torch.Tensor | None = None):
+         mask: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, tuple[float, float] | None]:
     """HSIC between ``x [n, dx]`` and ``y [n, dy]`` (rows paired); a scalar tensor, float32.
 
     With ``return_sigma=True`` returns ``(value, sigmas)``: ``sigmas = (sigma_x, sigma_y)`` floats for the RBF

@@ -34,7 +34,7 @@ def state_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def cast_backbone(backbone: torch.nn.Module, dtype: torch.dtype, device: torch.device, channels_last: bool = False):
+def cast_backbone(backbone: torch.nn.Module, dtype: torch.dtype, device: torch.device, channels_last: bool = False) -> torch.nn.Module:
     """The module that extracts: ``backbone`` itself in fp32, else a copy whose weights are cast once
     (``Backbone.inference_copy``: cast while copying, and for CLIP with QuickGELU an equivalent faster MLP)."""
     if dtype == torch.float32:

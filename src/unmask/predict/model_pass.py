@@ -30,7 +30,8 @@ class ModelPass:
         from unmask.data.transforms import Preprocess
         from unmask.models.inference import cast_backbone
 
-        self.model, self.device = model, device
+        self.model: Any = model  # an unmask model (nn.Module): tasks, uses_tokens, forward_head
+        self.device = device
         self.tasks: tuple[Task, ...] = tuple(model.tasks)
         self.encodes_clips = bool(getattr(model, "encodes_clips", False))
         self.clip_frames = clip_frames_of(model, prep)  # a clip model reads T frames per example
@@ -40,7 +41,7 @@ class ModelPass:
         # bf16: a bf16 copy of the backbone under autocast, as feature extraction does (autocast over fp32
         # weights takes open_clip's attention off its fused path and was slower than fp32 on a CPU)
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        self.backbone = cast_backbone(model.backbone, dtype, device).eval()
+        self.backbone: Any = cast_backbone(model.backbone, dtype, device).eval()
 
     @torch.no_grad()
     def __call__(self, crops: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:

@@ -21,11 +21,17 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from unmask.errors import UnmaskError
 from unmask.predict import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, media_kind
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from unmask.predict import Predictor
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
 
@@ -61,7 +67,7 @@ def accepted_extensions() -> tuple[str, ...]:
     return IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
 
 
-def analyse(predictor, path: Path, name: str, limits: Limits, progress: Progress) -> Analysis:
+def analyse(predictor: Predictor, path: Path, name: str, limits: Limits, progress: Progress) -> Analysis:
     """``path``: the upload on disk, with the extension of ``name`` (the file name the user gave)."""
     kind = media_kind(path)
     if kind == "image":
@@ -71,7 +77,7 @@ def analyse(predictor, path: Path, name: str, limits: Limits, progress: Progress
     raise UnmaskError(f"{name}: not an image or video (accepted: {', '.join(accepted_extensions())})")
 
 
-def _image(predictor, path: Path, name: str, progress: Progress) -> Analysis:
+def _image(predictor: Predictor, path: Path, name: str, progress: Progress) -> Analysis:
     from unmask.predict import read_image
     from unmask.predict.render import draw
 
@@ -87,7 +93,7 @@ def _image(predictor, path: Path, name: str, progress: Progress) -> Analysis:
     return Analysis(data, {"annotated.jpg": (_jpeg(img), "image/jpeg")})
 
 
-def _video(predictor, path: Path, name: str, limits: Limits, progress: Progress) -> Analysis:
+def _video(predictor: Predictor, path: Path, name: str, limits: Limits, progress: Progress) -> Analysis:
     from unmask.data.video import VideoError
     from unmask.predict.render import annotate_video, plot_timeline, timeline_series
 
@@ -158,18 +164,18 @@ def video_header(path: Path, name: str) -> tuple[float, float, int]:
     return fps, duration, frames
 
 
-def _raise_on_error(df) -> None:
+def _raise_on_error(df: pd.DataFrame) -> None:
     errors = df.loc[df.error != "", "error"]
     if len(errors):
         raise UnmaskError(errors.iloc[0])
 
 
-def _page_data(predictor, name: str, kind: str, rows: list[dict]) -> dict:
+def _page_data(predictor: Predictor, name: str, kind: str, rows: list[dict]) -> dict:
     """The result's JSON: the tasks as the checkpoint declares them and one entry per table row."""
     tasks = [{"name": t.name, "title": t.title, "kind": t.kind, "labels": list(t.labels)} for t in predictor.tasks]
     faces = []
     for r in rows:
-        face = {"face": int(r["face"]), "track": int(r["track"]), "frame": int(r["frame"]),
+        face: dict[str, Any] = {"face": int(r["face"]), "track": int(r["track"]), "frame": int(r["frame"]),
                 "time_s": None if _missing(r.get("time_s")) else float(r["time_s"]),
                 "box": [int(r[k]) for k in ("x", "y", "w", "h")], "tasks": {}}
         for t in predictor.tasks:
@@ -181,7 +187,7 @@ def _page_data(predictor, name: str, kind: str, rows: list[dict]) -> dict:
     return {"name": name, "kind": kind, "tasks": tasks, "faces": faces, "every": 1, "notes": []}
 
 
-def _missing(v) -> bool:
+def _missing(v: Any) -> bool:
     import pandas as pd
 
     return v is None or bool(pd.isna(v))

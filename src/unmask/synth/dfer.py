@@ -36,14 +36,19 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from unmask.data.sources.dfer import DFEW_LABELS
 from unmask.errors import UnmaskError
 from unmask.io import claim_output
+
+if TYPE_CHECKING:
+    from unmask.synth.face import Identity
 
 #: DFEW label -> the masked-expression generator's prototype name (neutral: none).
 PROTOTYPE_OF = {"happy": "happiness", "sad": "sadness", "angry": "anger", "surprise": "surprise",
@@ -117,7 +122,7 @@ def _smooth(x):
     return x * x * (3 - 2 * x)
 
 
-def plan_dfer_clip(cfg: DferSynthConfig, number: int, person: int, label: str, ident) -> DferPlan:
+def plan_dfer_clip(cfg: DferSynthConfig, number: int, person: int, label: str, ident: Identity) -> DferPlan:
     from unmask.synth.face import AUS
     from unmask.synth.masked import PROTOTYPES
 
@@ -181,7 +186,7 @@ def plan_dfer_clip(cfg: DferSynthConfig, number: int, person: int, label: str, i
                     int(rng.integers(2**31)))
 
 
-def render_dfer_clip(cfg: DferSynthConfig, plan: DferPlan, ident):
+def render_dfer_clip(cfg: DferSynthConfig, plan: DferPlan, ident: Identity) -> Iterator[tuple[np.ndarray, tuple[int, int, int, int]]]:
     """Yield ``(RGB uint8 [H, W, 3], face box)`` per frame."""
     import cv2
 

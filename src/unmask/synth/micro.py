@@ -208,7 +208,7 @@ def make_micro_clip(config: MicroConfig, out: Path, subject: int, k: int, emotio
             "video": str(video), "annotations": str(ann), "face_box": union}
 
 
-def generate_micro(out, config: MicroConfig | None = None, *, workers: int = 1, progress: bool = True) -> Path:
+def generate_micro(out: str | Path, config: MicroConfig | None = None, *, workers: int = 1, progress: bool = True) -> Path:
     """Write the micro set into ``out`` (layout in the module docstring); resumable; returns the manifest path."""
     from tqdm import tqdm
 
@@ -247,7 +247,7 @@ def generate_micro(out, config: MicroConfig | None = None, *, workers: int = 1, 
     return write_manifest(clips, out / "manifest.csv", tasks)
 
 
-def read_ground_truth(folder) -> dict[str, dict]:
+def read_ground_truth(folder: str | Path) -> dict[str, dict]:
     """``clips.csv`` of a micro set: clip id -> its ground-truth row (strings)."""
     path = Path(folder) / "clips.csv"
     if not path.is_file():
