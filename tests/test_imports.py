@@ -136,3 +136,28 @@ def test_the_data_layer_holds_no_synthetic_generator():
         assert not generators, f"{name} defines {generators}: synthetic generators belong in unmask.synth"
     assert {"unmask.synth.masked", "unmask.synth.face", "unmask.synth.photo", "unmask.synth.dfer",
             "unmask.synth.micro"} <= set(modules)
+
+
+# layers that must not reach up: (importer prefix, forbidden prefixes); docs/architecture.md draws them
+FORBIDDEN = [
+    ("unmask.predict", ("unmask.train", "unmask.serve", "unmask.experiments", "unmask.synth")),
+    ("unmask.checkpoint", ("unmask.train", "unmask.predict", "unmask.serve")),
+    ("unmask.serve", ("unmask.train", "unmask.experiments")),
+    ("unmask.data", ("unmask.models", "unmask.losses", "unmask.train", "unmask.predict", "unmask.serve",
+                     "unmask.synth", "unmask.experiments", "unmask.eval")),
+    ("unmask.models", ("unmask.data", "unmask.losses", "unmask.train", "unmask.predict", "unmask.serve")),
+    ("unmask.losses", ("unmask.data", "unmask.models", "unmask.train", "unmask.predict", "unmask.serve")),
+    ("unmask.eval", ("unmask.models", "unmask.train", "unmask.predict", "unmask.serve")),
+    ("unmask.synth", ("unmask.models", "unmask.losses", "unmask.train", "unmask.predict", "unmask.serve")),
+]
+
+
+@pytest.mark.parametrize("layer,forbidden", FORBIDDEN, ids=[f[0] for f in FORBIDDEN])
+def test_layers_do_not_reach_up(layer, forbidden):
+    def under(mod, prefix):
+        return mod == prefix or mod.startswith(prefix + ".")
+
+    graph = import_graph()
+    bad = sorted(f"{mod} -> {dep}" for mod, deps in graph.items() if under(mod, layer)
+                 for dep in deps if any(under(dep, f) for f in forbidden))
+    assert not bad, "; ".join(bad)

@@ -68,6 +68,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     args = dict(ckpt["model_args"])
     if ckpt.get("backbone"):
         args["weights"] = ckpt["backbone"]["weights"]
+    model: Any  # an unmask model: an nn.Module with backbone, tasks and model_args
     if ckpt.get("backbone"):  # a frozen backbone left out of the file: loaded from its weights spec
         model = create_model(**args)
     else:

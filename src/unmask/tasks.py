@@ -133,7 +133,7 @@ def tasks_to_list(tasks: Iterable[Task]) -> list[dict]:
     return [t.to_dict() for t in tasks]
 
 
-def tasks_from_list(items: Iterable[dict]) -> tuple[Task, ...]:
+def tasks_from_list(items: Iterable[Task | dict]) -> tuple[Task, ...]:
     tasks = tuple(t if isinstance(t, Task) else Task.from_dict(t) for t in items)
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):

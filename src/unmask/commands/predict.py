@@ -117,5 +117,6 @@ def run(args: argparse.Namespace) -> int:
 
 def failed_sources(df: pd.DataFrame) -> list[str]:
     """Inputs that count against the exit status: an error row, or no row with a face."""
-    ok = df.groupby("source").apply(lambda g: (g.error == "").all() and g.face_found.any(), include_groups=False)
+    ok = df.groupby("source").apply(lambda g: (g.error == "").all() and g.face_found.any(),  # type: ignore[call-overload]
+                                    include_groups=False)
     return sorted(ok.index[~ok.astype(bool)])

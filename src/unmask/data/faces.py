@@ -244,7 +244,7 @@ def describe_detector(name: str) -> str:
     return f"auto (per frame: {', then '.join(chain + ['haar', 'the manifest box'])}{why})"
 
 
-def eye_angle(landmarks: np.ndarray | None) -> float:
+def eye_angle(landmarks: Sequence[Sequence[float]] | np.ndarray | None) -> float:
     """The eye line's angle in degrees (clockwise on screen, as image y points down); 0 without landmarks.
     ``crop_face(..., angle=a)`` turns the face by it, so the eyes end level."""
     if not landmarks:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -101,7 +102,7 @@ class PrepareResult:
         return "\n".join(lines)
 
 
-def _nearest(i: int, have) -> int:
+def _nearest(i: int, have: Iterable[int]) -> int:
     return min(have, key=lambda j: (abs(j - i), j))
 
 
@@ -295,7 +296,7 @@ def _work(clip: Clip, out: Path) -> tuple[Clip, dict | None, str | None]:
     return clip, meta, None
 
 
-def _run(todo: list[Clip], out: Path, settings: dict, workers: int, progress: bool):
+def _run(todo: list[Clip], out: Path, settings: dict, workers: int, progress: bool) -> Iterator[tuple[Clip, dict | None, str | None]]:
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), unit="clip", desc="prepare", disable=not progress or not todo)

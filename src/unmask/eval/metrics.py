@@ -57,7 +57,7 @@ def multilabel_scores(y_true: ArrayLike, probs: ArrayLike, labels: Sequence[str]
             "per_label_f1": f1s, "per_label_auc": aucs}
 
 
-def _multilabel_by_columns(t: np.ndarray, p: np.ndarray, labels) -> dict:
+def _multilabel_by_columns(t: np.ndarray, p: np.ndarray, labels: Sequence[str]) -> dict:
     """:func:`multilabel_scores` of fully annotated rows ``t [n, L]`` 0/1 and ``p [n, L]``, L >= 2."""
     f1s, aucs = {}, {}
     if len(t):
@@ -149,13 +149,13 @@ def summarize_task(task: Task, folds: dict[str, tuple[np.ndarray, np.ndarray]], 
     }
 
 
-def _summarize_multilabel(task, folds, *, n_boot: int, seed: int) -> dict:
+def _summarize_multilabel(task: Task, folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_boot: int, seed: int) -> dict:
     per_fold = {name: multilabel_scores(t, p, task.labels) for name, (t, p) in folds.items()}
     y_true = np.concatenate([np.asarray(t, dtype=float) for t, _ in folds.values()])
     probs = np.concatenate([np.asarray(p, dtype=float) for _, p in folds.values()])
     pooled = multilabel_scores(y_true, probs, task.labels)
     rng = np.random.default_rng(seed)
-    boot = {m: [] for m in MULTI_METRICS}
+    boot: dict[str, list[float]] = {m: [] for m in MULTI_METRICS}
     for _ in range(n_boot):
         idx = rng.integers(0, len(y_true), len(y_true))
         s = multilabel_scores(y_true[idx], probs[idx], task.labels)

@@ -73,7 +73,7 @@ def read_settings(name: str) -> dict:
     return read_yaml_mapping(EXPERIMENTS_DIR / f"{name}.yaml")
 
 
-def _overrides(value, where: str) -> tuple[str, ...]:
+def _overrides(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) and "=" in v for v in value):

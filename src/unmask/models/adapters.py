@@ -69,7 +69,7 @@ class HeadModel(nn.Module):
     #: frames) instead of frame by frame: the engine and prediction then pass clips to it unflattened.
     encodes_clips: bool = False
 
-    def __init__(self, backbone: Backbone, model_args: dict[str, Any], tasks: Iterable[Task | dict] | None, *, clip_input: bool = False):
+    def __init__(self, backbone: Backbone, model_args: dict[str, Any], tasks: Iterable[Task], *, clip_input: bool = False):
         super().__init__()
         self.backbone = backbone
         if getattr(backbone, "encodes_clips", False):  # a video backbone (unmask.models.video_backbones)

@@ -40,7 +40,7 @@ def cast_backbone(backbone: torch.nn.Module, dtype: torch.dtype, device: torch.d
     if dtype == torch.float32:
         module = backbone
     elif hasattr(backbone, "inference_copy"):
-        module = backbone.inference_copy(dtype, device)
+        module = backbone.inference_copy(dtype, device)  # type: ignore[operator]
     else:
         module = copy.deepcopy(backbone)
     module = module.to(device=device, dtype=dtype)  # floating-point parameters and buffers only

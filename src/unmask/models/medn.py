@@ -201,7 +201,7 @@ class MEDN(HeadModel):
     default_loss = "medn"
     encodes_clips = True
 
-    def __init__(self, encoder: MEDNEncoder, model_args: dict[str, Any], tasks: Iterable[Task | dict] | None, *, classes: Task, au: Task | None = None,
+    def __init__(self, encoder: MEDNEncoder, model_args: dict[str, Any], tasks: Iterable[Task], *, classes: Task, au: Task | None = None,
                  branches: str = "both", fusion: str = "gated", fusion_dim: int = 64, dropout: float = 0.3,
                  clip_input: bool = True):
         super().__init__(encoder, model_args, tasks, clip_input=clip_input)

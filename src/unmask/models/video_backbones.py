@@ -60,7 +60,7 @@ class VideoBackbone(Backbone):
         return torch.zeros(1, self.frames, *self.data_config["input_size"])
 
 
-def _build_xs(name: str, weights, mode, *, img_size: int, num_frames: int, width: float, stochastic_depth: float,
+def _build_xs(name: str, weights: str | os.PathLike | None, mode: str | int, *, img_size: int, num_frames: int, width: float, stochastic_depth: float,
               file_hint: str) -> VideoBackbone:
     frames = num_frames
     if frames % 2:
@@ -81,7 +81,7 @@ def _build_xs(name: str, weights, mode, *, img_size: int, num_frames: int, width
                                       "std": KINETICS_STD, "interpolation": "bilinear"},
                          build_args={"img_size": img_size, "num_frames": frames,
                                      "stochastic_depth": stochastic_depth}, mode=mode,
-                         blocks=list(m.blocks), tail=[m.norm, xs.down, xs.fuse])
+                         blocks=list(m.blocks), tail=[m.norm, xs.down, xs.fuse])  # type: ignore[arg-type]
 
 
 @register_backbone

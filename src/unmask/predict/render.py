@@ -118,7 +118,7 @@ def annotate_video(path: Path, rows: pd.DataFrame, tasks: Sequence[Task], out: P
     """All frames re-encoded (H.264, even size); each shows the boxes of the latest sampled frame."""
     from unmask.data.video import header_fps, iter_frames, write_video
 
-    by_frame = {int(f): g.to_dict("records") for f, g in rows.groupby("frame")}
+    by_frame = {int(f): g.to_dict("records") for f, g in rows.groupby("frame")}  # type: ignore[arg-type]
 
     def frames() -> Iterator[np.ndarray]:
         current: list = []

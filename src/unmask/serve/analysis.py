@@ -181,7 +181,7 @@ def _page_data(predictor: Predictor, name: str, kind: str, rows: list[dict]) -> 
         for t in predictor.tasks:
             conf = r.get(f"{t.name}_conf")
             face["tasks"][t.name] = {"pred": str(r.get(f"{t.name}_pred") or ""),
-                                     "conf": None if _missing(conf) else float(conf),
+                                     "conf": None if _missing(conf) else float(conf),  # type: ignore[arg-type]
                                      "p": {label: float(r[f"{t.name}_p_{label}"]) for label in t.labels}}
         faces.append(face)
     return {"name": name, "kind": kind, "tasks": tasks, "faces": faces, "every": 1, "notes": []}

@@ -25,7 +25,7 @@ class Features:
         self.windows = windows  # unmask.train.windows.Windows: T-frame windows of the clips (None: whole clips)
 
     def __call__(self, idx: torch.Tensor, *, train: bool, views: torch.Tensor | None = None,
-                 starts: torch.Tensor | None = None, mix=None) -> torch.Tensor:
+                 starts: torch.Tensor | None = None, mix: Any = None) -> torch.Tensor:
         """``starts [F, B]``: each clip's window start (with :attr:`windows`); None: the whole clip. ``mix``: a
         function of the preprocessed images ``[B, ...]`` applied before the backbone (pixel mixup / cutmix; the
         image path only)."""

@@ -144,7 +144,7 @@ class LoadedRun:
 _LOADED: dict[tuple[str, str], LoadedRun] = {}  # one run per process: workers reuse it across their units
 
 
-def _model_and_frames(cfg: Config, out: Path, progress: bool) -> tuple[Any, FrameData]:
+def _model_and_frames(cfg: Config, out: Path, progress: bool) -> tuple[PreparedSet, Any, FrameData]:
     """The run's prepared set, its model (seeded, built for the data's tasks: its preprocessing sizes the frames;
     with a frozen backbone it extracts the features) and its frames: the same in the driver and every worker."""
     from unmask.data.datasets import load_frames
@@ -159,7 +159,7 @@ def _model_and_frames(cfg: Config, out: Path, progress: bool) -> tuple[Any, Fram
     build_objective(cfg, model)  # a bad loss setting (e.g. an unknown estimator) fails here, before extraction
     size = model.data_config["input_size"][-1]
     data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size,
-                       lazy={"auto": "auto", "always": True, "never": False}[cfg.data.lazy],
+                       lazy={"auto": "auto", "always": True, "never": False}[cfg.data.lazy],  # type: ignore[arg-type]
                        memory_gb=cfg.data.memory_gb)
     return prepared, model, data
 
