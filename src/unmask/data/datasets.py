@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -83,7 +83,7 @@ class LazyFrames:
         self.dataset = dataset
         self.workers = workers or min(8, os.cpu_count() or 1)
         self._item = tuple(dataset[0][1].shape)
-        self._pool = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def shape(self) -> torch.Size:
@@ -95,7 +95,8 @@ class LazyFrames:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, idx) -> torch.Tensor:
+    def __getitem__(self, idx: Any) -> torch.Tensor:
+        rows: Sequence[int]
         if isinstance(idx, slice):
             rows = range(*idx.indices(len(self)))
         elif isinstance(idx, int):

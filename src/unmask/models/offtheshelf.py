@@ -42,12 +42,12 @@ class OwnHead(Backbone):
     def __init__(self, inner: Backbone):
         if not hasattr(inner, "classify"):
             raise UnmaskError(f"backbone {inner.name} has no classifier of its own")
-        self.labels = canonical_labels(inner.labels)
+        self.labels = canonical_labels(inner.labels)  # type: ignore[arg-type]
         super().__init__(f"{inner.name}_own_head", inner, num_features=len(self.labels),
                          data_config=inner.data_config, build_args=inner.build_args, mode="frozen", blocks=[])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # [B, 1, C] log-probabilities
-        return torch.log_softmax(self.model.classify(x).float(), dim=-1).to(x.dtype).unsqueeze(1)
+        return torch.log_softmax(self.model.classify(x).float(), dim=-1).to(x.dtype).unsqueeze(1)  # type: ignore[operator]
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:  # [B, C]
         return tokens[:, 0]
@@ -87,7 +87,7 @@ def _class_of(label: str, classes: tuple[str, ...], task: str) -> str:
     return name
 
 
-def _off_the_shelf(name: str, tasks, backbone: str, weights, clip_input: bool,
+def _off_the_shelf(name: str, tasks: Sequence[Task] | None, backbone: str, weights: str | os.PathLike | None, clip_input: bool,
                    backbone_kwargs: dict[str, Any]) -> OffTheShelf:
     tasks = resolve_tasks(tasks, model=name)
     single = tuple(t for t in tasks if t.kind == "single")

@@ -30,7 +30,7 @@ class Features:
         function of the preprocessed images ``[B, ...]`` applied before the backbone (pixel mixup / cutmix; the
         image path only)."""
         idx = idx.to(self.device)
-        frames = None if starts is None else self.windows.frame_index(starts.to(self.device))  # [F, B, T]
+        frames = None if starts is None else self.windows.frame_index(starts.to(self.device))  # type: ignore[union-attr]  # [F, B, T]
         if self.features is not None:
             v = views.to(self.device) if views is not None else None
             if frames is None:
@@ -77,7 +77,7 @@ def predict_stack(stack: Any, model: Any, get_features: Callable[..., Any], rows
     """Probabilities per member and task for index rows (eval mode, view 0, no augmentation)."""
     stack.eval()
     model.eval()
-    index = padded(rows)
+    index = padded(rows)  # type: ignore[arg-type]  # list is invariant: ndarrays are accepted
     windows = getattr(get_features, "windows", None)
     chunks: dict[str, list] = {}
     for start in range(0, index.shape[1], batch_size):
