@@ -1,4 +1,4 @@
-# Two entry points for a fresh machine (see README):
+# Entry points for a fresh machine (see README):
 #   make demo   create .venv, install, run the end-to-end DSID demo on the synthetic set
 #   make test   create .venv, install, chromium for the browser test (.ci/browser), run the test suite
 # The project's other checks (.ci/run runs them after make test):
@@ -6,12 +6,13 @@
 #   make docs           the documentation site, mkdocs build --strict (broken links and references fail)
 #   make check-figures  rerun the commands behind the figures in README.md and docs/, fail with a diff on a change
 #   make figures        the same, rewriting the blocks; make figures-all adds the slow real-face benches
+#   make typecheck      mypy over src/unmask (configured in pyproject.toml)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test install clean lint docs figures figures-all check-figures
+.PHONY: demo test install clean lint docs typecheck figures figures-all check-figures
 
 $(BIN)/unmask: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,10 @@ figures-all: install
 
 check-figures: install
 	$(BIN)/python tools/figures.py --check
+
+# mypy over src/unmask at the strictness pyproject.toml's [tool.mypy] sets (files, overrides)
+typecheck: install
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build site src/*.egg-info

@@ -38,7 +38,7 @@ import torch  # noqa: E402
 def synthetic_prepared(root: Path, subjects: int) -> Path:
     """Generate (if needed) ``subjects`` synthetic subjects into ``root/synth`` and prepare them."""
     from unmask.data.prepare import prepare
-    from unmask.data.synth import SynthConfig, generate
+    from unmask.synth.masked import SynthConfig, generate
 
     prepared = root / "prepared"
     if not (prepared / "prepare.json").is_file() or not (root / "synth" / "manifest.csv").is_file():

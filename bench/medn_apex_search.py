@@ -15,7 +15,7 @@ import numpy as np
 
 from unmask.data.faces import create_detector
 from unmask.data.onset_apex import search_apex
-from unmask.data.synth_micro import MicroConfig, generate_micro
+from unmask.synth.micro import MicroConfig, generate_micro
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ def flow_rates(size: int, clips: int) -> dict[str, float]:
     import cv2
 
     from unmask.data.flow import METHODS, onset_apex_flow
-    from unmask.data.synth_face import lighting_map, render_background, render_face
-    from unmask.data.synth_micro import MicroConfig, _identity, plan_micro
+    from unmask.synth.face import lighting_map, render_background, render_face
+    from unmask.synth.micro import MicroConfig, _identity, plan_micro
 
     cfg = MicroConfig()
     pairs = []
@@ -58,9 +58,9 @@ def flow_rates(size: int, clips: int) -> dict[str, float]:
 
 
 def step_rates(steps: int, dev: torch.device = torch.device("cpu")) -> dict[str, float]:
-    from unmask.data.synth_micro import micro_tasks
     from unmask.losses import create_loss
     from unmask.models import create_model
+    from unmask.synth.micro import micro_tasks
 
     rates = {}
     for name, kw in (("medn", {"frame_input": "delta"}), ("motion_only", {"branches": "motion"})):

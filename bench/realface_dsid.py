@@ -52,11 +52,11 @@ def data(out: Path, kind: str, subjects: int, pretrain_subjects: int, seed: int,
     """(evaluation set prepared, AU-pretrained tiny_resnet weights, what the set is) -- the tiny backbone's
     weights as `unmask demo` makes them, from the cartoon renderer whatever the evaluation set."""
     from unmask.data.prepare import prepare
-    from unmask.data.synth import SynthConfig, generate
+    from unmask.synth.masked import SynthConfig, generate
     from unmask.train.pretrain import pretrain_au
 
     if kind == "photo":
-        from unmask.data.photo_render import PhotoConfig, generate_photo
+        from unmask.synth.photo import PhotoConfig, generate_photo
 
         folder = out / "photo"
         manifest = generate_photo(folder, PhotoConfig.from_preset("default", faces=str(faces),

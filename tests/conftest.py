@@ -158,7 +158,7 @@ def tiny_synth(tmp_path_factory):
     Returns ``(manifest_path, prepared_dir)``. Treat both as read-only.
     """
     from unmask.data.prepare import prepare
-    from unmask.data.synth import SynthConfig, generate
+    from unmask.synth.masked import SynthConfig, generate
 
     root = tmp_path_factory.mktemp("tiny_synth")
     manifest = generate(root / "synth", SynthConfig(subjects=3, seed=0, width=160, height=120), progress=False)

@@ -113,7 +113,7 @@ def test_predict_on_a_video_gives_per_window_predictions_as_in_training(dfer_run
     assert (probs == probs[0]).all()  # one window, one prediction on each of its rows
     np.testing.assert_allclose(probs[0], saved.loc[clip.clip_id, cols].to_numpy(float), atol=2e-4)
     # --annotate: the annotated video and the timeline of each class's probability over the windows
-    from unmask.commands.predict import annotate_all
+    from unmask.predict.render import annotate_all
 
     written = annotate_all(df, tmp_path / "ann", p.tasks)
     assert sorted(w.name for w in written) == [f"{clip.video.stem}.annotated.mp4", f"{clip.video.stem}.timeline.png"]

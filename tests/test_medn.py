@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from unmask.data.synth_micro import micro_tasks
 from unmask.errors import UnmaskError
 from unmask.losses import create_loss, list_losses
 from unmask.losses.orthogonal import orthogonality
 from unmask.models import create_model, list_models
 from unmask.models.medn import SEViT, select_tokens
+from unmask.synth.micro import micro_tasks
 
 TASKS = micro_tasks()
 

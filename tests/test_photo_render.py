@@ -15,7 +15,7 @@ yuface = pytest.importorskip("yuface")
 
 @pytest.fixture(scope="module")
 def rig():
-    from unmask.data.photo_render import Source, build_rig, canonical_face
+    from unmask.synth.photo import Source, build_rig, canonical_face
 
     return build_rig(canonical_face(Source(FACES / "single_face.mp4", 12), 224, 256))
 
@@ -34,7 +34,7 @@ def test_canonical_face_levels_the_eyes_where_the_detector_put_them(rig):
 
 
 def _field_at(rig, au, point):
-    from unmask.data.photo_render import displacement
+    from unmask.synth.photo import displacement
 
     D = displacement(rig, {au: 1.0})
     x, y = (int(round(v)) for v in point)
@@ -65,7 +65,7 @@ def test_each_au_moves_its_region_the_intended_way(rig):
 
 def test_rendered_pixels_move_with_the_field(rig):
     """Content moves by +D: a dot drawn at each mouth corner ends up above it with happiness, below with sadness."""
-    from unmask.data.photo_render import Face, Rig, render_expression
+    from unmask.synth.photo import Face, Rig, render_expression
 
     img = np.zeros_like(rig.face.image)
     for x, y in rig.face.landmarks[3:]:
@@ -86,8 +86,8 @@ def test_rendered_pixels_move_with_the_field(rig):
 def test_the_detector_sees_the_smile_and_the_frown(rig):
     """YuNet, run on the rendered frames, puts the mouth corners higher for happiness than for sadness."""
     from unmask.data.faces import best_face, create_detector
-    from unmask.data.photo_render import render_expression
-    from unmask.data.synth import PROTOTYPES
+    from unmask.synth.masked import PROTOTYPES
+    from unmask.synth.photo import render_expression
 
     det = create_detector("yuface")
 
@@ -99,8 +99,8 @@ def test_the_detector_sees_the_smile_and_the_frown(rig):
 
 
 def test_plan_follows_the_paradigm():
-    from unmask.data.photo_render import PhotoConfig, plan_clip
-    from unmask.data.synth import PROTOTYPES
+    from unmask.synth.masked import PROTOTYPES
+    from unmask.synth.photo import PhotoConfig, plan_clip
 
     cfg = PhotoConfig(faces=str(FACES))
     plan = plan_clip(cfg, 0, "sadness", "happiness")
@@ -124,8 +124,8 @@ def one_photo(tmp_path_factory):
 
 def test_generate_writes_a_valid_manifest_and_is_deterministic(one_photo, tmp_path):
     from unmask.data.manifest import read_annotations, read_manifest
-    from unmask.data.photo_render import PhotoConfig, generate_photo
     from unmask.data.video import probe
+    from unmask.synth.photo import PhotoConfig, generate_photo
 
     cfg = PhotoConfig(faces=str(one_photo), width=128, height=144, seed=3)
     m1 = generate_photo(tmp_path / "a", cfg, progress=False)

@@ -30,7 +30,7 @@ def synth_run(tmp_path_factory):
     """A DSID fold trained in seconds on 2 synthetic subjects: crops at 96 px (annotated boxes), model at 64."""
     from unmask.config import load_config
     from unmask.data.prepare import prepare
-    from unmask.data.synth import SynthConfig, generate
+    from unmask.synth.masked import SynthConfig, generate
     from unmask.train.run import train_run
 
     tmp = tmp_path_factory.mktemp("synth_run")
@@ -114,7 +114,7 @@ def test_video_through_detection_and_crop_matches_training_and_apex_search(synth
     """Decode -> (the clip's boxes) -> crop -> resize -> normalise -> model gives predictions.csv's numbers at
     the apex frame; the apex search, on the same run, lands on the disguise's plateau."""
     from unmask.data.manifest import read_manifest
-    from unmask.data.synth import PROTOTYPES
+    from unmask.synth.masked import PROTOTYPES
 
     run, manifest, _ = synth_run
     clip = read_manifest(manifest).by_id()[APEX_CLIP]

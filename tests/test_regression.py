@@ -40,7 +40,7 @@ RUNS = {  # the reference's runs in today's configuration keys
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     from unmask.data.prepare import prepare
-    from unmask.data.synth import SynthConfig, generate
+    from unmask.synth.masked import SynthConfig, generate
 
     root = tmp_path_factory.mktemp("regression")
     manifest = generate(root / "synth", SynthConfig(subjects=3, seed=0, width=160, height=120), progress=False)

@@ -13,7 +13,10 @@ import pytest
 
 from unmask.cli import main
 from unmask.data.manifest import read_annotations, read_manifest, validate_manifest
-from unmask.data.synth import (
+from unmask.data.video import probe
+from unmask.emotions import EMOTIONS, masked_pairs
+from unmask.synth.face import AUS, sample_identity
+from unmask.synth.masked import (
     PROTOTYPES,
     UPPER_FACE,
     SynthConfig,
@@ -23,9 +26,6 @@ from unmask.data.synth import (
     render_clip,
     subject_rng,
 )
-from unmask.data.synth_face import AUS, sample_identity
-from unmask.data.video import probe
-from unmask.emotions import EMOTIONS, masked_pairs
 
 SMALL = dict(width=160, height=120)
 
@@ -243,3 +243,25 @@ def test_non_empty_foreign_folder_is_refused(tmp_path, capsys):
     assert main(["synth", str(tmp_path), "--subjects", "1", "--quiet"]) == 2
     assert "is not empty" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_kinds_come_from_one_registry():
+    """`unmask synth --kind` offers the registered kinds, in registration order; an unknown name lists them."""
+    import os
+    import subprocess
+    import sys
+
+    from unmask.cli import build_parser
+    from unmask.errors import UnmaskError
+    from unmask.synth import SynthKind, get_kind, list_kinds
+
+    assert list_kinds() == ["masked", "photo", "dfer", "micro"]
+    assert all(isinstance(get_kind(k), SynthKind) and get_kind(k).name == k for k in list_kinds())
+    with pytest.raises(UnmaskError, match="known kinds: masked, photo, dfer, micro"):
+        get_kind("cartoon")
+    synth = build_parser()._subparsers._group_actions[0].choices["synth"]
+    kind = next(a for a in synth._actions if a.dest == "kind")
+    assert list(kind.choices) == list_kinds() and kind.default == "masked"
+    # listing the kinds imports no renderer (the CLI builds its parser on every start)
+    code = "import sys, unmask.synth; assert not [m for m in sys.modules if m.startswith('unmask.synth.') and m not in ('unmask.synth._registry', 'unmask.synth.kinds')], sorted(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})

@@ -8,9 +8,9 @@ import pytest
 
 from unmask.cli import main
 from unmask.data.manifest import read_manifest
-from unmask.data.synth_micro import AMBIGUOUS, MicroConfig, plan_micro
 from unmask.data.video import probe
 from unmask.errors import UnmaskError
+from unmask.synth.micro import AMBIGUOUS, MicroConfig, plan_micro
 
 
 def test_the_ambiguous_pair_shares_aus_and_apex_and_differs_only_in_the_rise():

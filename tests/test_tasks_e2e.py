@@ -26,7 +26,7 @@ def relabelled(tiny_synth, tmp_path_factory):
     from dataclasses import replace
 
     from unmask.data.manifest import read_manifest, write_manifest
-    from unmask.data.synth import PROTOTYPES
+    from unmask.synth.masked import PROTOTYPES
     from unmask.tasks import Task
 
     manifest, _ = tiny_synth

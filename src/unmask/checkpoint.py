@@ -17,17 +17,22 @@ A checkpoint is a ``torch.save`` dict::
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import unmask
 from unmask.errors import UnmaskError
 from unmask.io import atomic_torch_save
 from unmask.tasks import tasks_to_list
 
+if TYPE_CHECKING:
+    import torch
+
 FORMAT = "unmask.checkpoint"
 
 
-def save_checkpoint(path: str | Path, model, *, config: dict, preprocess: dict, include_backbone: bool,
+def save_checkpoint(path: str | Path, model: Any, *, config: dict, preprocess: dict, include_backbone: bool,
                     extra: dict | None = None, backbone_sha256: str | None = None) -> Path:
     """``backbone_sha256``: the frozen backbone's ``state_digest`` when the caller has it (the folds of a run
     share one backbone; hashing 86M parameters per fold costs about a second)."""
@@ -46,7 +51,7 @@ def save_checkpoint(path: str | Path, model, *, config: dict, preprocess: dict, 
     return atomic_torch_save(ckpt, path)
 
 
-def load_checkpoint(path: str | Path, device="cpu"):
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """Return ``(model, checkpoint_dict)``; the model is in eval mode on ``device``."""
     from unmask.models import create_model
     from unmask.models.inference import state_digest
@@ -63,6 +68,7 @@ def load_checkpoint(path: str | Path, device="cpu"):
     args = dict(ckpt["model_args"])
     if ckpt.get("backbone"):
         args["weights"] = ckpt["backbone"]["weights"]
+    model: Any  # an unmask model: an nn.Module with backbone, tasks and model_args
     if ckpt.get("backbone"):  # a frozen backbone left out of the file: loaded from its weights spec
         model = create_model(**args)
     else:
@@ -75,7 +81,7 @@ def load_checkpoint(path: str | Path, device="cpu"):
                 f"{path}: the backbone weights {args['weights']!r} differ from those the model was trained with "
                 f"(sha256 {digest[:12]} != {ckpt['backbone']['sha256'][:12]})")
     state = ckpt["state_dict"]
-    expected = model.state_dict().keys()
+    expected: Iterable[str] = model.state_dict().keys()
     if ckpt.get("backbone"):
         expected = [k for k in expected if not k.startswith("backbone.")]
     missing = sorted(set(expected) - set(state))

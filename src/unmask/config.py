@@ -15,6 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -152,7 +153,7 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------- merging
-def _check_value(key: str, value, tp):
+def _check_value(key: str, value: Any, tp: Any) -> Any:
     """Return ``value`` converted to type ``tp`` or raise UnmaskError naming ``key``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -206,11 +207,11 @@ def _check_value(key: str, value, tp):
     raise TypeError(f"unsupported config type {tp}")
 
 
-def _type_name(tp) -> str:
+def _type_name(tp: Any) -> str:
     return " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(tp)) or str(tp)
 
 
-def _merge(obj, data: dict, prefix: str = "") -> None:
+def _merge(obj: Any, data: dict, prefix: str = "") -> None:
     if not isinstance(data, dict):
         raise UnmaskError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {data!r}")
     hints = typing.get_type_hints(type(obj))
@@ -332,9 +333,9 @@ def validate(cfg: Config) -> None:
             raise UnmaskError(f"config key '{key}': {value!r} is not one of {', '.join(allowed)}")
     positive = {"optim.batch_size": cfg.optim.batch_size, "optim.epochs": cfg.optim.epochs,
                 "features.views": cfg.features.views, "optim.patience": cfg.optim.patience}
-    for key, value in positive.items():
-        if value < 1:
-            raise UnmaskError(f"config key '{key}' must be >= 1, got {value}")
+    for key, n in positive.items():
+        if n < 1:
+            raise UnmaskError(f"config key '{key}' must be >= 1, got {n}")
     if not 0 < cfg.augment.crop_scale <= 1:
         raise UnmaskError(f"config key 'augment.crop_scale' is the smallest share of the area a random crop keeps: "
                           f"it must be in (0, 1] (1: no crop), got {cfg.augment.crop_scale}")

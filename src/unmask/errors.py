@@ -7,6 +7,8 @@ without a traceback. Programming errors stay ordinary exceptions.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class UnmaskError(Exception):
     """A problem the user can fix; the message names what and where."""
@@ -23,7 +25,11 @@ class UnmaskError(Exception):
         return "\n".join(lines)
 
 
-def require_file(path, what: str = "file"):
+class VideoError(UnmaskError):
+    """A video that is missing, corrupt, or shorter than asked (also a frame folder's; :mod:`unmask.data.video`)."""
+
+
+def require_file(path: str | Path, what: str = "file") -> Path:
     """Return ``path`` as a Path, or raise UnmaskError naming it if it does not exist."""
     from pathlib import Path
 

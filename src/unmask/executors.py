@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -42,7 +43,7 @@ class Failure:
     error: BaseException
 
 
-def _call(fn, args, threads: int):
+def _call(fn: Callable[..., Any], args: tuple, threads: int) -> Any:
     import torch
 
     if threads:
@@ -94,7 +95,7 @@ class LocalExecutor:
         return failures
 
 
-def _start_local_ray(ray) -> None:
+def _start_local_ray(ray: Any) -> None:
     """A Ray instance of this machine's CPUs and GPUs for this process, no dashboard; ends with the process."""
     try:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
@@ -176,7 +177,7 @@ class RayExecutor:
 EXECUTORS = ("local", "ray")
 
 
-def import_ray():
+def import_ray() -> Any:
     try:
         import ray
     except ImportError:
@@ -184,7 +185,7 @@ def import_ray():
     return ray
 
 
-def make_executor(runtime, jobs: int = 1):
+def make_executor(runtime: Any, jobs: int = 1) -> LocalExecutor | RayExecutor:
     """The executor ``runtime.executor`` names (``jobs``: local processes; Ray sizes itself by the cluster)."""
     if runtime.executor == "local":
         return LocalExecutor(jobs, runtime.threads)

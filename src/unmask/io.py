@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 def atomic_replace(tmp: Path, path: Path) -> Path:
@@ -19,11 +20,11 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_replace(tmp, path)
 
 
-def atomic_write_json(path: str | Path, data, indent: int = 2) -> Path:
+def atomic_write_json(path: str | Path, data: Any, indent: int = 2) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
 
 
-def atomic_torch_save(obj, path: str | Path) -> Path:
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     import torch
 
     path = Path(path)

@@ -8,6 +8,8 @@ predicts is the emotion a face *shows*; compare it with our ``disguised`` (displ
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -27,8 +29,8 @@ class Peer:
             raise UnmaskError(f"unknown peer {name!r}; choose one of: {', '.join(PEERS)}")
         backbone, weights = PEERS[name]
         self.name, self.device, self.batch_size = name, torch.device(device), batch_size
-        self.backbone = create_backbone(backbone, weights=weights, mode="frozen").eval().to(self.device)
-        self.labels = canonical_labels(self.backbone.labels)
+        self.backbone: Any = create_backbone(backbone, weights=weights, mode="frozen").eval().to(self.device)
+        self.labels = canonical_labels(self.backbone.labels)  # type: ignore[arg-type]
         cfg = self.backbone.data_config
         self.size = int(cfg["input_size"][-1])
         self.normalize = Preprocess(cfg["mean"], cfg["std"])

@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from unmask.errors import UnmaskError
+
+if TYPE_CHECKING:
+    from unmask.tasks import Task
 
 BASE_COLUMNS = ["source", "kind", "frame", "time_s", "face", "track", "x", "y", "w", "h", "det_score",
                 "face_found", "apex", "apex_score"]
@@ -22,7 +27,7 @@ def is_text_column(name: str) -> bool:
     return name in TEXT_COLUMNS or name.endswith("_pred")
 
 
-def task_columns(tasks) -> list[str]:
+def task_columns(tasks: Iterable[Task]) -> list[str]:
     """The result columns of ``tasks``: ``<task>_pred``, ``<task>_conf``, ``<task>_p_<label>`` each."""
     return [c for t in tasks for c in (f"{t.name}_pred", f"{t.name}_conf", *(f"{t.name}_p_{x}" for x in t.labels))]
 
@@ -50,7 +55,7 @@ def normalize_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def video_summary(df: pd.DataFrame, tasks) -> pd.DataFrame:
+def video_summary(df: pd.DataFrame, tasks: Sequence[Task]) -> pd.DataFrame:
     """One row per video: each task's class probabilities averaged over the sampled frames with a face (a clip
     model's rows carry their window's prediction, so each window counts for its frames), the overall label
     (single-label: the most probable class; multi-label: the labels above 0.5) and its confidence, and how many

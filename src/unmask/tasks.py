@@ -21,9 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from unmask.errors import UnmaskError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 KINDS = ("single", "multi")
 MISSING = ""  # an empty manifest cell: not annotated
@@ -88,7 +92,7 @@ class Task:
             return str(value)
         return "+".join(value) if value else NONE_ACTIVE
 
-    def target(self, value: str | tuple[str, ...] | None):
+    def target(self, value: str | tuple[str, ...] | None) -> int | list[float]:
         """A parsed value -> the training target: a class index (-1 missing) or a 0/1 list (NaNs missing)."""
         if self.kind == "single":
             return -1 if value is None else self.labels.index(value)
@@ -96,19 +100,19 @@ class Task:
             return [math.nan] * len(self.labels)
         return [1.0 if label in value else 0.0 for label in self.labels]
 
-    def probabilities(self, logits):
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits ``[..., C]`` -> probabilities: softmax over classes (single), a sigmoid per label (multi)."""
         logits = logits.float()
         return logits.softmax(-1) if self.kind == "single" else logits.sigmoid()
 
-    def predicted(self, probs) -> str | tuple[str, ...]:
+    def predicted(self, probs: np.ndarray | torch.Tensor) -> str | tuple[str, ...]:
         """One row of probabilities ``[C]`` -> the top label (single) or the labels at >= 0.5 (multi)."""
         if self.kind == "single":
             return self.labels[int(probs.argmax())]
         return tuple(label for label, p in zip(self.labels, probs) if p >= 0.5)
 
     def to_dict(self) -> dict:
-        d = {"name": self.name, "kind": self.kind, "labels": list(self.labels), "column": self.column,
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "labels": list(self.labels), "column": self.column,
              "title": self.title}
         if self.aliases:
             d["aliases"] = dict(self.aliases)
@@ -129,7 +133,7 @@ def tasks_to_list(tasks: Iterable[Task]) -> list[dict]:
     return [t.to_dict() for t in tasks]
 
 
-def tasks_from_list(items: Iterable[dict]) -> tuple[Task, ...]:
+def tasks_from_list(items: Iterable[Task | dict]) -> tuple[Task, ...]:
     tasks = tuple(t if isinstance(t, Task) else Task.from_dict(t) for t in items)
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):

@@ -3,6 +3,8 @@ whose expression differs most from the track's neutral start; ``unmask predict -
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -28,7 +30,7 @@ class FaceTracker:
             r["track"] = t
 
 
-def iou(a, b) -> float:
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
     ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
     iw, ih = max(0, min(ax1, bx1) - max(a[0], b[0])), max(0, min(ay1, by1) - max(a[1], b[1]))
     inter = iw * ih

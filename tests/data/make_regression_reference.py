@@ -10,7 +10,7 @@ import pandas as pd
 
 from unmask.cli import main
 from unmask.data.prepare import prepare
-from unmask.data.synth import SynthConfig, generate
+from unmask.synth.masked import SynthConfig, generate
 
 RUNS = {
     "dsid_frozen": ["model.name=dsid", "model.backbone=tiny_resnet", "model.adapter_dim=32", "model.branch_dim=16"],

@@ -10,12 +10,15 @@
 Every step resumes: rerunning the command skips what is finished.
 """
 
+from __future__ import annotations
+
+import argparse
 import os
 
 HELP = "end-to-end DSID demo on the embedded synthetic set (synth -> prepare -> pretrain -> LOSO -> report)"
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="demo folder (default: runs/demo)")
     p.add_argument("--subjects", type=int, default=8, help="synthetic subjects for LOSO (default 8)")
     p.add_argument("--pretrain-subjects", type=int, default=4, help="other subjects for AU pretraining (default 4)")
@@ -25,7 +28,7 @@ def add_arguments(p):
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for training")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import json
     import logging
     import time
@@ -33,7 +36,7 @@ def run(args) -> int:
 
     from unmask.config import load_config
     from unmask.data.prepare import prepare
-    from unmask.data.synth import SynthConfig, generate
+    from unmask.synth.masked import SynthConfig, generate
     from unmask.train.pretrain import pretrain_au
     from unmask.train.run import train_run
 

@@ -3,17 +3,21 @@
 Each source adapter (``unmask.data.sources``) brings its own arguments: ``unmask import SOURCE --help``.
 """
 
+from __future__ import annotations
+
+import argparse
+
 NAME = "import"
 HELP = "make a manifest from a dataset's own annotation files, by source name (unmask import SOURCE --help)"
 
 
-def add_common(p) -> None:
+def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="manifest CSV to write")
     p.add_argument("--skip-invalid", action="store_true",
                    help="write the valid rows and list the bad ones (default: write nothing if any row is bad)")
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from unmask.data.sources import get_source, list_sources
 
     sub = p.add_subparsers(dest="source", metavar="SOURCE", required=True,
@@ -26,7 +30,7 @@ def add_arguments(p):
         add_common(sp)
 
 
-def run_source(name: str, args) -> int:
+def run_source(name: str, args: argparse.Namespace) -> int:
     from unmask.data.sources import get_source
 
     source = get_source(name)
@@ -37,5 +41,5 @@ def run_source(name: str, args) -> int:
     return 1 if result.problems else 0
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     return run_source(args.source, args)

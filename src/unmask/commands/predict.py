@@ -10,11 +10,19 @@ an error row and a line on stderr) or has no face at all (its ``face_found=False
 (bad checkpoint, unknown detector, bad option) before anything is predicted.
 """
 
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 HELP = "predict a trained model's tasks (DSID: the felt and the shown emotion) for every face in images and videos"
 TABLE_COLUMNS = ["source", "frame", "face", "x", "y", "w", "h"]
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint.pt, a fold folder (runs/x/folds/s01), or a run with one fold")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="images, videos, or folders (searched recursively by extension)")
@@ -47,7 +55,7 @@ def add_arguments(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import logging
     import sys
     from pathlib import Path
@@ -55,6 +63,7 @@ def run(args) -> int:
     import pandas as pd
 
     from unmask.predict import Predictor, video_summary, write_results
+    from unmask.predict.render import annotate_all, onset_apex_text
 
     if args.every < 1:
         from unmask.errors import UnmaskError
@@ -106,123 +115,8 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
-def onset_apex_text(row, tasks) -> str:
-    """``clip.mp4: onset 7, apex 24 (searched, score 1.55) | emotion: happiness 0.81 (happiness 0.81, ...) | ...``
-    (a multi-label task: the labels at >= 0.5, as the report thresholds them, then every label's probability)."""
-    from pathlib import Path
-
-    how = f"searched, score {row['apex_score']:.3f}" if row["apex_from"] == "search" else "given"
-    parts = [f"{Path(row['source']).name}: onset {row['onset']}, apex {row['frame']} ({how})"]
-    for t in tasks:
-        probs = ", ".join(f"{x} {row[f'{t.name}_p_{x}']:.2f}" for x in t.labels)
-        parts.append(f"{t.title}: {row[f'{t.name}_pred'] or '-'} ({probs})")
-    return " | ".join(parts)
-
-
-def failed_sources(df) -> list[str]:
+def failed_sources(df: pd.DataFrame) -> list[str]:
     """Inputs that count against the exit status: an error row, or no row with a face."""
-    ok = df.groupby("source").apply(lambda g: (g.error == "").all() and g.face_found.any(), include_groups=False)
+    ok = df.groupby("source").apply(lambda g: (g.error == "").all() and g.face_found.any(),  # type: ignore[call-overload]
+                                    include_groups=False)
     return sorted(ok.index[~ok.astype(bool)])
-
-
-# ------------------------------------------------------------------------------------------- annotation
-def label_text(row, tasks) -> str:
-    """``felt: fear 0.62 | shown: happiness 0.91``: each task's title, prediction and confidence."""
-    return " | ".join(f"{t.title}: {row[f'{t.name}_pred']} {row[f'{t.name}_conf']:.2f}" for t in tasks
-                      if row.get(f"{t.name}_pred"))
-
-
-def draw(rgb, rows, tasks):
-    """Boxes and labels drawn on a copy of ``rgb`` (OpenCV); scale follows the image size."""
-    import cv2
-
-    img = rgb.copy()
-    h, w = img.shape[:2]
-    scale = max(0.4, min(w, h) / 900)
-    thick = max(1, round(2 * scale))
-    faces = [r for r in rows if r["face_found"]]
-    if not faces:
-        _text(img, "no face", 5, 5, scale, thick, (200, 200, 200))
-    for r in faces:
-        x, y, bw, bh = (int(r[k]) for k in ("x", "y", "w", "h"))
-        colour = (40, 220, 40)
-        cv2.rectangle(img, (x, y), (x + bw, y + bh), colour, thick + 1)
-        (_, th), _ = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-        ty = y - th - 12 if y - th - 12 >= 0 else min(y + bh + 4, h - th - 8)  # above the box, else below
-        _text(img, label_text(r, tasks), x, ty, scale, thick, colour)
-    return img
-
-
-def _text(img, text, x, y, scale, thick, colour):
-    """Text on a dark filled band, kept inside the image (long labels shift left)."""
-    import cv2
-
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    (tw, th), base = cv2.getTextSize(text, font, scale, thick)
-    x = max(0, min(x, img.shape[1] - tw - 8))
-    y = max(0, y)
-    cv2.rectangle(img, (x, y), (x + tw + 8, y + th + base + 8), (0, 0, 0), -1)
-    cv2.putText(img, text, (x + 4, y + th + 4), font, scale, colour, thick, cv2.LINE_AA)
-
-
-def _unique(path):
-    n, out = 1, path
-    while out.exists():
-        out = path.with_name(f"{path.stem}_{n}{path.suffix}")
-        n += 1
-    return out
-
-
-def annotate_all(df, out_dir, tasks, every: int = 1) -> list:
-    """One annotated copy per readable input in ``out_dir``: ``<name>.annotated.<ext>`` (videos: ``.mp4``)."""
-    from pathlib import Path
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for src, g in df[(df.error == "") & ~df.apex].groupby("source", sort=False):
-        path = Path(src)
-        if g.kind.iloc[0] == "image":
-            written.append(annotate_image(path, g.to_dict("records"), tasks, _unique(out_dir / f"{path.stem}.annotated{path.suffix.lower()}")))
-        elif g.kind.iloc[0] == "video":
-            written.append(annotate_video(path, g, tasks, _unique(out_dir / f"{path.stem}.annotated.mp4")))
-            if g.face_found.any():  # each class's probability over time (a clip model: per window)
-                written.append(write_timeline(g, df[(df.source == src) & df.apex], tasks,
-                                              _unique(out_dir / f"{path.stem}.timeline.png")))
-    return written
-
-
-def write_timeline(frames, apex, tasks, out):
-    """The longest face track's probabilities per sampled frame as a PNG (the web app's timeline figure)."""
-    from unmask.serve.analysis import timeline_series
-    from unmask.serve.timeline import plot_timeline
-
-    out.write_bytes(plot_timeline(tasks, timeline_series(tasks, frames, apex)))
-    return out
-
-
-def annotate_image(path, rows, tasks, out):
-    import cv2
-
-    from unmask.predict import read_image
-
-    img = draw(read_image(path), rows, tasks)
-    if not cv2.imwrite(str(out), img[:, :, ::-1]):
-        from unmask.errors import UnmaskError
-        raise UnmaskError(f"cannot write {out}")
-    return out
-
-
-def annotate_video(path, rows, tasks, out):
-    """All frames re-encoded (H.264, even size); each shows the boxes of the latest sampled frame."""
-    from unmask.data.video import header_fps, iter_frames, write_video
-
-    by_frame = {int(f): g.to_dict("records") for f, g in rows.groupby("frame")}
-
-    def frames():
-        current: list = []
-        for index, rgb in iter_frames(path):
-            current = by_frame.get(index, current)
-            yield draw(rgb, current, tasks) if current else rgb
-
-    write_video(frames(), out, header_fps(path) or 25.0, crf=23)  # a preview, not an archive
-    return out

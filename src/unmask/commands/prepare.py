@@ -1,9 +1,13 @@
 """``unmask prepare MANIFEST --out DIR``: decode, detect, crop and cache every clip (resumable)."""
 
+from __future__ import annotations
+
+import argparse
+
 HELP = "decode frames, detect and crop faces, cache every clip of a manifest on disk (resumable)"
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", help="manifest CSV")
     p.add_argument("--out", required=True, help="folder of the prepared set (created; reused by a rerun)")
     p.add_argument("--detector", default="auto", help="auto (per frame: yuface, then haar, then the manifest "
@@ -36,7 +40,7 @@ def add_arguments(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import sys
 
     from unmask.data.faces import describe_detector, resolve_detector_name

@@ -1,9 +1,13 @@
 """``unmask pretrain PREPARED --out FILE``: AU-intensity pretraining of a backbone (see unmask.train.pretrain)."""
 
+from __future__ import annotations
+
+import argparse
+
 HELP = "pretrain a backbone on the AU intensities of a prepared set; writes a weights file for model.weights"
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("prepared", help="folder written by `unmask prepare` (its manifest needs AU annotations)")
     p.add_argument("--out", required=True, help="weights file (.safetensors for timm backbones, .pt for CLIP)")
     p.add_argument("--backbone", default="tiny_resnet")
@@ -16,7 +20,7 @@ def add_arguments(p):
                    help="torch threads while training (fixed: the weights depend on it; 0: torch's default)")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import logging
 
     from unmask.train.pretrain import pretrain_au

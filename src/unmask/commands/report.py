@@ -1,13 +1,17 @@
 """``unmask report RUN``: recompute summary.json and report.md of a run directory."""
 
+from __future__ import annotations
+
+import argparse
+
 HELP = "(re)write summary.json and report.md for a run directory"
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run directory")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from unmask.eval.report import metrics_table, write_report, write_summary

@@ -5,11 +5,15 @@ TABLE is one of the files in configs/experiments (paradigm, ablation, alpha, bet
 variants (:mod:`unmask.experiments.medn`; ``--variants`` picks them).
 """
 
+from __future__ import annotations
+
+import argparse
+
 HELP = ("reproduce a method's tables: DSID's (I-V), IFDD's (ifdd) and MEDN's (medn), one command each; --quick runs "
         "them on synthetic data")
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("table", nargs="+", metavar="TABLE",
                    help="DSID: paradigm (I), ablation (II), alpha (III), beta (IV), models (V), or all (I-V); "
                         "ifdd: IFDD vs its baselines and ablations; medn: MEDN's variants (--variants); "
@@ -35,7 +39,7 @@ def add_arguments(p):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def run_medn(args, overrides) -> int:
+def run_medn(args: argparse.Namespace, overrides: list[str]) -> int:
     import time
 
     from unmask.experiments.medn import reproduce_medn
@@ -49,7 +53,7 @@ def run_medn(args, overrides) -> int:
     return 0
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import logging
     import time
     from pathlib import Path
@@ -99,7 +103,7 @@ def run(args) -> int:
     return 0
 
 
-def run_ifdd(args, overrides) -> int:
+def run_ifdd(args: argparse.Namespace, overrides: list[str]) -> int:
     import logging
 
     from unmask.experiments.ifdd_table import reproduce_ifdd

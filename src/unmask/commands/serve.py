@@ -4,12 +4,16 @@ Listens on the loopback interface unless ``--host`` says otherwise (``--host 0.0
 network: anyone who reaches the port can upload files to be analysed). Needs the ``serve`` extra.
 """
 
+from __future__ import annotations
+
+import argparse
+
 HELP = "a web page to try a trained model on images, videos and webcam stills"
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint.pt, a fold folder (runs/x/folds/s01), or a run with one fold")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it)")
@@ -24,7 +28,7 @@ def add_arguments(p):
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import importlib.util
     import logging
     import sys

@@ -1,15 +1,16 @@
 """``unmask synth OUT``: write a synthetic set with known ground truth (manifest, videos, AU annotations).
 
-``--kind masked`` (default): masked expressions on cartoon faces drawn from AU intensities
-(:mod:`unmask.data.synth`); ``--kind photo``: the same masked-expression paradigm on real face photos warped
-around their detected landmarks, a second renderer (:mod:`unmask.data.photo_render`). ``--kind dfer``:
-in-the-wild dynamic expressions in DFEW's layout (:mod:`unmask.data.synth_dfer`). ``--kind micro``:
-micro-expressions (:mod:`unmask.data.synth_micro`).
-
-``--kind masked`` (default): masked expressions, MFED-shaped (:mod:`unmask.data.synth`). ``--kind dfer``:
-in-the-wild dynamic expressions in DFEW's layout (:mod:`unmask.data.synth_dfer`). ``--kind micro``:
-micro-expressions (:mod:`unmask.data.synth_micro`).
+``--kind`` names a kind registered in :mod:`unmask.synth` (``unmask.synth.list_kinds()``): ``masked``
+(default), masked expressions on cartoon faces drawn from AU intensities (:mod:`unmask.synth.masked`);
+``photo``, the same masked-expression paradigm on real face photos warped around their detected landmarks, a
+second renderer (:mod:`unmask.synth.photo`); ``dfer``, in-the-wild dynamic expressions in DFEW's layout
+(:mod:`unmask.synth.dfer`); ``micro``, micro-expressions (:mod:`unmask.synth.micro`). This command only
+parses the options; the kind turns them into its generator's configuration.
 """
+
+from __future__ import annotations
+
+import argparse
 
 HELP = ("generate a synthetic dataset with known ground truth: masked expressions (default), in-the-wild "
         "dynamic expressions in DFEW's layout (--kind dfer) or micro-expressions (--kind micro)")
@@ -25,9 +26,11 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output folder (new or empty; or the same folder with the same options to resume)")
-    p.add_argument("--kind", choices=("masked", "photo", "dfer", "micro"), default="masked",
+    from unmask.synth import list_kinds
+
+    p.add_argument("--kind", choices=list_kinds(), default="masked",
                    help="masked: the MFED-shaped masked-expression set on cartoon faces (default); photo: the same on "
                         "real face photos from --faces, warped around their YuNet landmarks (224x256, 30 fps, Motion "
                         "JPEG); dfer: in-the-wild clips in DFEW's layout; micro: brief low-intensity AU movements "
@@ -58,7 +61,7 @@ def add_arguments(p):
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png (onset and apex frames)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    d = p.add_argument_group("--kind dfer (defaults: unmask.data.synth_dfer.DferSynthConfig)")
+    d = p.add_argument_group("--kind dfer (defaults: unmask.synth.dfer.DferSynthConfig)")
     d.add_argument("--clips-per-class", type=int, default=None, help="clips per person and class (default 4)")
     d.add_argument("--rest-bias", type=float, default=None, help="resting-face expression, up to this x full (0.6)")
     d.add_argument("--dilution", type=_range, default=None, metavar="LO,HI",
@@ -77,85 +80,7 @@ def _range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def run_dfer(args) -> int:
-    from dataclasses import fields
+def run(args: argparse.Namespace) -> int:
+    from unmask.synth import get_kind
 
-    from unmask.data.synth_dfer import DferSynthConfig, generate_dfer
-
-    given = {"persons": args.subjects, "seed": args.seed, "width": (args.size or (None, None))[0],
-             "height": (args.size or (None, None))[1], "fps": args.fps, "clips_per_class": args.clips_per_class, "rest_bias": args.rest_bias,
-             "dilution": args.dilution, "speech": args.speech, "occluder": args.occluder}
-    known = {f.name for f in fields(DferSynthConfig)}
-    config = DferSynthConfig(**{k: v for k, v in given.items() if v is not None and k in known})
-    manifest = generate_dfer(args.out, config, workers=args.workers, progress=not args.quiet)
-    n = sum(1 for _ in open(manifest, encoding="utf-8")) - 1
-    print(f"wrote {n} clips of {config.persons} person(s) in DFEW's layout to {args.out}; manifest {manifest}")
-    return 0
-
-
-def run_micro(args) -> int:
-    from dataclasses import fields
-
-    from unmask.data.synth_micro import MicroConfig, generate_micro
-    from unmask.errors import UnmaskError
-
-    values = {"subjects": args.subjects, "seed": args.seed, "fps": args.fps, "clips": args.clips,
-              "intensity": args.intensity, "ambiguous": args.ambiguous}
-    if args.size:
-        values.update(width=args.size[0], height=args.size[1])
-    if args.duration:
-        try:
-            values["min_duration"], values["max_duration"] = (float(x) for x in args.duration.split(","))
-        except ValueError:
-            raise UnmaskError(f"--duration: expected MIN,MAX in seconds such as 0.2,0.5, got {args.duration!r}") from None
-    config = MicroConfig(**{k: v for k, v in values.items() if v is not None and k in {f.name for f in fields(MicroConfig)}})
-    manifest = generate_micro(args.out, config, workers=args.workers, progress=not args.quiet)
-    n = sum(1 for _ in open(manifest, encoding="utf-8")) - 1
-    print(f"wrote {n} micro-expression clips from {config.subjects} subject(s) to {manifest} "
-          f"(ground truth in {manifest.parent / 'clips.csv'})")
-    return 0
-
-
-def run(args) -> int:
-    if args.kind == "dfer":
-        return run_dfer(args)
-    from unmask.data.synth import SynthConfig, generate
-
-    if args.kind == "micro":
-        return run_micro(args)
-    if args.kind == "photo":
-        return _run_photo(args)
-    if args.faces:
-        from unmask.errors import UnmaskError
-
-        raise UnmaskError("--faces is for --kind photo")
-    size = args.size or (320, 240)
-    config = SynthConfig.from_preset(
-        args.preset, subjects=8 if args.subjects is None else args.subjects, seed=args.seed, width=size[0], height=size[1],
-        fps=25.0 if args.fps is None else args.fps, leak=args.leak, onset_strength=args.onset_strength, congruent=args.congruent,
-    )
-    manifest = generate(args.out, config, workers=args.workers, progress=not args.quiet, preview=args.preview)
-    n = sum(1 for _ in open(manifest, encoding="utf-8")) - 1
-    print(f"wrote {n} clips from {config.subjects} subject(s) to {manifest}")
-    return 0
-
-
-def _run_photo(args) -> int:
-    from unmask.data.photo_render import PhotoConfig, generate_photo
-    from unmask.errors import UnmaskError
-
-    if not args.faces:
-        raise UnmaskError("--kind photo needs --faces DIR, a folder of face photos (e.g. shared/data/faces)")
-    if args.workers != 1 or args.preview:
-        raise UnmaskError("--workers and --preview are for --kind masked")
-    size = args.size or (224, 256)
-    config = PhotoConfig.from_preset(
-        args.preset, faces=args.faces, subjects=args.subjects or 0, seed=args.seed, width=size[0], height=size[1],
-        fps=args.fps, leak=args.leak, onset_strength=args.onset_strength, congruent=args.congruent,
-    )
-    manifest = generate_photo(args.out, config, progress=not args.quiet)
-    from unmask.data.manifest import read_manifest
-
-    clips = read_manifest(manifest).clips
-    print(f"wrote {len(clips)} clips from {len({c.subject for c in clips})} photographed subject(s) to {manifest}")
-    return 0
+    return get_kind(args.kind).run(args)

@@ -1,9 +1,13 @@
 """``unmask train --config FILE [key=value ...] --out RUN``."""
 
+from __future__ import annotations
+
+import argparse
+
 HELP = "train and evaluate a model with a subject-independent protocol (LOSO by default)"
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config (e.g. configs/dsid_paper.yaml); defaults otherwise")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loss.args.dsid.alpha=0.3")
     p.add_argument("--out", required=True, help="run directory")
@@ -15,7 +19,7 @@ def add_arguments(p):
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 

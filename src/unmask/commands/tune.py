@@ -1,9 +1,13 @@
 """``unmask tune --config FILE --space SPACE.yaml [key=value ...] --out DIR --trials N``."""
 
+from __future__ import annotations
+
+import argparse
+
 HELP = "search hyper-parameters with Ray Tune (ASHA) on validation subjects, then train the best setting once"
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config (e.g. dsid_paper); defaults otherwise")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.epochs=30")
     p.add_argument("--space", required=True,
@@ -17,7 +21,7 @@ def add_arguments(p):
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 

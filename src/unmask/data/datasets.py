@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,8 +29,12 @@ from unmask.data.transforms import resize_uint8
 from unmask.errors import UnmaskError
 from unmask.tasks import Task
 
+if TYPE_CHECKING:
+    from unmask.data.clips import ClipDataset
+    from unmask.data.prepare import PreparedSet
 
-def label_tensor(task: Task, values) -> torch.Tensor:
+
+def label_tensor(task: Task, values: Iterable[Any]) -> torch.Tensor:
     """Parsed labels of one task -> its targets: int64 ``[N]`` (single) or float32 ``[N, L]`` (multi)."""
     targets = [task.target(v) for v in values]
     if task.kind == "single":
@@ -49,7 +55,7 @@ class FrameData:
     def __len__(self) -> int:
         return len(self.clip_ids)
 
-    def subset(self, subjects) -> np.ndarray:
+    def subset(self, subjects: Iterable[str]) -> np.ndarray:
         """Indices of the clips of ``subjects``."""
         wanted = set(subjects)
         return np.array([i for i, s in enumerate(self.subjects) if s in wanted], dtype=np.int64)
@@ -73,11 +79,11 @@ class LazyFrames:
     them in order through a ``DataLoader`` with worker processes (feature extraction reads every clip once).
     """
 
-    def __init__(self, dataset, workers: int | None = None):
+    def __init__(self, dataset: ClipDataset, workers: int | None = None):
         self.dataset = dataset
         self.workers = workers or min(8, os.cpu_count() or 1)
         self._item = tuple(dataset[0][1].shape)
-        self._pool = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def shape(self) -> torch.Size:
@@ -89,7 +95,8 @@ class LazyFrames:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, idx) -> torch.Tensor:
+    def __getitem__(self, idx: Any) -> torch.Tensor:
+        rows: Sequence[int]
         if isinstance(idx, slice):
             rows = range(*idx.indices(len(self)))
         elif isinstance(idx, int):
@@ -109,7 +116,7 @@ class LazyFrames:
         return LazyFrames(ClipDataset(d.prepared, d.clip_ids[start:stop], d.frames, d.size, with_flow=d.with_flow),
                           self.workers)
 
-    def batches(self, batch_size: int):
+    def batches(self, batch_size: int) -> Iterator[tuple[int, torch.Tensor]]:
         """``(start, uint8 [B, ...])`` in order, decoded ahead by DataLoader worker processes."""
         from torch.utils.data import DataLoader
 
@@ -126,7 +133,7 @@ def frames_bytes(n: int, frames: int, size: int) -> int:
     return n * frames * 3 * size * size
 
 
-def load_frames(prepared, paradigm: str = "apex", *, masked_only: bool = True, size: int | None = None,
+def load_frames(prepared: PreparedSet, paradigm: str = "apex", *, masked_only: bool = True, size: int | None = None,
                 workers: int | None = None, lazy: bool | str = "auto", memory_gb: float = 4.0) -> FrameData:
     """The frames of every finished clip of a :class:`~unmask.data.prepare.PreparedSet`, held in memory, or
     read lazily (:class:`LazyFrames`) with ``lazy=True``, or ``"auto"`` when holding them would take more than

@@ -23,14 +23,19 @@ called as ``detect(image, clip=clip, frame=index)``; the others ignore those arg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from unmask.errors import UnmaskError
+
+if TYPE_CHECKING:
+    from unmask.data.manifest import Clip
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
@@ -56,7 +61,7 @@ class FaceDetector:
         self.min_score = min_score
         self.min_size = min_size
 
-    def detect(self, image: np.ndarray, *, clip=None, frame: int | None = None) -> list[Detection]:
+    def detect(self, image: np.ndarray, *, clip: Clip | None = None, frame: int | None = None) -> list[Detection]:
         _check_image(image)
         found = self._detect(image, clip, frame)
         h, w = image.shape[:2]
@@ -167,7 +172,7 @@ class FallbackDetector(FaceDetector):
             HaarDetector(min_score, min_size)]
         self._annotated = AnnotatedDetector()
 
-    def detect(self, image: np.ndarray, *, clip=None, frame: int | None = None) -> list[Detection]:
+    def detect(self, image: np.ndarray, *, clip: Clip | None = None, frame: int | None = None) -> list[Detection]:
         _check_image(image)
         members = list(self.members)
         if clip is not None and frame is not None:
@@ -217,7 +222,7 @@ def resolve_detector_name(name: str = "auto") -> str:
     return name
 
 
-def create_detector(name: str = "auto", **kwargs) -> FaceDetector:
+def create_detector(name: str = "auto", **kwargs: Any) -> FaceDetector:
     """Create a detector by name (see :func:`list_detectors`); ``kwargs`` go to its constructor."""
     return _DETECTORS[resolve_detector_name(name)](**kwargs)
 
@@ -239,7 +244,7 @@ def describe_detector(name: str) -> str:
     return f"auto (per frame: {', then '.join(chain + ['haar', 'the manifest box'])}{why})"
 
 
-def eye_angle(landmarks) -> float:
+def eye_angle(landmarks: Sequence[Sequence[float]] | np.ndarray | None) -> float:
     """The eye line's angle in degrees (clockwise on screen, as image y points down); 0 without landmarks.
     ``crop_face(..., angle=a)`` turns the face by it, so the eyes end level."""
     if not landmarks:
@@ -248,7 +253,7 @@ def eye_angle(landmarks) -> float:
     return float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))
 
 
-def crop_face(image: np.ndarray, box, margin: float = 0.2, size: int = 224, pad: str = "black",
+def crop_face(image: np.ndarray, box: Sequence[float], margin: float = 0.2, size: int = 224, pad: str = "black",
               angle: float = 0.0) -> np.ndarray:
     """Square crop around ``box``, resized to ``size x size`` (RGB uint8).
 

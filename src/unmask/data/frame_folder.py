@@ -4,7 +4,8 @@ The frames are the folder's image files (``.jpg .jpeg .png .bmp``) in *natural* 
 compare as numbers, so ``img2.jpg`` comes before ``img10.jpg`` and ``00002.jpg`` before ``00010.jpg``. An image
 is decoded (OpenCV, to RGB) only when its pixels are asked for, so ``probe`` and ``read_frames`` cost one decode
 per frame they use, not per frame in the folder. :func:`unmask.data.video._decoded` hands a folder here, so
-every reader in :mod:`unmask.data.video` (``probe``, ``read_frames``, ``iter_frames``) accepts one.
+every reader in :mod:`unmask.data.video` (``probe``, ``read_frames``, ``iter_frames``) accepts one. This module
+is the layer below :mod:`unmask.data.video` and imports nothing from it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from unmask.errors import VideoError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -29,11 +32,20 @@ def frame_files(folder: str | Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
+def frame_folder(path: str | Path) -> list[Path]:
+    """The images of a frame folder in frame order (natural order of the file names)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise VideoError(f"frame folder not found: {path}")
+    images = frame_files(path)
+    if not images:
+        raise VideoError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in frame folder {path}")
+    return images
+
+
 def read_image(path: Path) -> np.ndarray:
     """One frame image as RGB uint8 ``[H, W, 3]``; a missing or corrupt file is a :class:`VideoError`."""
     import cv2
-
-    from unmask.data.video import VideoError
 
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
@@ -73,8 +85,6 @@ class _Stream:
 
 def decoded_folder(folder: Path) -> Iterator[tuple[int, _Frame, _Stream]]:
     """``(index, frame, stream)`` for each image, as :func:`unmask.data.video._decoded` yields video frames."""
-    from unmask.data.video import frame_folder
-
     files = frame_folder(folder)  # a missing or empty folder: VideoError, said in one place
     stream = _Stream()
     for i, p in enumerate(files):

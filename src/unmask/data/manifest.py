@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def read_tasks(manifest_path: str | Path, header: list[str] | None = None) -> tu
                       f"`unmask import SOURCE`")
 
 
-def write_tasks(tasks, manifest_path: str | Path) -> Path:
+def write_tasks(tasks: Iterable[Task], manifest_path: str | Path) -> Path:
     side = tasks_path(manifest_path)
     side.write_text(yaml.safe_dump({"tasks": tasks_to_list(tasks)}, sort_keys=False), encoding="utf-8")
     return side
@@ -278,7 +279,7 @@ def _video_length(video: Path) -> int | str:
         return str(e)
 
 
-def write_manifest(clips, path: str | Path, tasks) -> Path:
+def write_manifest(clips: Iterable[Clip], path: str | Path, tasks: Iterable[Task]) -> Path:
     """Write clips as a manifest CSV and its ``tasks`` as the sidecar declaration; paths are written relative to
     the manifest's folder when possible."""
     path = Path(path)

@@ -29,10 +29,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from unmask.errors import UnmaskError
+
+if TYPE_CHECKING:
+    from unmask.data.faces import FaceDetector
 
 PLATEAU = 0.97  # the apex: the first frame whose score reaches this share of the largest
 MAX_RISE_S = 0.3  # the apex search looks this long after the onset
@@ -78,7 +82,7 @@ class OnsetApexInput:
                    float(prep["margin"] if prep.get("margin") is not None else 0.2), bool(prep.get("align")),
                    check_method(prep["flow"]), prep.get("flow_align") or "ecc")
 
-    def video_input(self, video, detector, onset: int | None = None, apex: int | None = None
+    def video_input(self, video: str | Path, detector: FaceDetector, onset: int | None = None, apex: int | None = None
                     ) -> tuple[np.ndarray, dict]:
         """``[T + 1, S, S, 3]`` uint8 (T crops from onset to apex, then the encoded flow) and what was done:
         ``{"onset", "apex", "apex_from": "given" | "search", "apex_score", "box": apex frame's box, "frames"}``."""
@@ -121,7 +125,7 @@ def difference_scores(crops: list[np.ndarray]) -> np.ndarray:
     return np.asarray(scores)
 
 
-def search_apex(video, onset: int, detector, size: int = SEARCH_SIDE, max_rise_s: float | None = MAX_RISE_S
+def search_apex(video: str | Path, onset: int, detector: FaceDetector, size: int = SEARCH_SIDE, max_rise_s: float | None = MAX_RISE_S
                 ) -> tuple[int, float]:
     """The apex of the expression in ``video`` within ``max_rise_s`` seconds after ``onset`` (None: to the end;
     the module docstring) and its score."""

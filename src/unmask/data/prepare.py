@@ -38,10 +38,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -51,6 +53,9 @@ from unmask.data.sampling import ROLES, Sampling, clip_frame_indices, missing_ro
 from unmask.errors import UnmaskError
 from unmask.io import atomic_write_json
 from unmask.tasks import tasks_to_list
+
+if TYPE_CHECKING:
+    from unmask.data.faces import FaceDetector
 
 CACHE_VERSION = 1
 SETTINGS = ("manifest", "detector", "size", "margin", "frames", "clip_frames", "align", "flow",
@@ -97,11 +102,11 @@ class PrepareResult:
         return "\n".join(lines)
 
 
-def _nearest(i: int, have) -> int:
+def _nearest(i: int, have: Iterable[int]) -> int:
     return min(have, key=lambda j: (abs(j - i), j))
 
 
-def crop_frames(images: dict[int, np.ndarray], detector, *, size: int = 224, margin: float = 0.2, align: bool = False,
+def crop_frames(images: dict[int, np.ndarray], detector: FaceDetector, *, size: int = 224, margin: float = 0.2, align: bool = False,
                 clip: Clip | None = None) -> tuple[dict, dict, dict, dict]:
     """Face crops of decoded frames ``{index: RGB}``, as ``prepare`` makes them (``unmask predict`` makes a clip
     model's input from a raw video with the same function): ``(crops, boxes, box_source, angles)``, each keyed
@@ -133,7 +138,7 @@ def crop_frames(images: dict[int, np.ndarray], detector, *, size: int = 224, mar
     return crops, boxes, source, angles
 
 
-def prepare_clip(clip: Clip, out: Path, detector, *, size: int = 224, margin: float = 0.2,
+def prepare_clip(clip: Clip, out: Path, detector: FaceDetector, *, size: int = 224, margin: float = 0.2,
                  sampling: Sampling = Sampling("keyframes", 8), align: bool = False, flow: str = "none",
                  flow_align: str = "ecc") -> dict:
     """Prepare one clip into ``out/clips/<clip_id>/``; returns its meta. Raises UnmaskError on failure."""
@@ -172,7 +177,7 @@ def prepare_clip(clip: Clip, out: Path, detector, *, size: int = 224, margin: fl
     return meta
 
 
-def prepare(manifest_path, out, *, detector: str = "auto", size: int = 224, margin: float = 0.2,
+def prepare(manifest_path: str | Path, out: str | Path, *, detector: str = "auto", size: int = 224, margin: float = 0.2,
             frames: str = "keyframes", clip_frames: int = 8, align: bool = False, flow: str = "none",
             flow_align: str = "ecc", workers: int = 1,
             masked_only: bool = False, skip_invalid: bool = False, max_loss: float = 0.2,
@@ -291,7 +296,7 @@ def _work(clip: Clip, out: Path) -> tuple[Clip, dict | None, str | None]:
     return clip, meta, None
 
 
-def _run(todo: list[Clip], out: Path, settings: dict, workers: int, progress: bool):
+def _run(todo: list[Clip], out: Path, settings: dict, workers: int, progress: bool) -> Iterator[tuple[Clip, dict | None, str | None]]:
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), unit="clip", desc="prepare", disable=not progress or not todo)
@@ -368,7 +373,7 @@ def _write_failures(path: Path, failures: list[Failure]) -> None:
 class PreparedSet:
     """Read a folder written by :func:`prepare`."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         config = self.path / "prepare.json"
         if not config.is_file():

@@ -18,6 +18,7 @@ Besides the T (or K) sampled frames, every key frame a row annotates is kept as 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -72,12 +73,12 @@ def clip_frame_indices(onset: int, offset: int, k: int) -> list[int]:
     return [int(i) for i in np.rint(np.linspace(onset, offset, k))]
 
 
-def missing_roles(clip, sampling: Sampling) -> list[str]:
+def missing_roles(clip: Any, sampling: Sampling) -> list[str]:
     """The key frames ``sampling`` needs that the manifest row of ``clip`` does not annotate."""
     return [r for r in sampling.needs if getattr(clip, r) is None]
 
 
-def planned_frames(clip, sampling: Sampling, num_frames: int | None = None) -> dict:
+def planned_frames(clip: Any, sampling: Sampling, num_frames: int | None = None) -> dict:
     """``{"onset": i, "apex": i, "offset": i, "clip": [i, ...]}``, roles only where the row annotates them.
 
     ``num_frames`` (the video's decoded length) is needed by ``uniform``."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
@@ -12,7 +15,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalization(augment_cfg, data_config: dict) -> tuple[tuple, tuple]:
+def normalization(augment_cfg: Any, data_config: dict) -> tuple[tuple, tuple]:
     """(mean, std): ImageNet's (the paper's choice) or the backbone's own (e.g. CLIP's).
 
     A backbone whose weights only work with its own input scaling (``data_config["own_scaling"]``: the real-face
@@ -26,7 +29,7 @@ def normalization(augment_cfg, data_config: dict) -> tuple[tuple, tuple]:
     return IMAGENET_MEAN, IMAGENET_STD
 
 
-def is_augmenting(augment_cfg) -> bool:
+def is_augmenting(augment_cfg: Any) -> bool:
     return bool(augment_cfg.hflip or augment_cfg.rotation > 0 or augment_cfg.color_jitter > 0
                 or augment_cfg.crop_scale < 1)
 
@@ -48,7 +51,7 @@ class RandomResizedCropSameSize(torch.nn.Module):
         return v2.functional.resized_crop(images, top, left, bh, bw, [h, w], antialias=True)
 
 
-def build_augment(augment_cfg) -> v2.Compose | None:
+def build_augment(augment_cfg: Any) -> v2.Compose | None:
     """Random resized crop, flip, rotation and colour jitter for one uint8 image ``[3, H, W]`` or clip
     ``[K, 3, H, W]`` (None when all are off)."""
     ops = []
@@ -72,7 +75,7 @@ class Preprocess:
     engine seeds.
     """
 
-    def __init__(self, mean, std, augment: v2.Compose | None = None):
+    def __init__(self, mean: Sequence[float], std: Sequence[float], augment: v2.Compose | None = None):
         self.mean = torch.tensor(mean).view(3, 1, 1)
         self.std = torch.tensor(std).view(3, 1, 1)
         self.augment = augment

@@ -23,11 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from unmask.errors import UnmaskError
-
-
-class VideoError(UnmaskError):
-    """A video that is missing, corrupt, or shorter than asked."""
+# both defined a layer below (frame folders, errors) and importable from here, as before
+from unmask.data.frame_folder import frame_folder
+from unmask.errors import VideoError
 
 
 @dataclass(frozen=True)
@@ -67,19 +65,6 @@ def _decoded(path: Path) -> Iterator[tuple[int, object, object]]:
     except av.FFmpegError as e:
         where = "while opening it" if index < 0 else f"after frame {index}"
         raise VideoError(f"cannot decode video {path} ({where}): {e}") from None
-
-
-def frame_folder(path: str | Path) -> list[Path]:
-    """The images of a frame folder in frame order (natural order of the file names)."""
-    from unmask.data.frame_folder import IMAGE_SUFFIXES, frame_files
-
-    path = Path(path)
-    if not path.is_dir():
-        raise VideoError(f"frame folder not found: {path}")
-    images = frame_files(path)
-    if not images:
-        raise VideoError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in frame folder {path}")
-    return images
 
 
 def frame_numbers(path: str | Path) -> list[int]:
@@ -213,7 +198,7 @@ def _codec() -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-def write_video(frames, path: Path, fps: float, crf: int = 18) -> int:
+def write_video(frames: Iterable[np.ndarray], path: Path, fps: float, crf: int = 18) -> int:
     """Encode RGB frames to an mp4 at ``path`` (yuv420p; libx264 at ``crf`` if available, else high-quality
     mpeg4); frames are cropped to even sides (yuv420p needs them). The same frames give the same file.
     Returns the number of frames written."""

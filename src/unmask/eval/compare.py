@@ -7,6 +7,7 @@ bootstrap of the accuracy difference. Multi-label tasks: a paired bootstrap of t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ def _tasks(run) -> dict:
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, *, n_boot: int = 2000, seed: int = 0,
-                 clips=None) -> dict:
+                 clips: Iterable[str] | None = None) -> dict:
     """``clips``: compare on these clip ids only (a subset such as the ambiguous pairs of a synthetic set)."""
     a, b = load_predictions(run_a), load_predictions(run_b)
     if clips is not None:

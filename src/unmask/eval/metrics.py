@@ -14,20 +14,27 @@ NaN for multi-label) are left out of that task's metrics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
+
+if TYPE_CHECKING:
+    from unmask.tasks import Task
 
 METRICS = ("accuracy", "f1", "uar")  # single-label tasks
 MULTI_METRICS = ("macro_f1", "macro_auc")  # multi-label tasks
 
 
-def present_classes(y_true: np.ndarray, n_classes: int) -> list[int]:
+def present_classes(y_true: ArrayLike, n_classes: int) -> list[int]:
     """The classes (of ``0..n_classes-1``) that at least one clip of ``y_true`` has: the set macro averages and
     chance are taken over."""
     return sorted(int(c) for c in np.unique(np.asarray(y_true)) if 0 <= c < n_classes)
 
 
-def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+def scores(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> dict[str, float]:
     """Accuracy, macro-F1 and UAR; F1 and UAR averaged over the classes present in ``y_true``."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     present = present_classes(y_true, n_classes)
@@ -39,7 +46,7 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, 
     }
 
 
-def multilabel_scores(y_true, probs, labels) -> dict:
+def multilabel_scores(y_true: ArrayLike, probs: ArrayLike, labels: Sequence[str]) -> dict:
     """``y_true`` 0/1 ``[n, L]`` (NaN rows or cells = not annotated), ``probs [n, L]`` -> per-label F1 (at 0.5) and
     AUC (where a label has both outcomes) and their macro averages over the labels that have them."""
     y_true, probs = np.asarray(y_true, dtype=float), np.asarray(probs, dtype=float)
@@ -64,7 +71,7 @@ def multilabel_scores(y_true, probs, labels) -> dict:
             "per_label_f1": f1s, "per_label_auc": aucs}
 
 
-def _multilabel_by_columns(t: np.ndarray, p: np.ndarray, labels) -> dict:
+def _multilabel_by_columns(t: np.ndarray, p: np.ndarray, labels: Sequence[str]) -> dict:
     """:func:`multilabel_scores` of fully annotated rows ``t [n, L]`` 0/1 and ``p [n, L]``, L >= 2."""
     f1s, aucs = {}, {}
     if len(t):
@@ -80,7 +87,7 @@ def _multilabel_by_columns(t: np.ndarray, p: np.ndarray, labels) -> dict:
             "per_label_f1": f1s, "per_label_auc": aucs}
 
 
-def task_scores(task, y_true, probs) -> dict:
+def task_scores(task: Task, y_true: ArrayLike, probs: ArrayLike) -> dict:
     """A task's scores from its labels and the model's probabilities (clips without a label left out)."""
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     if task.kind == "multi":
@@ -89,7 +96,7 @@ def task_scores(task, y_true, probs) -> dict:
     return scores(y_true[known], probs[known].argmax(1), task.num_classes)
 
 
-def confusion(y_true, y_pred, n_classes: int) -> list[list[int]]:
+def confusion(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> list[list[int]]:
     return confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()
 
 
@@ -104,7 +111,7 @@ def _from_confusion(cm: np.ndarray, classes: np.ndarray) -> dict[str, float]:
     return {"accuracy": tp.sum() / cm.sum(), "f1": f1[classes].mean(), "uar": (tp[present] / support[present]).mean()}
 
 
-def bootstrap_ci(y_true, y_pred, n_classes: int, *, n_boot: int = 1000, level: float = 0.95,
+def bootstrap_ci(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int, *, n_boot: int = 1000, level: float = 0.95,
                  seed: int = 0) -> dict[str, list[float]]:
     """Percentile bootstrap CI of each metric, resampling clips with replacement."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -123,7 +130,7 @@ def bootstrap_ci(y_true, y_pred, n_classes: int, *, n_boot: int = 1000, level: f
     return {m: [float(np.percentile(v, lo)), float(np.percentile(v, hi))] for m, v in boot.items()}
 
 
-def chance_test(y_true, y_pred, chance: float) -> float:
+def chance_test(y_true: ArrayLike, y_pred: ArrayLike, chance: float) -> float:
     """One-sided exact binomial p-value that accuracy exceeds ``chance``."""
     from scipy.stats import binomtest
 
@@ -131,7 +138,7 @@ def chance_test(y_true, y_pred, chance: float) -> float:
     return float(binomtest(int((y_true == y_pred).sum()), len(y_true), chance, alternative="greater").pvalue)
 
 
-def summarize_task(task, folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_boot: int = 1000,
+def summarize_task(task: Task, folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_boot: int = 1000,
                    seed: int = 0) -> dict:
     """Metrics for one task given ``{fold: (y_true, y_pred)}`` (single-label: class indices; multi-label: 0/1
     labels and probabilities): pooled, per fold, mean and std over folds."""
@@ -162,13 +169,13 @@ def summarize_task(task, folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_b
     }
 
 
-def _summarize_multilabel(task, folds, *, n_boot: int, seed: int) -> dict:
+def _summarize_multilabel(task: Task, folds: dict[str, tuple[np.ndarray, np.ndarray]], *, n_boot: int, seed: int) -> dict:
     per_fold = {name: multilabel_scores(t, p, task.labels) for name, (t, p) in folds.items()}
     y_true = np.concatenate([np.asarray(t, dtype=float) for t, _ in folds.values()])
     probs = np.concatenate([np.asarray(p, dtype=float) for _, p in folds.values()])
     pooled = multilabel_scores(y_true, probs, task.labels)
     rng = np.random.default_rng(seed)
-    boot = {m: [] for m in MULTI_METRICS}
+    boot: dict[str, list[float]] = {m: [] for m in MULTI_METRICS}
     for _ in range(n_boot):
         idx = rng.integers(0, len(y_true), len(y_true))
         s = multilabel_scores(y_true[idx], probs[idx], task.labels)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +35,8 @@ def load_predictions(run: str | Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def write_summary(run: str | Path, folds=None) -> dict:
+def write_summary(run: str | Path, folds: Sequence[Any] | None = None) -> dict:
+    """``folds``: the run's folds (each with a ``name``), to name the ones missing from the summary."""
     run = Path(run)
     preds = load_predictions(run)
     fold_meta = {p.parent.name: json.loads(p.read_text()) for p in sorted((run / "folds").glob("*/metrics.json"))}

@@ -65,7 +65,7 @@ QUICK = {"synth": {"persons": 10, "clips_per_class": 4}, "pretrain": {"persons":
 def quick_data(out: Path, *, progress: bool = True) -> tuple[Path, Path]:
     """The quick set and the AU-pretrained tiny backbone, made once: ``(prepared dir, weights file)``."""
     from unmask.data.prepare import prepare
-    from unmask.data.synth_dfer import DferSynthConfig, generate_dfer
+    from unmask.synth.dfer import DferSynthConfig, generate_dfer
     from unmask.train.pretrain import pretrain_au
 
     data = out / "data"

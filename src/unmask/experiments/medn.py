@@ -14,10 +14,17 @@ their protocol caveats. The anchors are numbers as reported, not reproduced here
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from unmask.data.prepare import PreparedSet
 
 #: variant -> config overrides on top of configs/medn_synth.yaml (every ablation switch of the model and loss)
 VARIANTS: dict[str, list[str]] = {
@@ -47,8 +54,8 @@ ANCHORS = [
 ]
 
 
-def ambiguous_ids(synth_dir) -> list[str]:
-    from unmask.data.synth_micro import read_ground_truth
+def ambiguous_ids(synth_dir: str | Path) -> list[str]:
+    from unmask.synth.micro import read_ground_truth
 
     return sorted(cid for cid, r in read_ground_truth(synth_dir).items() if r["ambiguous"] == "1")
 
@@ -90,7 +97,7 @@ def variant_row(name: str, run: Path, ambiguous: list[str] | None, baseline: Pat
 
 
 @torch.no_grad()
-def test_features(run: Path, prepared) -> tuple[np.ndarray, np.ndarray]:
+def test_features(run: Path, prepared: PreparedSet) -> tuple[np.ndarray, np.ndarray]:
     """Motion and emotion features of every fold's test clips, from the fold's checkpoint: ``[N, dm], [N, de]``."""
     from unmask.checkpoint import load_checkpoint
     from unmask.data.datasets import load_frames
@@ -143,7 +150,7 @@ def decoupling_figure(corrs: dict[str, np.ndarray], path: Path) -> Path:
 SOURCES = ("casme2", "samm", "smic")  # the MEGC2019 composite's subject prefixes (unmask import megc2019)
 
 
-def per_source(preds, task: str = "emotion") -> dict[str, dict]:
+def per_source(preds: pd.DataFrame, task: str = "emotion") -> dict[str, dict]:
     """UF1 and UAR per source dataset of a composite, on the same pooled predictions (subjects ``casme2_*``,
     ``samm_*``, ``smic_*``); empty when the subjects carry no such prefix."""
     from sklearn.metrics import balanced_accuracy_score, f1_score
@@ -202,7 +209,7 @@ def format_table(rows: list[dict], quick: bool) -> str:
     return "\n".join(lines)
 
 
-def reproduce_medn(out, *, quick: bool = True, prepared=None, variants=None, overrides=(), subjects: int = 6,
+def reproduce_medn(out: str | Path, *, quick: bool = True, prepared: str | Path | None = None, variants: Sequence[str] | None = None, overrides: Sequence[str] = (), subjects: int = 6,
                    clips: int = 16, progress: bool = False) -> Path:
     """Run the variants and write ``OUT/medn_table.md`` and ``.json``; returns the markdown path."""
     from unmask.config import load_config
@@ -217,7 +224,7 @@ def reproduce_medn(out, *, quick: bool = True, prepared=None, variants=None, ove
     ambiguous = None
     if quick:
         from unmask.data.prepare import prepare
-        from unmask.data.synth_micro import MicroConfig, generate_micro
+        from unmask.synth.micro import MicroConfig, generate_micro
 
         manifest = generate_micro(out / "data", MicroConfig(subjects=subjects, clips=clips), progress=progress)
         prepare(manifest, out / "prepared", detector="annotated", size=112, frames="rise:8", flow="dis",

@@ -31,7 +31,7 @@ def synth_dir(out: Path, preset: str) -> Path:
 
 def quick_datasets(out: Path, presets: list[str], *, progress: bool = True) -> dict[str, str]:
     from unmask.data.prepare import prepare
-    from unmask.data.synth import SynthConfig, generate
+    from unmask.synth.masked import SynthConfig, generate
 
     settings = read_settings("quick")
     synth = dict(settings.get("synth") or {})
@@ -94,7 +94,7 @@ def pretrained_weights(out: Path) -> dict[str, str]:
 def pretraining_set(out: Path, *, progress: bool = True) -> Path:
     """The synthetic set of other people the backbones are pretrained on (generated and prepared once)."""
     from unmask.data.prepare import prepare
-    from unmask.data.synth import SynthConfig, generate
+    from unmask.synth.masked import SynthConfig, generate
 
     settings = read_settings("quick")
     synth = dict(settings.get("synth") or {})

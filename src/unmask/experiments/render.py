@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from unmask.experiments.tables import Table
 
@@ -33,7 +34,7 @@ def _cells_by_row(results) -> dict:
     return by_row
 
 
-def write_table(table: Table, results, out_dir: Path, *, notes: list[str] | None = None) -> dict[str, Path]:
+def write_table(table: Table, results: list[tuple[Any, Any]], out_dir: Path, *, notes: list[str] | None = None) -> dict[str, Path]:
     """``results``: ``[(Cell, cell_result or None), ...]`` in row order. Returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     by_row = _cells_by_row(results)
@@ -102,7 +103,7 @@ def _write_csv(table, rows, row_of, by_row, path: Path) -> None:
             w.writerow(rec)
 
 
-def plot_sweep(table: Table, rows, row_of, by_row, path: Path) -> Path:
+def plot_sweep(table: Table, rows: list[str], row_of: dict[str, Any], by_row: dict[str, Any], path: Path) -> Path:
     """Accuracy and F1 against the swept weight, TER and DER: ours (error bars: fold std) vs the paper."""
     import matplotlib
     matplotlib.use("Agg")

@@ -19,6 +19,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -68,7 +69,7 @@ class Cell:
     run_dir: Path
 
 
-def make_context(out, datasets: dict[str, str], *, quick: bool = False, overrides: list[str] | None = None,
+def make_context(out: str | Path, datasets: dict[str, str], *, quick: bool = False, overrides: list[str] | None = None,
                  weights: list[str] | None = None) -> Context:
     """Resolve the per-backbone weights: common.yaml (or quick.yaml) defaults <- ``model.weights=X`` given as
     an override (the base backbone's) <- ``--weights NAME=SPEC``."""
@@ -215,7 +216,7 @@ def is_finished(path: Path) -> bool:
     return not json.loads(summary.read_text()).get("missing_folds")
 
 
-def execute(path: Path, cfg: Config, *, jobs: int = 1, progress: bool = True, executor=None) -> bool:
+def execute(path: Path, cfg: Config, *, jobs: int = 1, progress: bool = True, executor: Any = None) -> bool:
     """Train the run unless it is finished; returns whether anything was trained."""
     from unmask.train.run import train_run
 

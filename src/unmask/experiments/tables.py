@@ -24,8 +24,10 @@ live in the same folder and are not tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from unmask.config import read_yaml_mapping
 from unmask.errors import UnmaskError
@@ -71,7 +73,7 @@ def read_settings(name: str) -> dict:
     return read_yaml_mapping(EXPERIMENTS_DIR / f"{name}.yaml")
 
 
-def _overrides(value, where: str) -> tuple[str, ...]:
+def _overrides(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) and "=" in v for v in value):
@@ -128,7 +130,7 @@ def parse_estimators(values: list[str] | None) -> list[str]:
     return out
 
 
-def with_estimators(table: Table, estimators: list[str], hsic_loss_of) -> Table:
+def with_estimators(table: Table, estimators: list[str], hsic_loss_of: Callable[[Any], str | None]) -> Table:
     """Add, after each HSIC row, one copy per estimator with ``loss.args.<loss>.estimator=<e>`` (label "X
     (estimator=e)").
 

@@ -30,10 +30,15 @@ Everything is computed in float32 with autocast disabled, whatever the input dty
 
 from __future__ import annotations
 
+from typing import Any, Literal, overload
+
 import torch
 import torch.nn.functional as F
 
 from unmask.errors import UnmaskError
+
+# what return_sigma=True adds: the RBF bandwidths (floats for 2-D inputs, [F] tensors stacked); None (linear)
+Sigmas = tuple[float, float] | tuple[torch.Tensor, torch.Tensor] | None
 
 KERNELS = ("rbf", "linear")
 ESTIMATORS = ("biased", "unbiased", "paper")
@@ -66,13 +71,13 @@ def _gram(u: torch.Tensor, kernel: str, sigma: torch.Tensor | None) -> torch.Ten
         return g
     sq = (u * u).sum(dim=2)  # [F, n]
     d2 = (sq[:, :, None] + sq[:, None, :] - 2.0 * g).clamp_min(0.0)  # [F, n, n] squared distances
-    return torch.exp(-d2 / (2.0 * sigma[:, None, None] ** 2))
+    return torch.exp(-d2 / (2.0 * sigma[:, None, None] ** 2))  # type: ignore[index]  # rbf: sigma is given
 
 
 def _rowwise(a: torch.Tensor, b: torch.Tensor, kernel: str, sigma: torch.Tensor | None) -> torch.Tensor:
     if kernel == "linear":  # [F, n, d] x2 -> [F, n]
         return (a * b).sum(dim=2)
-    return torch.exp(-((a - b) ** 2).sum(dim=2) / (2.0 * sigma[:, None] ** 2))
+    return torch.exp(-((a - b) ** 2).sum(dim=2) / (2.0 * sigma[:, None] ** 2))  # type: ignore[index]  # rbf: sigma is given
 
 
 def _biased(k: torch.Tensor, l: torch.Tensor, m: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
@@ -91,9 +96,16 @@ def _unbiased(k: torch.Tensor, l: torch.Tensor, m: torch.Tensor, n: torch.Tensor
     return (trace_kl + sums - cross) / (n * (n - 3))
 
 
+@overload
+def hsic(x: torch.Tensor, y: torch.Tensor, *, kernel: str = ..., estimator: str = ..., sigma: float | None = ...,
+         normalize: bool = ..., return_sigma: Literal[False] = ..., mask: torch.Tensor | None = ...) -> torch.Tensor: ...
+@overload
+def hsic(x: torch.Tensor, y: torch.Tensor, *, kernel: str = ..., estimator: str = ..., sigma: float | None = ...,
+         normalize: bool = ..., return_sigma: Literal[True], mask: torch.Tensor | None = ...
+         ) -> tuple[torch.Tensor, Sigmas]: ...
 def hsic(x: torch.Tensor, y: torch.Tensor, *, kernel: str = "rbf", estimator: str = "biased",
          sigma: float | None = None, normalize: bool = True, return_sigma: bool = False,
-         mask: torch.Tensor | None = None):
+         mask: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, Sigmas]:
     """HSIC between ``x [n, dx]`` and ``y [n, dy]`` (rows paired); a scalar tensor, float32.
 
     With ``return_sigma=True`` returns ``(value, sigmas)``: ``sigmas = (sigma_x, sigma_y)`` floats for the RBF
@@ -131,7 +143,7 @@ def hsic(x: torch.Tensor, y: torch.Tensor, *, kernel: str = "rbf", estimator: st
         n = torch.where(ok, n, torch.full_like(n, 8.0))  # any n that keeps the formulas finite; zeroed below
         if normalize:
             x, y = F.normalize(x, dim=2), F.normalize(y, dim=2)
-        sigmas = None
+        sigmas: Any = None  # (sigma_x, sigma_y): [F] tensors, floats once unstacked
         if kernel == "rbf":
             if sigma is not None:
                 s = torch.full_like(n, float(sigma))
@@ -142,10 +154,10 @@ def hsic(x: torch.Tensor, y: torch.Tensor, *, kernel: str = "rbf", estimator: st
             else:
                 sigmas = (_median_sigma(x, mask), _median_sigma(y, mask))
         if estimator == "paper":
-            s = None if sigmas is None else sigmas[0]
-            k_xy = _rowwise(x, y, kernel, s)  # [F, n]
-            k_xx = _rowwise(x, x, kernel, s)  # (= 1 on unit vectors)
-            k_yy = _rowwise(y, y, kernel, s)
+            s0 = None if sigmas is None else sigmas[0]
+            k_xy = _rowwise(x, y, kernel, s0)  # [F, n]
+            k_xx = _rowwise(x, x, kernel, s0)  # (= 1 on unit vectors)
+            k_yy = _rowwise(y, y, kernel, s0)
             value = (((k_xy - k_xx * k_yy) ** 2) * m).sum(dim=1) / n
         else:
             k = _gram(x, kernel, None if sigmas is None else sigmas[0])  # [F, n, n]

@@ -11,6 +11,7 @@ objective (:mod:`unmask.losses.terms`): ``[F, B, ...]`` with a mask ``[F, B]``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,7 @@ class IFDDObjective(nn.Module):
     def forward(self, outputs: dict, targets: dict, mask: torch.Tensor | None = None) -> dict:
         outputs, targets, m, stacked = as_stack(outputs, targets, mask, f"{self.tasks[0].name}_logits")
         terms = {}
-        loss = None
+        loss: Any = None
         for task in self.tasks:
             value = smoothed_ce(outputs[f"{task.name}_logits"], targets[task.name], m, self.label_smoothing)
             loss = value if loss is None else loss + value

@@ -17,7 +17,7 @@ targets: SMIC in the composite). Returned: ``loss``, ``<task>_ce``, ``<aus>_bce`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -50,7 +50,7 @@ def orthogonality(x: torch.Tensor, y: torch.Tensor, kind: str = "corr") -> torch
     raise UnmaskError(f"unknown orthogonality kind {kind!r}; expected one of: {', '.join(KINDS)}")
 
 
-def _per_member(fn, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _per_member(fn: Callable[..., torch.Tensor], x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """A batch criterion on each member's valid rows: ``x [F, B, dx]``, ``mask [F, B]`` -> ``[F]``."""
     values = [fn(x[f][mask[f]], y[f][mask[f]]) if int(mask[f].sum()) >= 2 else x.new_zeros(())
               for f in range(x.shape[0])]

@@ -18,7 +18,8 @@ from torch import nn
 from unmask.tasks import Task
 
 
-def as_stack(outputs: dict, targets: dict, mask: torch.Tensor | None, ref_key: str):
+def as_stack(outputs: dict, targets: dict, mask: torch.Tensor | None, ref_key: str
+             ) -> tuple[dict, dict, torch.Tensor, bool]:
     """Give 2-D inputs the stacked form ``[1, B, ...]``; returns (outputs, targets, mask [F, B], stacked)."""
     stacked = outputs[ref_key].dim() == 3
     if not stacked:

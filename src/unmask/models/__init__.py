@@ -48,7 +48,7 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     return MODELS.call(name, **overrides)
 
 
-def backbone_frozen(model) -> bool:
+def backbone_frozen(model: Any) -> bool:
     """True when no backbone parameter trains: the model's features can be computed once and cached."""
     return not any(p.requires_grad for p in model.backbone.parameters())
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -25,7 +26,7 @@ from unmask.models.backbones import Backbone
 from unmask.tasks import Task, task_by_name, tasks_from_list, tasks_to_list
 
 
-def resolve_tasks(tasks, *, wanted: tuple[str, ...] = (), single: bool = False, model: str = "") -> tuple[Task, ...]:
+def resolve_tasks(tasks: Iterable[Task | dict] | None, *, wanted: tuple[str, ...] = (), single: bool = False, model: str = "") -> tuple[Task, ...]:
     """The data's ``tasks`` (Task objects or their dicts) as Tasks; ``wanted`` names must be among them
     (and single-label with ``single``), else an UnmaskError naming the model and the data's tasks."""
     if tasks is None:
@@ -68,7 +69,7 @@ class HeadModel(nn.Module):
     #: frames) instead of frame by frame: the engine and prediction then pass clips to it unflattened.
     encodes_clips: bool = False
 
-    def __init__(self, backbone: Backbone, model_args: dict[str, Any], tasks, *, clip_input: bool = False):
+    def __init__(self, backbone: Backbone, model_args: dict[str, Any], tasks: Iterable[Task], *, clip_input: bool = False):
         super().__init__()
         self.backbone = backbone
         if getattr(backbone, "encodes_clips", False):  # a video backbone (unmask.models.video_backbones)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -248,7 +249,7 @@ class ClipBackbone(Backbone):
             mlp.gelu = nn.SiLU()
         return clone
 
-    def tokenizer(self):
+    def tokenizer(self) -> Any:
         """open_clip's BPE tokenizer (its vocabulary ships inside the package: works offline)."""
         from open_clip.tokenizer import SimpleTokenizer
 
@@ -292,7 +293,7 @@ def _vit_parts(model):
 
 
 @register_backbone
-def vit_b16(weights=None, mode="frozen", img_size: int = 224) -> Backbone:
+def vit_b16(weights: str | os.PathLike | None = None, mode: str | int = "frozen", img_size: int = 224) -> Backbone:
     """ImageNet ViT-B/16 (timm ``vit_base_patch16_224``), D=768."""
     import timm
 
@@ -304,7 +305,7 @@ def vit_b16(weights=None, mode="frozen", img_size: int = 224) -> Backbone:
 
 
 @register_backbone
-def resnet18(weights=None, mode="frozen") -> Backbone:
+def resnet18(weights: str | os.PathLike | None = None, mode: str | int = "frozen") -> Backbone:
     """ImageNet ResNet-18 (timm ``resnet18``), D=512."""
     import timm
 
@@ -315,7 +316,7 @@ def resnet18(weights=None, mode="frozen") -> Backbone:
 
 
 @register_backbone
-def tiny_vit(weights=None, mode="frozen", img_size: int = 64) -> Backbone:
+def tiny_vit(weights: str | os.PathLike | None = None, mode: str | int = "frozen", img_size: int = 64) -> Backbone:
     """timm VisionTransformer, patch 8, width 64, depth 2, 2 heads, D=64 (tests, CPU demo)."""
     from timm.models.vision_transformer import VisionTransformer
 
@@ -330,7 +331,7 @@ def tiny_vit(weights=None, mode="frozen", img_size: int = 64) -> Backbone:
 
 
 @register_backbone
-def tiny_resnet(weights=None, mode="frozen", img_size: int = 64) -> Backbone:
+def tiny_resnet(weights: str | os.PathLike | None = None, mode: str | int = "frozen", img_size: int = 64) -> Backbone:
     """timm ResNet(BasicBlock, [1, 1, 1, 1]) with channels 16-128, D=128 (tests, CPU demo)."""
     from timm.models.resnet import BasicBlock, ResNet
 
@@ -384,7 +385,7 @@ def _build_clip(name: str, weights, mode, *, arch: str | None, config: dict[str,
 
 
 @register_backbone
-def clip_vit_b16(weights=None, mode="frozen", quick_gelu: bool | None = None, text_tower: bool = False) -> Backbone:
+def clip_vit_b16(weights: str | os.PathLike | None = None, mode: str | int = "frozen", quick_gelu: bool | None = None, text_tower: bool = False) -> Backbone:
     """CLIP ViT-B/16 image encoder (open_clip ``ViT-B-16``), D=512 (projected embedding)."""
     import open_clip
 
@@ -393,7 +394,7 @@ def clip_vit_b16(weights=None, mode="frozen", quick_gelu: bool | None = None, te
 
 
 @register_backbone
-def tiny_clip_vit(weights=None, mode="frozen", img_size: int = 64, quick_gelu: bool | None = None,
+def tiny_clip_vit(weights: str | os.PathLike | None = None, mode: str | int = "frozen", img_size: int = 64, quick_gelu: bool | None = None,
                   text_tower: bool = False) -> Backbone:
     """open_clip CLIP from a small config: vision patch 8 / width 64 / 2 layers / 2 heads, text width 64 /
     2 layers / 2 heads / context 32, embed 32 (tests, CPU demo). Full BPE vocabulary so the real tokenizer works."""
@@ -406,7 +407,7 @@ def tiny_clip_vit(weights=None, mode="frozen", img_size: int = 64, quick_gelu: b
                        text_tower=text_tower, file_hint="tiny_clip_vit.pt", build_args={"img_size": img_size})
 
 
-def create_backbone(name: str, weights=None, mode: str | int = "frozen", **kwargs: Any) -> Backbone:
+def create_backbone(name: str, weights: str | os.PathLike | None = None, mode: str | int = "frozen", **kwargs: Any) -> Backbone:
     """Create a registered backbone; unknown names/arguments raise UnmaskError listing the known ones."""
     return BACKBONES.call(name, weights=weights, mode=mode, **kwargs)
 

@@ -7,6 +7,7 @@ notion of which emotion is felt or shown, so on MFED both tasks get the same log
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,7 +84,7 @@ class ClipLinearProbe(HeadModel):
 
 
 @register_model
-def clip_zero_shot(tasks=MFED_TASKS, backbone: str = "clip_vit_b16", weights=None,
+def clip_zero_shot(tasks: Sequence[Task] | None = MFED_TASKS, backbone: str = "clip_vit_b16", weights: str | os.PathLike | None = None,
                    templates: Sequence[str] | None = None, clip_input: bool = False,
                    **backbone_kwargs: Any) -> ClipZeroShot:
     """Zero-shot CLIP over each single-label task's labels; ``templates`` default to :data:`DEFAULT_TEMPLATES`."""
@@ -102,7 +103,7 @@ def clip_zero_shot(tasks=MFED_TASKS, backbone: str = "clip_vit_b16", weights=Non
 
 
 @register_model
-def clip_linear_probe(tasks=MFED_TASKS, backbone: str = "clip_vit_b16", weights=None, clip_input: bool = False,
+def clip_linear_probe(tasks: Sequence[Task] | None = MFED_TASKS, backbone: str = "clip_vit_b16", weights: str | os.PathLike | None = None, clip_input: bool = False,
                       **backbone_kwargs: Any) -> ClipLinearProbe:
     """Linear probe (one Linear per task of the data) on frozen features of ``backbone`` (CLIP by default; any
     registered backbone works)."""

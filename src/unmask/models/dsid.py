@@ -9,6 +9,8 @@ model trained with ``alpha=0``.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -66,7 +68,7 @@ class SingleStream(HeadModel):
 
 
 @register_model
-def dsid(tasks=MFED_TASKS, backbone: str = "clip_vit_b16", weights=None, mode: str | int = "frozen",
+def dsid(tasks: Sequence[Task] | None = MFED_TASKS, backbone: str = "clip_vit_b16", weights: str | os.PathLike | None = None, mode: str | int = "frozen",
          true_task: str = "true", disguised_task: str = "disguised", adapter_dim: int = 512, branch_dim: int = 256,
          dropout: float = 0.5, clip_input: bool = False, **backbone_kwargs: Any) -> DSID:
     """DSID over two single-label tasks of the data (MFED's by default); extra keyword arguments (e.g.
@@ -81,7 +83,7 @@ def dsid(tasks=MFED_TASKS, backbone: str = "clip_vit_b16", weights=None, mode: s
 
 
 @register_model
-def single_stream(tasks=MFED_TASKS, backbone: str = "clip_vit_b16", weights=None, mode: str | int = "frozen",
+def single_stream(tasks: Sequence[Task] | None = MFED_TASKS, backbone: str = "clip_vit_b16", weights: str | os.PathLike | None = None, mode: str | int = "frozen",
                   task: str = "true", adapter_dim: int = 512, dropout: float = 0.5, clip_input: bool = False,
                   **backbone_kwargs: Any) -> SingleStream:
     """One task of the data (``task``, e.g. MFED's ``true`` or ``disguised``): backbone -> adapter -> classifier."""

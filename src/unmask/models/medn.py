@@ -30,7 +30,8 @@ Outputs: ``<task>_logits``, ``motion_features`` ``[B, dm]``, ``emotion_features`
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -40,6 +41,7 @@ from unmask.errors import UnmaskError
 from unmask.models._registry import register_model
 from unmask.models.adapters import HeadModel, resolve_tasks
 from unmask.models.backbones import create_backbone
+from unmask.tasks import Task
 
 BRANCHES = ("both", "motion", "emotion")
 FUSIONS = ("gated", "cross_attention", "sum", "concat")
@@ -130,7 +132,7 @@ class MEDNEncoder(nn.Module):
     """The clip encoder of MEDN: ``[B, T + 1, 3, H, W]`` (frames then flow) -> ``[B, dm + de]`` (``m`` then ``e``;
     zeros for a branch switched off). Presents the frame backbone's preprocessing."""
 
-    def __init__(self, frames_backbone, motion: MotionCNN | None, sevit: SEViT | None, dm: int, de: int,
+    def __init__(self, frames_backbone: nn.Module, motion: MotionCNN | None, sevit: SEViT | None, dm: int, de: int,
                  frame_input: str = "rgb", delta_gain: float = 4.0):
         super().__init__()
         if frame_input not in FRAME_INPUTS:
@@ -199,7 +201,7 @@ class MEDN(HeadModel):
     default_loss = "medn"
     encodes_clips = True
 
-    def __init__(self, encoder: MEDNEncoder, model_args: dict[str, Any], tasks, *, classes, au=None,
+    def __init__(self, encoder: MEDNEncoder, model_args: dict[str, Any], tasks: Iterable[Task], *, classes: Task, au: Task | None = None,
                  branches: str = "both", fusion: str = "gated", fusion_dim: int = 64, dropout: float = 0.3,
                  clip_input: bool = True):
         super().__init__(encoder, model_args, tasks, clip_input=clip_input)
@@ -235,7 +237,7 @@ class MEDN(HeadModel):
 
 
 @register_model
-def medn(tasks=None, backbone: str = "tiny_vit", weights=None, mode: str | int = "finetune",
+def medn(tasks: Sequence[Task] | None = None, backbone: str = "tiny_vit", weights: str | os.PathLike | None = None, mode: str | int = "finetune",
          clip_input: bool = True, branches: Literal["both", "motion", "emotion"] = "both",
          au_head: bool = True, au_task: str | None = None, motion_dim: int = 64, motion_width: int = 16,
          emotion_dim: int = 64, rates: Sequence[float] = (0.25, 0.5, 0.75), score: Literal["prev", "onset"] = "prev",

@@ -6,6 +6,7 @@ per label, BCE): the loss registry's ``tasks`` objective picks the term from the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ class MultiTask(HeadModel):
 
 
 @register_model
-def multitask(tasks=None, backbone: str = "clip_vit_b16", weights=None, mode: str | int = "frozen",
+def multitask(tasks: Sequence[Task] | None = None, backbone: str = "clip_vit_b16", weights: str | os.PathLike | None = None, mode: str | int = "frozen",
               predict: Sequence[str] | None = None, adapter_dim: int = 512, dropout: float = 0.5,
               clip_input: bool = False, **backbone_kwargs: Any) -> MultiTask:
     """One head per task of the data (``predict``: only these task names)."""

@@ -22,7 +22,9 @@ announced.
 from __future__ import annotations
 
 import logging
+import os
 import re
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -45,7 +47,7 @@ _S = {
 }
 
 
-def block_settings(blocks=tuple(range(16)), width: float = 1.0):
+def block_settings(blocks: Sequence[int] = tuple(range(16)), width: float = 1.0) -> list:
     """torchvision ``MSBlockConfig`` for the chosen S blocks, channels scaled by ``width`` (heads kept when
     they divide the channels, else reduced)."""
     from torchvision.models.video.mvit import MSBlockConfig
@@ -61,7 +63,7 @@ def block_settings(blocks=tuple(range(16)), width: float = 1.0):
     return out
 
 
-def build_mvit(blocks, *, size: int = 224, frames: int = 16, width: float = 1.0, drop_path: float = 0.2,
+def build_mvit(blocks: Sequence[int], *, size: int = 224, frames: int = 16, width: float = 1.0, drop_path: float = 0.2,
                num_classes: int = 400) -> nn.Module:
     """A torchvision MViT (v2: relative positions, residual pooling) with the chosen blocks of S."""
     from torchvision.models.video.mvit import MViT
@@ -143,7 +145,7 @@ class MViTXS(nn.Module):
         self.mvit.load_state_dict(mapped, strict=True)
 
 
-def load_torchvision_checkpoint(path) -> dict[str, torch.Tensor]:
+def load_torchvision_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A torchvision ``.pth`` (a state dict; also accepted: ``{"model": state_dict}``), loaded weights-only."""
     from pathlib import Path
 
@@ -162,7 +164,7 @@ def load_torchvision_checkpoint(path) -> dict[str, torch.Tensor]:
     return state
 
 
-def mvit_xs(weights=None, *, size: int = 224, frames: int = 16, width: float = 1.0, drop_path: float = 0.2) -> MViTXS:
+def mvit_xs(weights: str | os.PathLike | None = None, *, size: int = 224, frames: int = 16, width: float = 1.0, drop_path: float = 0.2) -> MViTXS:
     """The XS video backbone; ``weights``: a torchvision ``mvit_v2_s`` file (mapped), or None (random, said)."""
     model = MViTXS(size=size, frames=frames, width=width, drop_path=drop_path)
     if weights is None:

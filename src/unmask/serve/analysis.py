@@ -21,11 +21,17 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from unmask.errors import UnmaskError
 from unmask.predict import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, media_kind
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from unmask.predict import Predictor
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
 
@@ -61,7 +67,7 @@ def accepted_extensions() -> tuple[str, ...]:
     return IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
 
 
-def analyse(predictor, path: Path, name: str, limits: Limits, progress: Progress) -> Analysis:
+def analyse(predictor: Predictor, path: Path, name: str, limits: Limits, progress: Progress) -> Analysis:
     """``path``: the upload on disk, with the extension of ``name`` (the file name the user gave)."""
     kind = media_kind(path)
     if kind == "image":
@@ -71,9 +77,9 @@ def analyse(predictor, path: Path, name: str, limits: Limits, progress: Progress
     raise UnmaskError(f"{name}: not an image or video (accepted: {', '.join(accepted_extensions())})")
 
 
-def _image(predictor, path: Path, name: str, progress: Progress) -> Analysis:
-    from unmask.commands.predict import draw
+def _image(predictor: Predictor, path: Path, name: str, progress: Progress) -> Analysis:
     from unmask.predict import read_image
+    from unmask.predict.render import draw
 
     progress(0.1, "finding faces")
     df = predictor.predict_image(path, source=name)
@@ -87,9 +93,9 @@ def _image(predictor, path: Path, name: str, progress: Progress) -> Analysis:
     return Analysis(data, {"annotated.jpg": (_jpeg(img), "image/jpeg")})
 
 
-def _video(predictor, path: Path, name: str, limits: Limits, progress: Progress) -> Analysis:
-    from unmask.commands.predict import annotate_video
+def _video(predictor: Predictor, path: Path, name: str, limits: Limits, progress: Progress) -> Analysis:
     from unmask.data.video import VideoError
+    from unmask.predict.render import annotate_video, plot_timeline, timeline_series
 
     fps, duration, frames = video_header(path, name)
     if duration > limits.max_video_s:
@@ -137,8 +143,6 @@ def _video(predictor, path: Path, name: str, limits: Limits, progress: Progress)
     progress(0.95, "plotting the timeline")
     data = _page_data(predictor, name, "video", apex.to_dict("records"))
     data.update(every=every, notes=notes, timeline=timeline_series(predictor.tasks, frames_df, apex))
-    from unmask.serve.timeline import plot_timeline
-
     media["timeline.png"] = (plot_timeline(predictor.tasks, data["timeline"]), "image/png")
     return Analysis(data, media)
 
@@ -160,46 +164,30 @@ def video_header(path: Path, name: str) -> tuple[float, float, int]:
     return fps, duration, frames
 
 
-def _raise_on_error(df) -> None:
+def _raise_on_error(df: pd.DataFrame) -> None:
     errors = df.loc[df.error != "", "error"]
     if len(errors):
         raise UnmaskError(errors.iloc[0])
 
 
-def _page_data(predictor, name: str, kind: str, rows: list[dict]) -> dict:
+def _page_data(predictor: Predictor, name: str, kind: str, rows: list[dict]) -> dict:
     """The result's JSON: the tasks as the checkpoint declares them and one entry per table row."""
     tasks = [{"name": t.name, "title": t.title, "kind": t.kind, "labels": list(t.labels)} for t in predictor.tasks]
     faces = []
     for r in rows:
-        face = {"face": int(r["face"]), "track": int(r["track"]), "frame": int(r["frame"]),
+        face: dict[str, Any] = {"face": int(r["face"]), "track": int(r["track"]), "frame": int(r["frame"]),
                 "time_s": None if _missing(r.get("time_s")) else float(r["time_s"]),
                 "box": [int(r[k]) for k in ("x", "y", "w", "h")], "tasks": {}}
         for t in predictor.tasks:
             conf = r.get(f"{t.name}_conf")
             face["tasks"][t.name] = {"pred": str(r.get(f"{t.name}_pred") or ""),
-                                     "conf": None if _missing(conf) else float(conf),
+                                     "conf": None if _missing(conf) else float(conf),  # type: ignore[arg-type]
                                      "p": {label: float(r[f"{t.name}_p_{label}"]) for label in t.labels}}
         faces.append(face)
     return {"name": name, "kind": kind, "tasks": tasks, "faces": faces, "every": 1, "notes": []}
 
 
-def timeline_series(tasks, frames_df, apex_df) -> dict:
-    """The longest face track's probabilities per sampled frame: ``{track, n_tracks, time_s, frame, apex_s,
-    p: {task: {label: [...]}}}`` (times are frame indices when the video has no frame rate)."""
-    faces = frames_df[frames_df.face_found]
-    track = int(faces.track.value_counts().idxmax())
-    rows = faces[faces.track == track].sort_values("frame")
-    t = rows.time_s.to_numpy(float)
-    t = np.where(np.isnan(t), rows.frame.to_numpy(float), t)
-    apex_frames = apex_df.loc[apex_df.track == track, "frame"].astype(int).tolist()
-    apex_s = float(t[rows.frame.astype(int).tolist().index(apex_frames[0])]) if apex_frames else None
-    return {"track": track, "n_tracks": int(faces.track.nunique()), "time_s": t.tolist(),
-            "frame": rows.frame.astype(int).tolist(), "apex_s": apex_s,
-            "p": {task.name: {label: rows[f"{task.name}_p_{label}"].astype(float).tolist() for label in task.labels}
-                  for task in tasks}}
-
-
-def _missing(v) -> bool:
+def _missing(v: Any) -> bool:
     import pandas as pd
 
     return v is None or bool(pd.isna(v))

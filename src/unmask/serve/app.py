@@ -19,10 +19,16 @@ The body is read as a stream and counted: past ``Limits.max_upload_mb`` the uplo
 import re
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unmask.errors import UnmaskError
 from unmask.serve.analysis import Limits, accepted_extensions
 from unmask.serve.jobs import Busy, JobQueue
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from unmask.predict import Predictor
 
 PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
               "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -43,7 +49,7 @@ def safe_name(name: str) -> str:
     return base[-100:] or "upload"
 
 
-def create_app(predictor, limits: Limits = Limits(), model_name: str = "model"):
+def create_app(predictor: "Predictor", limits: Limits = Limits(), model_name: str = "model") -> "FastAPI":
     """The FastAPI app around one :class:`~unmask.predict.Predictor` (used from one worker thread)."""
     from contextlib import asynccontextmanager
 
@@ -51,7 +57,7 @@ def create_app(predictor, limits: Limits = Limits(), model_name: str = "model"):
     from fastapi.responses import JSONResponse, Response
 
     queue = JobQueue(predictor, limits)
-    page = {route: (resources.files("unmask.serve").joinpath("page", f).read_bytes(), t)
+    page = {route: (resources.files("unmask.serve").joinpath("page", f).read_bytes(), t)  # type: ignore[call-arg]
             for route, (f, t) in PAGE_FILES.items()}
     shipped = examples()
 
@@ -139,7 +145,7 @@ def create_app(predictor, limits: Limits = Limits(), model_name: str = "model"):
     return app
 
 
-def serve(predictor, host: str, port: int, limits: Limits, model_name: str) -> None:
+def serve(predictor: "Predictor", host: str, port: int, limits: Limits, model_name: str) -> None:
     """Run the app with uvicorn until interrupted. ``limit_concurrency`` caps open connections (503 past it)."""
     import uvicorn
 

@@ -19,9 +19,13 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from unmask.errors import UnmaskError
 from unmask.serve.analysis import Analysis, Limits, analyse
+
+if TYPE_CHECKING:
+    from unmask.predict import Predictor
 
 log = logging.getLogger("unmask.serve")
 
@@ -48,13 +52,13 @@ class Job:
         if self.state == "error":
             out["error"] = self.error
         if self.state == "done":
-            out["result"] = dict(self.analysis.data, media={k: f"/api/jobs/{self.id}/{k}"
-                                                            for k in self.analysis.media})
+            analysis = cast(Analysis, self.analysis)  # set when the job is done
+            out["result"] = dict(analysis.data, media={k: f"/api/jobs/{self.id}/{k}" for k in analysis.media})
         return out
 
 
 class JobQueue:
-    def __init__(self, predictor, limits: Limits, keep: int = 16):
+    def __init__(self, predictor: Predictor, limits: Limits, keep: int = 16):
         self.predictor, self.limits, self.keep = predictor, limits, keep
         self.scratch = Path(tempfile.mkdtemp(prefix="unmask-serve-"))
         self.jobs: OrderedDict[str, Job] = OrderedDict()
@@ -78,7 +82,7 @@ class JobQueue:
 
     def upload_path(self, job: Job) -> Path:
         # the user's name gives only the extension (media_kind reads it); the path is the server's own
-        return job.workdir / ("upload" + Path(job.name).suffix.lower())
+        return cast(Path, job.workdir) / ("upload" + Path(job.name).suffix.lower())
 
     def start(self, job: Job) -> None:
         self._pool.submit(self._run, job)

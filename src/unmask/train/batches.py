@@ -3,26 +3,34 @@ backbone on the image path, with clip windows and pixel mixing), the targets, an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from unmask.data.datasets import FrameData
+    from unmask.data.transforms import Preprocess
+    from unmask.train.windows import Windows
 
 
 class Features:
     """Backbone features of index batches ``[F, B]`` -> ``[F, B, D]`` (``[F, B, T, D]`` for clips): from the cache
     (one view per image per epoch) or from images through the backbone (the image path, F = 1)."""
 
-    def __init__(self, model, data, features, preprocess, device, amp, windows=None):
+    def __init__(self, model: Any, data: FrameData, features: torch.Tensor | None, preprocess: Preprocess, device: torch.device, amp: bool, windows: Windows | None = None):
         self.model, self.data, self.features = model, data, features
         self.preprocess, self.device, self.amp = preprocess, device, amp
         self.windows = windows  # unmask.train.windows.Windows: T-frame windows of the clips (None: whole clips)
 
     def __call__(self, idx: torch.Tensor, *, train: bool, views: torch.Tensor | None = None,
-                 starts: torch.Tensor | None = None, mix=None) -> torch.Tensor:
+                 starts: torch.Tensor | None = None, mix: Any = None) -> torch.Tensor:
         """``starts [F, B]``: each clip's window start (with :attr:`windows`); None: the whole clip. ``mix``: a
         function of the preprocessed images ``[B, ...]`` applied before the backbone (pixel mixup / cutmix; the
         image path only)."""
         idx = idx.to(self.device)
-        frames = None if starts is None else self.windows.frame_index(starts.to(self.device))  # [F, B, T]
+        frames = None if starts is None else self.windows.frame_index(starts.to(self.device))  # type: ignore[union-attr]  # [F, B, T]
         if self.features is not None:
             v = views.to(self.device) if views is not None else None
             if frames is None:
@@ -50,7 +58,7 @@ class Features:
         return f.float()[None]
 
 
-def targets(model, data, idx: torch.Tensor, device) -> dict[str, torch.Tensor]:
+def targets(model: Any, data: FrameData, idx: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
     """The labels of the model's tasks for index rows ``[F, B]``: ``[F, B]`` or ``[F, B, L]`` each."""
     return {t.name: data.labels[t.name][idx].to(device) for t in model.tasks}
 
@@ -65,11 +73,11 @@ def padded(rows: list[np.ndarray | torch.Tensor], width: int | None = None) -> t
 
 
 @torch.no_grad()
-def predict_stack(stack, model, get_features, rows: list[np.ndarray], batch_size: int) -> list[dict[str, np.ndarray]]:
+def predict_stack(stack: Any, model: Any, get_features: Callable[..., Any], rows: list[np.ndarray], batch_size: int) -> list[dict[str, np.ndarray]]:
     """Probabilities per member and task for index rows (eval mode, view 0, no augmentation)."""
     stack.eval()
     model.eval()
-    index = padded(rows)
+    index = padded(rows)  # type: ignore[arg-type]  # list is invariant: ndarrays are accepted
     windows = getattr(get_features, "windows", None)
     chunks: dict[str, list] = {}
     for start in range(0, index.shape[1], batch_size):

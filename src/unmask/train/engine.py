@@ -28,8 +28,10 @@ import copy
 import logging
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -47,12 +49,18 @@ from unmask.train.mixing import MixPlan, draw_mix
 from unmask.train.outputs import evaluate, finish_fold, read_finished
 from unmask.train.plain import PlainHead, PlainOptimizer, stackable, stacked_optimiser
 
+if TYPE_CHECKING:
+    from unmask.config import Config
+    from unmask.data.datasets import FrameData
+    from unmask.tasks import Task
+    from unmask.train.protocols import Fold
+
 log = logging.getLogger("unmask")
 
 
 # --- the model and its objective, from the config and the data ----------------------------------------------
 
-def model_kwargs(cfg, tasks, clip_input: bool = False) -> dict:
+def model_kwargs(cfg: Config, tasks: Sequence[Task], clip_input: bool = False) -> dict:
     """``create_model`` arguments: the run's (tasks from the data, backbone, weights, mode) and the model's own
     section of ``model.args``. ``mode`` goes only to factories that take it (the CLIP baselines are frozen)."""
     from unmask.models import MODELS, accepted_kwargs
@@ -67,7 +75,7 @@ def model_kwargs(cfg, tasks, clip_input: bool = False) -> dict:
     return kw
 
 
-def build_model(cfg, tasks=None, clip_input: bool = False, init: dict | None = None):
+def build_model(cfg: Config, tasks: Sequence[Task] | None = None, clip_input: bool = False, init: dict | None = None) -> Any:
     """The model of ``cfg`` for the data's ``tasks``. ``init`` (:func:`backbone_init` of the run's model) rebuilds
     the same architecture from its resolved ``model_args`` and gives the backbone those weights, instead of
     loading ``model.weights`` again in every fold."""
@@ -81,19 +89,19 @@ def build_model(cfg, tasks=None, clip_input: bool = False, init: dict | None = N
     return model
 
 
-def backbone_init(model) -> dict:
+def backbone_init(model: Any) -> dict:
     """What every fold of a run starts from: the run model's architecture and backbone weights."""
     return {"model_args": dict(model.model_args),
             "backbone": {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}}
 
 
-def build_objective(cfg, model) -> torch.nn.Module:
+def build_objective(cfg: Config, model: Any) -> torch.nn.Module:
     """``loss.name`` (``auto``: the model's default) with its ``loss.args`` section, over the model's tasks."""
     name = model.default_loss if cfg.loss.name == "auto" else cfg.loss.name
     return create_loss(name, tasks=model.tasks, **cfg.loss.args.get(name, {}))
 
 
-def monitor_key(cfg, model) -> str:
+def monitor_key(cfg: Config, model: Any) -> str:
     """The validation metric early stopping watches: ``optim.monitor``, or the first predicted task's accuracy
     (F1 for a multi-label task)."""
     if cfg.optim.monitor != "auto":
@@ -131,7 +139,7 @@ class FoldState:
 class Member:
     """One fold in a stack: its indices, generator (batch order, views, dropout), state and output folder."""
 
-    def __init__(self, cfg, fold, data, out: Path):
+    def __init__(self, cfg: Config, fold: Fold, data: FrameData, out: Path):
         self.fold, self.out = fold, out
         self.seed = fold_seed(cfg.runtime.seed, fold.name)
         self.gen = torch.Generator().manual_seed(self.seed)
@@ -147,14 +155,14 @@ class Member:
 
 # --- fitting ------------------------------------------------------------------------------------------------
 
-def fit_fold(cfg, fold, data, out_dir: str | Path, **kwargs) -> dict:
+def fit_fold(cfg: Config, fold: Fold, data: FrameData, out_dir: str | Path, **kwargs: Any) -> dict:
     """:func:`fit_folds` for one fold; returns its test metrics."""
     return fit_folds(cfg, [fold], data, [out_dir], **kwargs)[0]
 
 
-def fit_folds(cfg, folds, data, out_dirs, *, features: torch.Tensor | None = None, model=None,
+def fit_folds(cfg: Config, folds: Sequence[Fold], data: FrameData, out_dirs: Sequence[str | Path], *, features: torch.Tensor | None = None, model: Any = None,
               init: dict | None = None, device: torch.device | None = None, progress: bool = True,
-              on_epoch_end=None) -> list[dict]:
+              on_epoch_end: Callable[[int, dict], None] | None = None) -> list[dict]:
     """Train each fold on ``fold.train``, stop early on ``fold.val``, test on ``fold.test``; returns test metrics.
 
     With cached ``features`` and a stackable head the unfinished folds train at once as one stack; each
@@ -200,7 +208,7 @@ def fit_folds(cfg, folds, data, out_dirs, *, features: torch.Tensor | None = Non
 class Trainer:
     """The epoch loop over a stack of folds: restore-or-init, one epoch, validation, early stopping."""
 
-    def __init__(self, cfg, members: list[Member], data, model, features, device, *, stacked: bool):
+    def __init__(self, cfg: Config, members: list[Member], data: FrameData, model: Any, features: torch.Tensor | None, device: torch.device, *, stacked: bool):
         from unmask.train.stacked import StackedAdam, StackedHead
 
         self.cfg, self.members, self.data, self.model, self.device = cfg, members, data, model, device
@@ -368,7 +376,7 @@ class Trainer:
                 for k, v in mine.items()}
 
     # -- validation and early stopping ---------------------------------------------------------------------
-    def end_epoch(self, f: int, m: Member, sums, seen, val: dict, seconds: float, on_epoch_end) -> float:
+    def end_epoch(self, f: int, m: Member, sums: dict[str, torch.Tensor], seen: torch.Tensor, val: dict, seconds: float, on_epoch_end: Callable[[int, dict], None] | None) -> float:
         state = m.state
         state.epoch += 1
         row = {"epoch": state.epoch, **{k: float(v[f]) / max(float(seen[f]), 1.0) for k, v in sums.items()}}
@@ -392,7 +400,7 @@ class Trainer:
             on_epoch_end(state.epoch, row)
         return score
 
-    def run(self, progress: bool, on_epoch_end=None) -> list[dict]:
+    def run(self, progress: bool, on_epoch_end: Callable[[int, dict], None] | None = None) -> list[dict]:
         self.restore_or_init()
         cfg = self.cfg
         epochs, patience = (cfg.optim.epochs if self.trainable else 0), cfg.optim.patience

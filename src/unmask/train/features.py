@@ -25,8 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 import unmask
@@ -35,12 +37,16 @@ from unmask.errors import UnmaskError
 from unmask.io import atomic_torch_save
 from unmask.models.inference import cast_backbone, resolve_precision, state_digest, uses_convolutions
 
+if TYPE_CHECKING:
+    from unmask.config import Config
+    from unmask.data.datasets import FrameData, LazyFrames
+
 log = logging.getLogger("unmask")
 
 
 @torch.inference_mode()
-def extract(backbone, images: torch.Tensor, preprocess: Preprocess, *, views: int = 1, seed: int = 0,
-            batch_size: int = 64, dtype: torch.dtype = torch.float32, device="cpu", progress: bool = True,
+def extract(backbone: nn.Module, images: torch.Tensor, preprocess: Preprocess, *, views: int = 1, seed: int = 0,
+            batch_size: int = 64, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", progress: bool = True,
             cast_weights: bool = True, tokens: bool = False) -> torch.Tensor:
     """Features ``[V, N, D]`` (or ``[V, N, K, D]`` for clips) of uint8 ``images`` through ``backbone``; with
     ``tokens`` the token sequences (``backbone.forward_features``: ``[V, N, (K,) T, C]``). ``batch_size`` counts
@@ -76,7 +82,7 @@ class Shard:
         return f"view{self.view}-{self.start}-{self.stop}"
 
 
-def clips_per_batch(images, batch_size: int) -> int:
+def clips_per_batch(images: torch.Tensor | LazyFrames, batch_size: int) -> int:
     return max(1, batch_size // images.shape[1]) if images.dim() == 5 else batch_size
 
 
@@ -91,9 +97,9 @@ def plan_shards(n: int, views: int, per_batch: int, parts: int) -> list[Shard]:
 
 
 @torch.inference_mode()
-def extract_shard(backbone, images, preprocess: Preprocess, shard: Shard, *, seed: int = 0, batch_size: int = 64,
-                  dtype: torch.dtype = torch.float32, device="cpu", cast_weights: bool = True, tokens: bool = False,
-                  bar=None) -> torch.Tensor:
+def extract_shard(backbone: nn.Module, images: torch.Tensor | LazyFrames, preprocess: Preprocess, shard: Shard, *, seed: int = 0, batch_size: int = 64,
+                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", cast_weights: bool = True, tokens: bool = False,
+                  bar: Any = None) -> torch.Tensor:
     """The features of one :class:`Shard` (``[stop - start, ...]``); batches start at multiples of the batch from
     clip 0, as in :func:`extract`, so a shard's values equal the same rows of a whole extraction."""
     device = torch.device(device)
@@ -144,7 +150,7 @@ def _batches(images, batch_size: int):
         yield start, images[start:start + batch_size]
 
 
-def cache_key(cfg, data, backbone) -> dict:
+def cache_key(cfg: Config, data: FrameData, backbone: Any) -> dict:
     """Everything that determines the cached features."""
     return {
         "unmask": unmask.__version__,
@@ -164,7 +170,7 @@ def cache_key(cfg, data, backbone) -> dict:
     }
 
 
-def feature_bytes(backbone, data, views: int, tokens: bool) -> int:
+def feature_bytes(backbone: Any, data: FrameData, views: int, tokens: bool) -> int:
     """What the cache of ``data`` will hold in memory (float32), from one probe forward of a blank image."""
     size = backbone.data_config["input_size"][-1]
     with torch.inference_mode():
@@ -174,7 +180,7 @@ def feature_bytes(backbone, data, views: int, tokens: bool) -> int:
     return 4 * views * len(data) * frames * per_image
 
 
-def cache_path(cfg, data, backbone, cache_dir: str | Path, *, device="cpu", tokens: bool = False,
+def cache_path(cfg: Config, data: FrameData, backbone: Any, cache_dir: str | Path, *, device: torch.device | str = "cpu", tokens: bool = False,
                warn: bool = False) -> tuple[Path, dict]:
     """Where the cache of ``data`` lives, and its key (everything its values depend on)."""
     key = cache_key(cfg, data, backbone)
@@ -194,7 +200,7 @@ def shard_file(path: Path, shard: Shard) -> Path:
     return path.with_name(f"{path.stem}.{shard.name}.pt")
 
 
-def write_shard(cfg, data, backbone, path: Path, shard: Shard, *, device="cpu", tokens: bool = False,
+def write_shard(cfg: Config, data: FrameData, backbone: Any, path: Path, shard: Shard, *, device: torch.device | str = "cpu", tokens: bool = False,
                 expect_key: dict | None = None) -> Path:
     """Extract one shard of the cache at ``path`` into its own file (written atomically: a finished shard is
     kept when its siblings fail, and not extracted again). ``expect_key``: the driver's key; a worker whose
@@ -217,7 +223,7 @@ def _dtype(key: dict) -> torch.dtype:
     return getattr(torch, key["dtype"].removeprefix("torch."))
 
 
-def cached_features(cfg, data, backbone, cache_dir: str | Path, *, device="cpu", progress: bool = True,
+def cached_features(cfg: Config, data: FrameData, backbone: Any, cache_dir: str | Path, *, device: torch.device | str = "cpu", progress: bool = True,
                     tokens: bool = False, run_shards: Callable[[list[Shard], Path, dict], None] | None = None,
                     parts: int = 1) -> torch.Tensor:
     """Load the features for ``data`` from ``cache_dir`` if the stored key matches, else extract and store.

@@ -9,13 +9,18 @@ The engine mixes every loss term with the share of the sample's own content kept
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from unmask.errors import UnmaskError
 
+if TYPE_CHECKING:
+    from unmask.config import OptimConfig
 
-def draw_mix(optim, gens: list[torch.Generator], counts: torch.Tensor, width: int, *, frames: int = 1,
+
+def draw_mix(optim: OptimConfig, gens: list[torch.Generator], counts: torch.Tensor, width: int, *, frames: int = 1,
              pixels: bool = False) -> MixPlan:
     """Each fold's mixing for one batch, drawn from the fold's own generator: mixup, ``lam ~ Beta(a, a)``, or
     (``optim.cutmix``; with both on, with probability ``optim.mix_switch``) cutmix, ``Beta(c, c)``: a span of

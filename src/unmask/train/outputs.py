@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,13 +26,17 @@ from unmask.eval.metrics import task_scores
 from unmask.io import atomic_write_json
 from unmask.tasks import tasks_to_list
 
+if TYPE_CHECKING:
+    from unmask.data.datasets import FrameData
+    from unmask.tasks import Task
+
 
 def read_finished(out: Path) -> dict | None:
     path = out / "metrics.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def evaluate(probs: dict, data, idx: np.ndarray, tasks, prefix: str) -> dict:
+def evaluate(probs: dict, data: FrameData, idx: np.ndarray, tasks: Sequence[Task], prefix: str) -> dict:
     """Validation row per task: accuracy and cross-entropy (single-label), macro-F1 and BCE (multi-label),
     over the clips that have the task's label."""
     row = {}
@@ -50,9 +56,11 @@ def evaluate(probs: dict, data, idx: np.ndarray, tasks, prefix: str) -> dict:
     return row
 
 
-def finish_fold(trainer, m, best_state: dict) -> dict:
-    """Write a finished fold: its best epoch's model, log, test predictions, checkpoint and metrics."""
-    from unmask.train.engine import predict_stack
+def finish_fold(trainer: Any, m: Any, best_state: dict) -> dict:
+    """``trainer``, ``m``: the engine's Trainer and the fold's Member (typed Any: the engine imports this module).
+
+    Write a finished fold: its best epoch's model, log, test predictions, checkpoint and metrics."""
+    from unmask.train.batches import predict_stack
     from unmask.train.plain import PlainHead
 
     cfg, data, model = trainer.cfg, trainer.data, trainer.model
@@ -99,7 +107,7 @@ def write_log(rows: list[dict], path: Path) -> None:
         w.writerows(rows)
 
 
-def label_text(task, target) -> str:
+def label_text(task: Task, target: Any) -> str:
     """A target (class index, or 0/1 row) as the manifest writes it; empty when not annotated."""
     if task.kind == "single":
         return task.labels[int(target)] if target >= 0 else ""
@@ -108,7 +116,7 @@ def label_text(task, target) -> str:
     return task.format(tuple(label for label, t in zip(task.labels, target) if t >= 0.5))
 
 
-def write_predictions(data, idx: np.ndarray, probs: dict, tasks, path: Path) -> None:
+def write_predictions(data: FrameData, idx: np.ndarray, probs: dict, tasks: Sequence[Task], path: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         header = ["clip_id", "subject"]

@@ -14,13 +14,17 @@ Optimisers: ``adam``, ``adamw``, ``sgd`` (torch.optim); schedules per epoch: lin
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from unmask.errors import UnmaskError
 from unmask.train.stacked import StackedHead
+
+if TYPE_CHECKING:
+    from unmask.config import OptimConfig
 
 
 def stackable(model: nn.Module) -> str | None:
@@ -32,7 +36,7 @@ def stackable(model: nn.Module) -> str | None:
     return None
 
 
-def stacked_optimiser(optim_cfg) -> str | None:
+def stacked_optimiser(optim_cfg: OptimConfig) -> str | None:
     """None when the optimiser settings are the stacked path's (Adam, no schedule, no clipping), else why not."""
     if optim_cfg.name != "adam":
         return f"optim.name={optim_cfg.name}"
@@ -78,7 +82,7 @@ class PlainHead(nn.Module):
         pass
 
 
-def build_torch_optimizer(params, optim_cfg) -> torch.optim.Optimizer:
+def build_torch_optimizer(params: Iterable[Any], optim_cfg: OptimConfig) -> torch.optim.Optimizer:
     if optim_cfg.name == "sgd":
         return torch.optim.SGD(params, lr=optim_cfg.lr, momentum=optim_cfg.momentum,
                                weight_decay=optim_cfg.weight_decay)
@@ -86,7 +90,7 @@ def build_torch_optimizer(params, optim_cfg) -> torch.optim.Optimizer:
     return cls(params, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay)
 
 
-def lr_factor(epoch: int, optim_cfg) -> float:
+def lr_factor(epoch: int, optim_cfg: OptimConfig) -> float:
     """The learning rate's factor during ``epoch`` (0-based): warm-up, then the schedule."""
     warm = optim_cfg.warmup_epochs
     if epoch < warm:
@@ -103,7 +107,7 @@ class PlainOptimizer:
     """A torch optimiser over every trainable parameter of ``model`` (head and a training backbone), with the
     stacked optimiser's interface; ``set_epoch`` applies the schedule, ``step`` clips gradients first."""
 
-    def __init__(self, model: nn.Module, optim_cfg):
+    def __init__(self, model: nn.Module, optim_cfg: OptimConfig):
         self.cfg = optim_cfg
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt = build_torch_optimizer(self.params, optim_cfg)
@@ -130,5 +134,5 @@ class PlainOptimizer:
     def load_member(self, f: int, state: dict) -> None:
         self.opt.load_state_dict(state)
 
-    def select(self, keep: Sequence[int], params) -> None:
+    def select(self, keep: Sequence[int], params: Iterable[Any]) -> None:
         pass

@@ -17,9 +17,11 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from unmask.data.manifest import read_annotations
@@ -27,10 +29,14 @@ from unmask.data.transforms import Preprocess, build_augment, normalization, res
 from unmask.errors import UnmaskError
 from unmask.runtime import seed_everything
 
+if TYPE_CHECKING:
+    from unmask.config import AugmentConfig
+    from unmask.data.prepare import PreparedSet
+
 log = logging.getLogger("unmask")
 
 
-def load_au_frames(prepared, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+def load_au_frames(prepared: PreparedSet, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
     """Every prepared frame with its AU intensities: uint8 ``[N, 3, size, size]``, float ``[N, A]``, AU names,
     subjects."""
     clips = prepared.manifest.by_id()
@@ -73,7 +79,7 @@ def _full_clip_state(backbone) -> dict:
     return full.model.state_dict()
 
 
-def save_backbone_weights(backbone, path: str | Path) -> Path:
+def save_backbone_weights(backbone: nn.Module, path: str | Path) -> Path:
     """Save in the library's format: timm -> safetensors state dict; open_clip -> a torch state dict (.pt) of
     the whole CLIP model (image tower + text tower), the layout open_clip checkpoints have, so that
     ``create_backbone(name, weights=path)`` loads it strictly. A CLIP backbone built without its text tower
@@ -99,7 +105,7 @@ def save_backbone_weights(backbone, path: str | Path) -> Path:
 
 
 def pretrain_au(prepared_dir: str | Path, out: str | Path, *, backbone: str = "tiny_resnet", img_size: int | None = 64,
-                epochs: int = 20, lr: float = 2e-3, batch_size: int = 32, seed: int = 0, augment=None,
+                epochs: int = 20, lr: float = 2e-3, batch_size: int = 32, seed: int = 0, augment: AugmentConfig | None = None,
                 progress: bool = True, threads: int | None = 2) -> Path:
     """Fine-tune ``backbone`` (random init) + a linear AU head on a prepared set; save the backbone to ``out``.
 

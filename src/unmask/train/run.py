@@ -18,8 +18,10 @@ import logging
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
@@ -28,6 +30,11 @@ import unmask
 from unmask.config import EXECUTION_KEYS, Config, flatten, from_dict, save_config
 from unmask.errors import UnmaskError
 from unmask.train.protocols import make_folds
+
+if TYPE_CHECKING:
+    from unmask.data.datasets import FrameData
+    from unmask.data.prepare import PreparedSet
+    from unmask.train.protocols import Fold
 
 log = logging.getLogger("unmask")
 
@@ -69,7 +76,7 @@ def _check_data_source(cfg: Config) -> None:
         raise UnmaskError(f"manifest not found: {cfg.data.manifest}")
 
 
-def prepared_set(cfg: Config, out: Path, *, progress: bool = True):
+def prepared_set(cfg: Config, out: Path, *, progress: bool = True) -> PreparedSet:
     """The prepared set for this run (preparing the manifest into <out>/prepared if needed)."""
     from unmask.data.prepare import PreparedSet, prepare
 
@@ -87,7 +94,7 @@ def prepared_set(cfg: Config, out: Path, *, progress: bool = True):
 
 
 def train_run(cfg: Config, out: str | Path, *, resume: bool = False, jobs: int = 1, progress: bool = True,
-              argv: list[str] | None = None, executor=None) -> Path:
+              argv: list[str] | None = None, executor: Any = None) -> Path:
     """Train every unfinished fold of ``cfg``'s protocol into ``out``; the fold groups run on ``executor``
     (default: ``runtime.executor`` with ``jobs`` local processes)."""
     from unmask.eval.report import write_report, write_summary
@@ -127,8 +134,8 @@ class LoadedRun:
     """What every fold of a run trains from: frames, folds, cached features (or None), backbone weights, and the
     validation metric early stopping watches (e.g. ``true_acc``)."""
 
-    data: object
-    folds: list
+    data: FrameData
+    folds: list[Fold]
     features: torch.Tensor | None
     init: dict
     monitor: str
@@ -137,7 +144,7 @@ class LoadedRun:
 _LOADED: dict[tuple[str, str], LoadedRun] = {}  # one run per process: workers reuse it across their units
 
 
-def _model_and_frames(cfg: Config, out: Path, progress: bool):
+def _model_and_frames(cfg: Config, out: Path, progress: bool) -> tuple[PreparedSet, Any, FrameData]:
     """The run's prepared set, its model (seeded, built for the data's tasks: its preprocessing sizes the frames;
     with a frozen backbone it extracts the features) and its frames: the same in the driver and every worker."""
     from unmask.data.datasets import load_frames
@@ -152,12 +159,12 @@ def _model_and_frames(cfg: Config, out: Path, progress: bool):
     build_objective(cfg, model)  # a bad loss setting (e.g. an unknown estimator) fails here, before extraction
     size = model.data_config["input_size"][-1]
     data = load_frames(prepared, cfg.data.paradigm, masked_only=cfg.data.masked_only, size=size,
-                       lazy={"auto": "auto", "always": True, "never": False}[cfg.data.lazy],
+                       lazy={"auto": "auto", "always": True, "never": False}[cfg.data.lazy],  # type: ignore[arg-type]
                        memory_gb=cfg.data.memory_gb)
     return prepared, model, data
 
 
-def load_run(cfg: Config, out: Path, *, progress: bool = False, executor=None) -> LoadedRun:
+def load_run(cfg: Config, out: Path, *, progress: bool = False, executor: Any = None) -> LoadedRun:
     """Prepare (if needed), load the frames, make the folds and load or extract the features of the run in
     ``out``; the same steps in the driver and in every worker, so a unit needs only the config and the path.
 
@@ -198,7 +205,7 @@ def load_run(cfg: Config, out: Path, *, progress: bool = False, executor=None) -
     return _LOADED[key]
 
 
-def _shards_on(executor, cfg: Config, out: Path, progress: bool):
+def _shards_on(executor: Any, cfg: Config, out: Path, progress: bool) -> Callable[..., Any]:
     """``run_shards`` for :func:`~unmask.train.features.cached_features`: one executor unit per shard."""
     from unmask.executors import Unit, raise_failures
 
@@ -231,10 +238,10 @@ def train_group(cfg_dict: dict, out: str, names: list[str]) -> list[str]:
     """The unit of ``train``: fit the folds ``names`` of the run in ``out`` (results land in out/folds/)."""
     from unmask.train.engine import fit_folds
 
-    cfg, out = from_dict(cfg_dict), Path(out)
-    run = load_run(cfg, out)
+    cfg, root = from_dict(cfg_dict), Path(out)
+    run = load_run(cfg, root)
     group = [f for f in run.folds if f.name in names]
-    fit_folds(cfg, group, run.data, [out / "folds" / f.name for f in group], features=run.features,
+    fit_folds(cfg, group, run.data, [root / "folds" / f.name for f in group], features=run.features,
               init=run.init, progress=False)
     return names
 

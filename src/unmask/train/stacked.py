@@ -223,7 +223,7 @@ class StackedAdam:
     :class:`StackedHead`, with a step count per member; ``step(active)`` updates only the members that had a batch."""
 
     def __init__(self, params: Iterable[tuple[str, nn.Parameter]], *, lr: float, weight_decay: float,
-                 betas=(0.9, 0.999), eps: float = 1e-8):
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.params = dict(params)
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
         self.state = {k: {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}

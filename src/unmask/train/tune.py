@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from unmask.config import Config, from_dict, read_yaml_mapping, validate, with_overrides
 from unmask.errors import UnmaskError
@@ -147,7 +148,7 @@ def tune_run(cfg: Config, space: dict, out: str | Path, *, trials: int, grace: i
     return record
 
 
-def load_run_check(cfg: Config, out: Path, executor=None) -> Config:
+def load_run_check(cfg: Config, out: Path, executor: Any = None) -> Config:
     """Fail on bad data before any trial starts; prepare a manifest once (into OUT/prepared) and fill the
     feature cache once (in shards on ``executor``'s cluster), so trials only read them. Returns ``cfg`` pointing
     at the prepared set."""

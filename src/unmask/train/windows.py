@@ -18,16 +18,22 @@ here runs and nothing is drawn from any generator, so runs without windows are u
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from unmask.errors import UnmaskError
 
+if TYPE_CHECKING:
+    from unmask.config import Config
+    from unmask.data.datasets import FrameData
+
 
 class Windows:
     """Window starts for the clips of a run (``K`` prepared frames each, windows of ``T``)."""
 
-    def __init__(self, frames: int, window: int, test: str, seed: int, clip_ids):
+    def __init__(self, frames: int, window: int, test: str, seed: int, clip_ids: Sequence[str]):
         if window > frames:
             raise UnmaskError(f"data.window={window}, but the prepared clips hold {frames} frames each: prepare more "
                               f"(--frames uniform:K with K >= {window}) or lower data.window")
@@ -54,7 +60,7 @@ class Windows:
         return starts[..., None] + torch.arange(self.window, device=starts.device)
 
 
-def clip_windows(cfg, data) -> Windows | None:
+def clip_windows(cfg: Config, data: FrameData) -> Windows | None:
     """The run's :class:`Windows`, or None when ``data.window`` is 0 (every clip is one window)."""
     if not cfg.data.window:
         return None

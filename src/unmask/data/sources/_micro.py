@@ -29,6 +29,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from unmask.errors import UnmaskError
 from unmask.tasks import Task
@@ -113,7 +114,7 @@ def clean_subject(text: str) -> tuple[str, bool]:
     return out, out != str(text)
 
 
-def read_coded_sheet(path, columns: dict[str, tuple[str, ...]], sheet: str | int | None = None
+def read_coded_sheet(path: str | Path, columns: dict[str, tuple[str, ...]], sheet: str | int | None = None
                      ) -> list[tuple[int, dict[str, str]]]:
     """``[(sheet row number, {field: raw text})]`` from an xlsx/csv coding sheet.
 
@@ -222,5 +223,5 @@ def is_missing(text: str) -> bool:
     return t == "" or t in MISSING_MARKS or (t == "nan")
 
 
-def nan_safe(x) -> str:
+def nan_safe(x: Any) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)

@@ -8,6 +8,7 @@ writes the manifest. ``unmask import NAME ... --out manifest.csv`` is the same f
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,10 +36,10 @@ class Source:
     help: str = ""
     tasks: tuple[Task, ...] = ()
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """The source's own arguments (``--out`` and ``--skip-invalid`` are added for every source)."""
 
-    def run(self, args, out, *, skip_invalid: bool = False) -> ImportResult:
+    def run(self, args: argparse.Namespace, out: str | Path | None, *, skip_invalid: bool = False) -> ImportResult:
         """Write the manifest at ``out`` from the parsed ``args``; UnmaskError listing every bad row unless
         ``skip_invalid`` (then they are left out and listed in ``result.problems``)."""
         raise NotImplementedError

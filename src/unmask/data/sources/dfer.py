@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def _locate(index: dict[str, Path], name: str, where: Path) -> tuple[Path | None
 
 
 def import_folds(test_lists: list[Path], train_lists: list[Path | None], clips_dir: Path, task: Task, *,
-                 header: tuple[str, str] | None, label_of, name_of, out=None, skip_invalid: bool = False,
+                 header: tuple[str, str] | None, label_of: Callable[[str], str | None], name_of: Callable[[str], str], out: str | Path | None = None, skip_invalid: bool = False,
                  what: str = "split lists") -> ImportResult:
     """K-fold sets (DFEW, MAFW): a clip's subject is the fold whose *test* list holds it.
 
@@ -218,7 +219,7 @@ def dfew_name(text: str) -> str:
     return f"{int(stem):05d}" if stem.isdigit() else stem
 
 
-def import_dfew(root, out=None, *, splits=None, clips=None, folds: int = 5, skip_invalid: bool = False) -> ImportResult:
+def import_dfew(root: str | Path, out: str | Path | None = None, *, splits: str | Path | None = None, clips: str | Path | None = None, folds: int = 5, skip_invalid: bool = False) -> ImportResult:
     root = Path(root)
     splits = Path(splits) if splits else root / "EmoLabel_DataSplit"
     clips = Path(clips) if clips else _first_existing(root / "Clip" / "clip_224x224", root / "Clip" / "clip_224x224_16f",
@@ -231,7 +232,7 @@ def import_dfew(root, out=None, *, splits=None, clips=None, folds: int = 5, skip
 
 
 # --------------------------------------------------------------------------------------------------- MAFW
-def import_mafw(root, out=None, *, splits=None, clips=None, folds: int = 5, skip_invalid: bool = False) -> ImportResult:
+def import_mafw(root: str | Path, out: str | Path | None = None, *, splits: str | Path | None = None, clips: str | Path | None = None, folds: int = 5, skip_invalid: bool = False) -> ImportResult:
     root = Path(root)
     splits = Path(splits) if splits else root / "Train & Test Set" / "single" / "no_caption"
     clips = Path(clips) if clips else _first_existing(root / "data" / "frames", root / "data" / "clips")
@@ -250,7 +251,7 @@ def ferv_bucket(path_text: str) -> int:
     return zlib.crc32(path_text.encode()) % FERV_BUCKETS
 
 
-def import_ferv39k(root, out=None, *, splits=None, clips=None, skip_invalid: bool = False) -> ImportResult:
+def import_ferv39k(root: str | Path, out: str | Path | None = None, *, splits: str | Path | None = None, clips: str | Path | None = None, skip_invalid: bool = False) -> ImportResult:
     root = Path(root)
     splits = Path(splits) if splits else root / "4_setups" / "All_scenes"
     clips_dir = Path(clips) if clips else root / "2_ClipsforFaceCrop"

@@ -36,6 +36,7 @@ its sheet row number; nothing is written unless ``skip_invalid``.
 
 from __future__ import annotations
 
+import argparse
 import glob
 import re
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class Mapping:
     video: str | None = None
 
 
-def load_mapping(source) -> Mapping:
+def load_mapping(source: str | Path | dict | None) -> Mapping:
     """A :class:`Mapping` from a YAML file path or an already-parsed dict; unknown keys are errors."""
     import yaml
 
@@ -104,7 +105,7 @@ class _Value(str):
         return str.__format__(self, spec)
 
 
-def read_sheet(path, mapping: Mapping) -> list[tuple[int, dict[str, str]]]:
+def read_sheet(path: str | Path, mapping: Mapping) -> list[tuple[int, dict[str, str]]]:
     """``[(sheet row number, {column: text})]`` for the non-empty rows of an xlsx or csv sheet."""
     import pandas as pd
 
@@ -135,7 +136,7 @@ def read_sheet(path, mapping: Mapping) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-def import_mfed(sheet, mapping, videos, out=None, *, skip_invalid: bool = False) -> ImportResult:
+def import_mfed(sheet: str | Path, mapping: str | Path | dict | None, videos: str | Path, out: str | Path | None = None, *, skip_invalid: bool = False) -> ImportResult:
     """Turn an MFED-style sheet into a manifest written at ``out`` (when given).
 
     Raises :class:`UnmaskError` listing every problem unless ``skip_invalid`` (then bad rows are left out and
@@ -254,13 +255,13 @@ class MFED(Source):
     help = "an MFED-style annotation sheet (xlsx or csv) and its video folder, through a column mapping"
     tasks = MFED_TASKS
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("sheet", help="annotation sheet (.xlsx or .csv)")
         parser.add_argument("--mapping", required=True, help="YAML naming the sheet's columns "
                             "(see configs/sources/mfed_mapping.example.yaml)")
         parser.add_argument("--videos", required=True, help="folder holding the videos")
 
-    def run(self, args, out, *, skip_invalid: bool = False) -> ImportResult:
+    def run(self, args: argparse.Namespace, out: str | Path | None, *, skip_invalid: bool = False) -> ImportResult:
         return import_mfed(args.sheet, args.mapping, args.videos, out, skip_invalid=skip_invalid)
 
     def describe(self, result: ImportResult) -> str:

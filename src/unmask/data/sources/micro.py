@@ -23,9 +23,12 @@ set; SMIC codes no AUs, so a composite leaves its cells empty and the AU loss an
 
 from __future__ import annotations
 
+import argparse
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from unmask.data.manifest import Clip, write_manifest
 from unmask.data.sources._micro import (
@@ -81,9 +84,9 @@ class Record:
     row: int
 
 
-def read_coded(sheet, frames, *, dataset: str, subject_format: str, au_set, fixes: Fixes, problems: list,
-               missing_apex: str = "middle", alternatives: str = "first", sheet_name=None,
-               locate=None) -> list[Record]:
+def read_coded(sheet: str | Path, frames: str | Path, *, dataset: str, subject_format: str, au_set: Any, fixes: Fixes, problems: list,
+               missing_apex: str = "middle", alternatives: str = "first", sheet_name: str | int | None = None,
+               locate: Any = None) -> list[Record]:
     """Records of a CASME II- or SAMM-style coding sheet and its frame folders (bad rows go to ``problems``).
 
     ``locate(index, subject, filename, values) -> (folder or None, why)`` finds a row's frame folder; by
@@ -163,7 +166,7 @@ def _by_filename(index: FolderIndex, subject: str, filename: str, values: dict) 
     return index.find(filename, subject)
 
 
-def read_smic(root, *, fixes: Fixes, problems: list, missing_apex: str = "middle") -> list[Record]:
+def read_smic(root: str | Path, *, fixes: Fixes, problems: list, missing_apex: str = "middle") -> list[Record]:
     """Records of an SMIC(-HS) tree: ``.../s1/micro/negative/s1_ne_01/*.bmp``; the folder is the label."""
     from unmask.data.video import VideoError, frame_numbers
 
@@ -216,7 +219,7 @@ def to_clips(records: list[Record], emotion: Task, aus: Task | None, mapping: di
     return clips
 
 
-def finish(clips, tasks, out, fixes: Fixes, problems: list, skip_invalid: bool, what: str) -> ImportResult:
+def finish(clips: list, tasks: Sequence[Task], out: str | Path | None, fixes: Fixes, problems: list, skip_invalid: bool, what: str) -> ImportResult:
     if problems and not skip_invalid:
         raise UnmaskError(f"{len(problems)} problem(s) importing {what}", problems)
     if not clips:
@@ -349,7 +352,7 @@ class CASME3(_Coded):
     tasks = (Task("emotion", "single", CASME3_CLASSES), au_task(AU_SETS["cross"]))
     locate = staticmethod(_casme3_folder)
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("sheet", help="the release's label sheet (cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx)")
         parser.add_argument("--frames", required=True, help="root of the frame folders (e.g. Part_A_ME_clip/frame)")
         parser.add_argument("--classes", choices=tuple(CASME3_GROUPS), default="7",
@@ -358,7 +361,7 @@ class CASME3(_Coded):
         parser.add_argument("--sheet-name", default="label", help="xlsx sheet (default: label)")
         _common(parser, self.au_default)
 
-    def classes_and_mapping(self, args) -> tuple[tuple[str, ...], dict | None]:
+    def classes_and_mapping(self, args: argparse.Namespace) -> tuple[tuple[str, ...], dict | None]:
         group = CASME3_GROUPS[args.classes]
         mapping = {**group, **{a: group[c] for a, c in CASME3_ALIASES.items() if c in group}}
         return tuple(dict.fromkeys(group.values())), mapping
@@ -370,12 +373,12 @@ class SMIC(Source):
     help = "SMIC(-HS): frame folders s1/micro/<negative|positive|surprise>/s1_ne_01/*.bmp (no AUs, no apex)"
     tasks = (Task("emotion", "single", MEGC_CLASSES),)
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("root", help="the SMIC tree (e.g. SMIC_all_raw/HS)")
         parser.add_argument("--missing-apex", choices=("middle", "empty"), default="middle",
                             help="SMIC codes no apex: the middle frame (default) or empty")
 
-    def run(self, args, out, *, skip_invalid: bool = False) -> ImportResult:
+    def run(self, args: argparse.Namespace, out: str | Path | None, *, skip_invalid: bool = False) -> ImportResult:
         fixes, problems = Fixes(), []
         records = read_smic(args.root, fixes=fixes, problems=problems, missing_apex=args.missing_apex)
         clips = to_clips(records, self.tasks[0], None, None, fixes, self.name)
@@ -390,7 +393,7 @@ class MEGC2019(Source):
     help = "MEGC2019 composite: CASME II + SAMM + SMIC-HS as negative/positive/surprise, 68 subjects"
     tasks = (Task("emotion", "single", MEGC_CLASSES), au_task(AU_SETS["cross"]))
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--casme2-sheet", help="CASME II coding sheet")
         parser.add_argument("--casme2-frames", help="CASME II frame root")
         parser.add_argument("--samm-sheet", help="SAMM coding sheet")
@@ -398,7 +401,7 @@ class MEGC2019(Source):
         parser.add_argument("--smic", help="SMIC-HS frame tree")
         _common(parser, "cross")
 
-    def run(self, args, out, *, skip_invalid: bool = False) -> ImportResult:
+    def run(self, args: argparse.Namespace, out: str | Path | None, *, skip_invalid: bool = False) -> ImportResult:
         au_set = parse_au_set(args.aus)
         emotion, aus = self.tasks[0], au_task(au_set)
         fixes, problems, clips, parts = Fixes(), [], [], []

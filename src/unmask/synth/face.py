@@ -1,4 +1,4 @@
-"""Procedural face renderer for the synthetic masked-expression set (see :mod:`unmask.data.synth`).
+"""Procedural face renderer for the synthetic masked-expression set (see :mod:`unmask.synth.masked`).
 
 A face is drawn with anti-aliased OpenCV primitives from two things:
 
@@ -15,6 +15,7 @@ roll, scale) moves every feature consistently. Colours are RGB.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -149,7 +150,7 @@ def _outline(ident: Identity, jaw: float, n=64):
     return np.stack([u, v], 1)
 
 
-def face_box(ident: Identity, aus: dict, pose, width: int, height: int) -> tuple[int, int, int, int]:
+def face_box(ident: Identity, aus: dict, pose: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
     """Pixel box ``(x, y, w, h)`` of the face outline (forehead to chin, cheek to cheek), clipped to the frame."""
     cv = _Canvas(None, ident, pose)
     pts = cv.px(_outline(ident, 0.11 * min(aus.get("AU26", 0.0), 1.5)))
@@ -158,7 +159,7 @@ def face_box(ident: Identity, aus: dict, pose, width: int, height: int) -> tuple
     return int(math.floor(x0)), int(math.floor(y0)), int(math.ceil(x1 - x0)) + 1, int(math.ceil(y1 - y0)) + 1
 
 
-def render_face(img: np.ndarray, ident: Identity, aus: dict, pose=(0.0, 0.0, 0.0, 1.0)) -> None:
+def render_face(img: np.ndarray, ident: Identity, aus: dict, pose: Sequence[float] = (0.0, 0.0, 0.0, 1.0)) -> None:
     """Draw the subject with the given AU intensities onto ``img`` ([H, W, 3] uint8 RGB) in place.
 
     ``pose`` is ``(dx, dy, roll_degrees, scale)`` relative to the subject's resting head position.
@@ -303,7 +304,7 @@ def render_face(img: np.ndarray, ident: Identity, aus: dict, pose=(0.0, 0.0, 0.0
     cv.fill(np.concatenate([top, line]), hair)
 
 
-def render_frames(ident: Identity, frames, poses, width: int, height: int, noise_seed: int, noise: float = 1.0):
+def render_frames(ident: Identity, frames: Iterable[dict], poses: Iterable[Sequence[float]], width: int, height: int, noise_seed: int, noise: float = 1.0) -> Iterator[np.ndarray]:
     """Yield one uint8 RGB frame ``[H, W, 3]`` per (AU intensities, pose) pair: the identity's background,
     face and lighting, plus sensor noise (``noise`` x the identity's level, seeded by ``noise_seed``)."""
     bg, light = render_background(ident, width, height), lighting_map(ident, width, height)

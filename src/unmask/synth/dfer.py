@@ -3,7 +3,7 @@
 What makes in-the-wild DFER hard, each a knob of :class:`DferSynthConfig` with its ground truth in the metadata:
 
 * **7 classes with neutral** (DFEW's: happy, sad, neutral, angry, surprise, disgust, fear), EMFACS prototypes of
-  the masked-expression generator (:data:`unmask.data.synth.PROTOTYPES`); a neutral clip has no expression event.
+  the masked-expression generator (:data:`unmask.synth.masked.PROTOTYPES`); a neutral clip has no expression event.
 * **Temporal dilution**: the expression (rise, hold, fall) occupies only ``dilution`` (a range) of a clip whose
   length varies (``min_frames`` .. ``max_frames``); the rest is the person's resting face.
 * **A resting-face bias (global context)**: every clip's person carries a constant resting expression, a random
@@ -36,14 +36,19 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from unmask.data.sources.dfer import DFEW_LABELS
 from unmask.errors import UnmaskError
 from unmask.io import claim_output
+
+if TYPE_CHECKING:
+    from unmask.synth.face import Identity
 
 #: DFEW label -> the masked-expression generator's prototype name (neutral: none).
 PROTOTYPE_OF = {"happy": "happiness", "sad": "sadness", "angry": "anger", "surprise": "surprise",
@@ -117,9 +122,9 @@ def _smooth(x):
     return x * x * (3 - 2 * x)
 
 
-def plan_dfer_clip(cfg: DferSynthConfig, number: int, person: int, label: str, ident) -> DferPlan:
-    from unmask.data.synth import PROTOTYPES
-    from unmask.data.synth_face import AUS
+def plan_dfer_clip(cfg: DferSynthConfig, number: int, person: int, label: str, ident: Identity) -> DferPlan:
+    from unmask.synth.face import AUS
+    from unmask.synth.masked import PROTOTYPES
 
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 7, person, number]))
     n = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
@@ -181,11 +186,11 @@ def plan_dfer_clip(cfg: DferSynthConfig, number: int, person: int, label: str, i
                     int(rng.integers(2**31)))
 
 
-def render_dfer_clip(cfg: DferSynthConfig, plan: DferPlan, ident):
+def render_dfer_clip(cfg: DferSynthConfig, plan: DferPlan, ident: Identity) -> Iterator[tuple[np.ndarray, tuple[int, int, int, int]]]:
     """Yield ``(RGB uint8 [H, W, 3], face box)`` per frame."""
     import cv2
 
-    from unmask.data.synth_face import face_box, lighting_map, render_background, render_face
+    from unmask.synth.face import face_box, lighting_map, render_background, render_face
 
     W, H = cfg.width, cfg.height
     bg, light = render_background(ident, W, H), lighting_map(ident, W, H)
@@ -213,9 +218,9 @@ ANNOTATION_HEADER = ("frame", "x", "y", "w", "h")
 
 
 def make_dfer_clip(cfg: DferSynthConfig, out: Path, number: int, person: int, label: str) -> dict:
-    from unmask.data.synth import subject_rng
-    from unmask.data.synth_face import AUS, sample_identity
     from unmask.data.video import write_video
+    from unmask.synth.face import AUS, sample_identity
+    from unmask.synth.masked import subject_rng
 
     ident = sample_identity(subject_rng(cfg, person), cfg.width, cfg.height)  # type: ignore[arg-type]
     plan = plan_dfer_clip(cfg, number, person, label, ident)

@@ -35,8 +35,10 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -44,6 +46,12 @@ from unmask.data.video import write_video
 from unmask.emotions import EMOTIONS, MFED_TASKS, masked_pairs
 from unmask.errors import UnmaskError
 from unmask.io import claim_output
+
+if TYPE_CHECKING:
+    from unmask.data.manifest import Clip
+    from unmask.synth.face import Identity
+
+C = TypeVar("C")  # a generator's config dataclass
 
 #: EMFACS prototypes, AU -> intensity at full expression (1.0 = a full prototypical action).
 PROTOTYPES: dict[str, dict[str, float]] = {
@@ -64,7 +72,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def from_preset(cls, preset: str, overrides: dict, what: str):
+def from_preset(cls: type[C], preset: str, overrides: dict, what: str) -> C:
     """``cls`` (a generator's config dataclass with ``preset`` and ``validated()``) from a paradigm preset, then
     ``overrides`` (``None`` values ignored); unknown presets and option names are errors naming the choices."""
     if preset not in PRESETS:
@@ -76,7 +84,7 @@ def from_preset(cls, preset: str, overrides: dict, what: str):
     return cls(**values).validated()
 
 
-def paradigm_problems(cfg) -> list[str]:
+def paradigm_problems(cfg: Any) -> list[str]:
     """What is wrong with the masked-expression settings every renderer of this paradigm shares (``leak``,
     ``lower_leak_ratio``, ``onset_strength``, ``fps``, ``jitter``, ``motion``, ``noise``)."""
     problems = []
@@ -115,7 +123,7 @@ class SynthConfig:
     crf: int = 18                   # x264 quality; low enough that small AU residues survive
 
     @classmethod
-    def from_preset(cls, preset: str = "default", **overrides) -> SynthConfig:
+    def from_preset(cls, preset: str = "default", **overrides: Any) -> SynthConfig:
         """The preset's values, then ``overrides`` (``None`` values are ignored): explicit flags win."""
         return from_preset(cls, preset, overrides, "synth")
 
@@ -187,14 +195,14 @@ def _ramp(f: np.ndarray, keys: list[tuple[int, float]]) -> np.ndarray:
     return out
 
 
-def plan_clip(config: SynthConfig, subject: int, true: str, disguised: str, identity=None) -> ClipPlan:
+def plan_clip(config: SynthConfig, subject: int, true: str, disguised: str, identity: Identity | None = None) -> ClipPlan:
     """Timeline, AU trajectories and head motion of one clip (cheap; no rendering).
 
     Key frames: the true emotion rises from neutral to ``onset_strength`` at ``onset`` and holds one frame;
     then the disguise ramps 0 -> 1 while the true emotion falls to its residue (reached together, at the start
     of the apex plateau); ``apex`` is the middle of the plateau; both decay to exactly 0 at ``offset``.
     """
-    from unmask.data.synth_face import AUS, sample_identity
+    from unmask.synth.face import AUS, sample_identity
 
     ident = identity or sample_identity(subject_rng(config, subject), config.width, config.height)
     rng = clip_rng(config, subject, true, disguised)
@@ -243,9 +251,9 @@ def plan_clip(config: SynthConfig, subject: int, true: str, disguised: str, iden
 
 
 # ---------------------------------------------------------------------------------------------- rendering
-def render_clip(config: SynthConfig, plan: ClipPlan, identity=None):
+def render_clip(config: SynthConfig, plan: ClipPlan, identity: Identity | None = None) -> Iterator[tuple[np.ndarray, tuple[int, int, int, int]]]:
     """Yield ``(frame [H, W, 3] uint8 RGB, face box)`` for every frame of ``plan``."""
-    from unmask.data.synth_face import face_box, render_frames, sample_identity
+    from unmask.synth.face import face_box, render_frames, sample_identity
 
     W, H = config.width, config.height
     ident = identity or sample_identity(subject_rng(config, plan.subject), W, H)
@@ -258,7 +266,7 @@ AU_HEADER = ("frame", "x", "y", "w", "h")
 
 
 def _write_annotations(path: Path, plan: ClipPlan, boxes) -> None:
-    from unmask.data.synth_face import AUS
+    from unmask.synth.face import AUS
 
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -285,10 +293,10 @@ def _complete(video: Path, annotations: Path, n: int) -> bool:
         return False
 
 
-def make_clip(config: SynthConfig, out: Path, subject: int, true: str, disguised: str):
+def make_clip(config: SynthConfig, out: Path, subject: int, true: str, disguised: str) -> Clip:
     """Render, encode and annotate one clip unless it is already complete; return its manifest ``Clip``."""
     from unmask.data.manifest import Clip
-    from unmask.data.synth_face import face_box, sample_identity
+    from unmask.synth.face import face_box, sample_identity
 
     ident = sample_identity(subject_rng(config, subject), config.width, config.height)
     plan = plan_clip(config, subject, true, disguised, ident)

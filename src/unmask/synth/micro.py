@@ -7,7 +7,7 @@ reads the implicit, temporal information does not. This generator makes that pre
 Each clip is one brief (``duration``, 0.2-0.5 s by default), low-intensity (``intensity``, 0.4 of a full
 action by default) AU movement from neutral, filmed at a high frame rate (100 fps), with onset, apex and
 offset frames, drawn by the same AU-driven face renderer as the masked-expression set
-(:mod:`unmask.data.synth_face`). Four classes:
+(:mod:`unmask.synth.face`). Four classes:
 
 ===============  ==================  ======================================================================
 class            AUs                 onset -> apex dynamics
@@ -166,7 +166,7 @@ def plan_micro(config: MicroConfig, subject: int, k: int, emotion: str, gain: fl
 
 
 def _identity(config: MicroConfig, subject: int):
-    from unmask.data.synth_face import sample_identity
+    from unmask.synth.face import sample_identity
 
     return sample_identity(np.random.default_rng(np.random.SeedSequence([config.seed, 1, subject])),
                            config.width, config.height)
@@ -174,9 +174,9 @@ def _identity(config: MicroConfig, subject: int):
 
 def make_micro_clip(config: MicroConfig, out: Path, subject: int, k: int, emotion: str) -> dict:
     """Render and encode one clip (unless complete); return its ground-truth row."""
-    from unmask.data.synth import AU_HEADER
-    from unmask.data.synth_face import AUS, face_box, render_frames
     from unmask.data.video import VideoError, probe, write_video
+    from unmask.synth.face import AUS, face_box, render_frames
+    from unmask.synth.masked import AU_HEADER
 
     ident = _identity(config, subject)
     plan = plan_micro(config, subject, k, emotion, ident.expressivity)
@@ -208,7 +208,7 @@ def make_micro_clip(config: MicroConfig, out: Path, subject: int, k: int, emotio
             "video": str(video), "annotations": str(ann), "face_box": union}
 
 
-def generate_micro(out, config: MicroConfig | None = None, *, workers: int = 1, progress: bool = True) -> Path:
+def generate_micro(out: str | Path, config: MicroConfig | None = None, *, workers: int = 1, progress: bool = True) -> Path:
     """Write the micro set into ``out`` (layout in the module docstring); resumable; returns the manifest path."""
     from tqdm import tqdm
 
@@ -227,7 +227,7 @@ def generate_micro(out, config: MicroConfig | None = None, *, workers: int = 1, 
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        from unmask.data.synth import _worker_init
+        from unmask.synth.masked import _worker_init
 
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
             for job, row in zip(jobs, pool.map(make_micro_clip, *zip(*[(config, out, *j) for j in jobs]))):
@@ -247,7 +247,7 @@ def generate_micro(out, config: MicroConfig | None = None, *, workers: int = 1, 
     return write_manifest(clips, out / "manifest.csv", tasks)
 
 
-def read_ground_truth(folder) -> dict[str, dict]:
+def read_ground_truth(folder: str | Path) -> dict[str, dict]:
     """``clips.csv`` of a micro set: clip id -> its ground-truth row (strings)."""
     path = Path(folder) / "clips.csv"
     if not path.is_file():

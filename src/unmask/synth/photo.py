@@ -5,7 +5,7 @@ renderer rather than expressions. This one starts from photos of *real* people, 
 landmarks with a real detector (YuNet through ``yuface``, :func:`unmask.data.faces.create_detector`) and
 animates expressions with smooth geometric warps around those landmarks, plus a few shading cues. Nothing is
 shared with the cartoon renderer but the clip paradigm and the emotion prototypes (EMFACS, the same AU
-combinations as :data:`unmask.data.synth.PROTOTYPES`, and the same leakage rule: at the apex the felt emotion
+combinations as :data:`unmask.synth.masked.PROTOTYPES`, and the same leakage rule: at the apex the felt emotion
 survives on the upper-face AUs). Other faces, other frame size (224x256 portrait), frame rate (30 fps),
 codec (Motion JPEG in AVI), timing, head motion and noise.
 
@@ -48,9 +48,11 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -58,6 +60,10 @@ import numpy as np
 from unmask.emotions import EMOTIONS, MFED_TASKS, masked_pairs
 from unmask.errors import UnmaskError
 from unmask.io import claim_output
+
+if TYPE_CHECKING:
+    from unmask.data.faces import FaceDetector
+    from unmask.data.manifest import Clip
 
 #: The sources in the project's real-face fixtures folder (``shared/data/faces``): (file, frame or None).
 #: Six different people; video frames chosen by eye as the most neutral ones.
@@ -98,8 +104,8 @@ class PhotoConfig:
     quality: int = 3                # Motion JPEG qscale (2 best .. 31 worst)
 
     @classmethod
-    def from_preset(cls, preset: str = "default", **overrides) -> PhotoConfig:
-        from unmask.data.synth import from_preset
+    def from_preset(cls, preset: str = "default", **overrides: Any) -> PhotoConfig:
+        from unmask.synth.masked import from_preset
 
         return from_preset(cls, preset, overrides, "photo-render")
 
@@ -109,7 +115,7 @@ class PhotoConfig:
             problems.append(f"subjects must not be negative (got {self.subjects})")
         if self.width < 96 or self.height < 96 or self.width % 2 or self.height % 2:
             problems.append(f"size must be even and at least 96x96 (got {self.width}x{self.height})")
-        from unmask.data.synth import paradigm_problems
+        from unmask.synth.masked import paradigm_problems
 
         problems += paradigm_problems(self)
         if not 0 <= self.strength <= 2:
@@ -176,7 +182,7 @@ class Face:
         return float(np.linalg.norm(self.landmarks[1] - self.landmarks[0]))
 
 
-def canonical_face(source: Source, width: int, height: int, detector=None) -> Face:
+def canonical_face(source: Source, width: int, height: int, detector: FaceDetector | None = None) -> Face:
     """Detect the face (YuNet), then rotate, scale and crop the image so the eyes are level, their midpoint
     at (0.5 W, 0.40 H) and 0.30 W apart; landmarks and box are mapped the same way."""
     from unmask.data.faces import best_face, create_detector
@@ -357,7 +363,7 @@ def _smooth(f, keys):
 def plan_clip(config: PhotoConfig, subject: int, true: str, disguised: str) -> PhotoPlan:
     """The same paradigm as ``unmask synth`` (neutral, felt emotion alone at the onset, disguise with an
     upper-face residue at the apex, offset, neutral), on this renderer's own timing (30 fps: longer phases)."""
-    from unmask.data.synth import PROTOTYPES, UPPER_FACE
+    from unmask.synth.masked import PROTOTYPES, UPPER_FACE
 
     gain = float(_rng(config, 1, subject).uniform(0.85, 1.1))
     rng = _rng(config, 2, subject, EMOTIONS.index(true) * 6 + EMOTIONS.index(disguised))
@@ -396,7 +402,7 @@ def plan_clip(config: PhotoConfig, subject: int, true: str, disguised: str) -> P
                      poses, gains, int(rng.integers(2**31)))
 
 
-def render_clip(config: PhotoConfig, plan: PhotoPlan, rig: Rig):
+def render_clip(config: PhotoConfig, plan: PhotoPlan, rig: Rig) -> Iterator[tuple[np.ndarray, tuple[int, int, int, int]]]:
     """Yield ``(frame RGB uint8 [H, W, 3], face box)`` per frame: expression, head pose, lighting, noise."""
     W, H = config.width, config.height
     centre = tuple(float(c) for c in rig.face.landmarks[:2].mean(0))
@@ -417,7 +423,7 @@ def render_clip(config: PhotoConfig, plan: PhotoPlan, rig: Rig):
         yield np.clip(img + 0.5, 0, 255).astype(np.uint8), box
 
 
-def write_mjpeg(frames, path: Path, fps: float, quality: int = 3) -> int:
+def write_mjpeg(frames: Iterable[np.ndarray], path: Path, fps: float, quality: int = 3) -> int:
     """Encode RGB frames as Motion JPEG in an AVI (PyAV); each frame is coded alone, so the same frames give
     the same file. Returns the number of frames written."""
     from fractions import Fraction
@@ -446,10 +452,10 @@ def _rig(path: str, frame, width: int, height: int) -> Rig:
     return build_rig(canonical_face(Source(Path(path), frame), width, height))
 
 
-def make_clip(config: PhotoConfig, out: Path, subject: int, source: Source, true: str, disguised: str):
+def make_clip(config: PhotoConfig, out: Path, subject: int, source: Source, true: str, disguised: str) -> Clip:
     """Render, encode and annotate one clip unless it is already complete; return its manifest ``Clip``."""
     from unmask.data.manifest import Clip
-    from unmask.data.synth import _complete, _union, _write_annotations
+    from unmask.synth.masked import _complete, _union, _write_annotations
 
     rig = _rig(str(source.path), source.frame, config.width, config.height)
     plan = plan_clip(config, subject, true, disguised)
