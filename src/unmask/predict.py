@@ -15,7 +15,9 @@ instead and the reason is logged once. Every face of a frame is classified, in b
 frames.
 
 Result columns (:data:`BASE_COLUMNS`, then per task of the checkpoint, in its order, ``<task>_pred``,
-``<task>_conf`` and ``<task>_p_<label>...`` in the task's label order, then ``error``):
+``<task>_conf`` and ``<task>_p_<label>...`` in the task's label order (calibrated by the checkpoint's temperatures
+unless ``calibrated=False``), the peers' columns, :data:`unmask.trust.TRUST_COLUMNS` (the unlike-training score
+and flag, the provenance line, the warnings), then ``error``):
 
 * ``source`` the file (or ``<image>`` for an in-memory image); ``kind`` image | video;
 * ``frame`` the 0-based decoded frame index (-1 for images), ``time_s`` its timestamp (NaN for images);
@@ -70,6 +72,7 @@ from unmask.results import (
     write_results,
 )
 from unmask.tracking import FaceTracker, apex_index
+from unmask.trust import TRUST_COLUMNS
 
 log = logging.getLogger("unmask")
 
@@ -142,7 +145,8 @@ class Predictor:
     """A trained model with its training preprocessing; see the module docstring."""
 
     def __init__(self, model, ckpt: dict, *, device: torch.device, detector=None, batch_size: int = 32,
-                 precision: str = "fp32", neutral_frames: int = 3, smooth_s: float = 0.2, peers=()):
+                 precision: str = "fp32", neutral_frames: int = 3, smooth_s: float = 0.2, peers=(),
+                 calibrated: bool = True):
         from unmask.data.transforms import Preprocess
 
         if precision not in ("fp32", "bf16"):
@@ -179,6 +183,9 @@ class Predictor:
         from unmask.peers import Peer  # off-the-shelf models whose columns go beside ours (unmask.peers)
 
         self.peers = [Peer(name, device, batch_size) for name in dict.fromkeys(peers)]
+        from unmask.trust import Trust  # provenance, calibration, the "unlike the training faces" flag
+
+        self.trust = Trust(ckpt, calibrated)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", detector=None, **kwargs) -> Predictor:
@@ -245,11 +252,13 @@ class Predictor:
                 if self.encodes_clips and f.dim() > 2:  # a video backbone's tokens per time step: one vector per clip
                     f = f.flatten(1, -2).mean(1)
             for task in self.tasks:
-                out.setdefault(task.name, []).append(task.probabilities(o[f"{task.name}_logits"]).cpu())
+                out.setdefault(task.name, []).append(self.trust.probabilities(task, o[f"{task.name}_logits"]).cpu())
             out.setdefault("features", []).append((f.mean(1) if self.clip_frames and not self.encodes_clips else f).cpu())
         if not out:
-            return {"features": np.zeros((0, 0), np.float32)}
-        return {k: torch.cat(v).numpy() for k, v in out.items()}
+            return {"features": np.zeros((0, 0), np.float32), "ood": np.zeros(0)}
+        res = {k: torch.cat(v).numpy() for k, v in out.items()}
+        res["ood"] = self.trust.scores(res["features"])  # [N] "unlike the training faces" scores
+        return res
 
     # -- rows -------------------------------------------------------------------------------------------
     def _frame_rows(self, rgb: np.ndarray, base: dict, pending: list, frame: int | None = None) -> list[dict]:
@@ -312,13 +321,17 @@ class Predictor:
                     row[f"{task.name}_pred"] = pred if task.kind == "single" else task.format(pred)
                     row[f"{task.name}_conf"] = float(p.max())
                     row.update({f"{task.name}_p_{x}": float(v) for x, v in zip(task.labels, p)})
+                self.trust.fill(row, float(out["ood"][j]))
                 if features is not None:
                     features[id(row)] = out["features"][j]
 
     def _frame(self, rows: list[dict]) -> pd.DataFrame:
         cols = BASE_COLUMNS + (ONSET_APEX_COLUMNS if self.onset_apex else []) + task_columns(self.tasks)
         cols += [c for peer in self.peers for c in peer.columns]
-        return to_frame(rows, cols + ["error"])
+        for row in rows:  # rows without a face (or an error) still say what the model was trained on
+            if "trained_on" not in row:
+                self.trust.fill(row, None)
+        return to_frame(rows, cols + TRUST_COLUMNS + ["error"])
 
     # -- public API -------------------------------------------------------------------------------------
     def predict_image(self, img, source: str | None = None) -> pd.DataFrame:
