@@ -23,6 +23,7 @@ from pathlib import Path
 from unmask.errors import UnmaskError
 from unmask.serve.analysis import Limits, accepted_extensions
 from unmask.serve.jobs import Busy, JobQueue
+from unmask.serve.trust_view import trust_info
 
 PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
               "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -80,7 +81,8 @@ def create_app(predictor, limits: Limits = Limits(), model_name: str = "model"):
                           for t in predictor.tasks],
                 "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_upload_mb": limits.max_upload_mb,
                            "max_video_s": limits.max_video_s, "max_frames": limits.max_frames},
-                "accept": list(accepted_extensions()), "examples": list(shipped)}
+                "accept": list(accepted_extensions()), "examples": list(shipped),
+                **trust_info(predictor)}  # what the model and each peer were trained on, calibration
 
     @app.post("/api/upload", status_code=202)
     async def upload(request: Request, name: str = ""):
