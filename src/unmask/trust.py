@@ -45,9 +45,10 @@ class Trust:
         self.warning = synthetic_warning(self.provenance)
 
     def temperature(self, task) -> float | list[float] | None:
-        if not self.calibrated:
+        t = self.calibration["temperature"].get(task.name) if self.calibrated else None
+        if isinstance(t, list) and len(t) != len(task.labels):  # a model whose task differs from the checkpoint's
             return None
-        return self.calibration["temperature"].get(task.name)
+        return t
 
     def probabilities(self, task, logits: torch.Tensor) -> torch.Tensor:
         """A task's probabilities from its logits, calibrated unless switched off or unknown."""
