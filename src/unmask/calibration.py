@@ -22,8 +22,12 @@ A checkpoint's ``calibration`` record::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import torch
+
+from unmask.tasks import Task
 
 UNKNOWN: dict = {"known": False}
 EPS = 1e-12
@@ -73,7 +77,7 @@ def scale_logits(kind: str, logits: torch.Tensor, temperature: float | list[floa
     return z.softmax(-1) if kind == "single" else z.sigmoid()
 
 
-def _fit_one(loss) -> float:
+def _fit_one(loss: Callable[[float], float]) -> float:
     from scipy.optimize import minimize_scalar
 
     res = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded", options={"xatol": 1e-4})
@@ -154,7 +158,7 @@ def reliability_curve(kind: str, p: np.ndarray, y: np.ndarray, bins: int = BINS)
     return out
 
 
-def fit_calibration(tasks, probs: dict[str, np.ndarray], labels: dict[str, np.ndarray], fitted_on: str) -> dict:
+def fit_calibration(tasks: Sequence[Task], probs: dict[str, np.ndarray], labels: dict[str, np.ndarray], fitted_on: str) -> dict:
     """The ``calibration`` record of a checkpoint from validation ``probs`` and ``labels`` per task."""
     temps, val = {}, {}
     for task in tasks:

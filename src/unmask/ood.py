@@ -31,8 +31,12 @@ A checkpoint's ``ood`` record::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
+
+from unmask.tasks import Task
 
 UNKNOWN: dict = {"known": False}
 QUANTILE = 0.95
@@ -49,14 +53,14 @@ def pooled_features(model: torch.nn.Module, f: torch.Tensor) -> torch.Tensor:
     return f.mean(1) if f.dim() > 2 else f
 
 
-def first_single_task(tasks) -> object | None:
+def first_single_task(tasks: Sequence[Task]) -> Task | None:
     return next((t for t in tasks if t.kind == "single"), None)
 
 
 class Mahalanobis:
     """The score of the module docstring; :meth:`fit` then :meth:`set_threshold`, or :meth:`from_record`."""
 
-    def __init__(self, means: np.ndarray, precision: np.ndarray, threshold: float | None = None, task: str = ""):
+    def __init__(self, means: np.ndarray, precision: np.ndarray, threshold: float | None = None, task: str = "") -> None:
         self.means = np.asarray(means, np.float64)  # [C, D]
         self.precision = np.asarray(precision, np.float64)  # [D, D]
         self.threshold, self.task = threshold, task
@@ -97,6 +101,7 @@ class Mahalanobis:
         return self.threshold
 
     def flags(self, scores: np.ndarray) -> np.ndarray:
+        """True where a score is above the threshold (none without a threshold)."""
         if self.threshold is None:
             return np.zeros(len(scores), bool)
         return np.asarray(scores) > self.threshold
@@ -117,7 +122,7 @@ class Mahalanobis:
         return out
 
 
-def fit_ood(tasks, train_features: np.ndarray, train_labels: dict[str, np.ndarray],
+def fit_ood(tasks: Sequence[Task], train_features: np.ndarray, train_labels: dict[str, np.ndarray],
             val_features: np.ndarray) -> dict:
     """The ``ood`` record of a checkpoint: fitted on the training features, thresholded on the validation ones."""
     task = first_single_task(tasks)

@@ -16,6 +16,7 @@ Result columns it adds (:data:`TRUST_COLUMNS`), on every row:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ import torch
 from unmask.calibration import read_calibration, scale_logits
 from unmask.ood import Mahalanobis, read_ood
 from unmask.provenance import describe, read_provenance, synthetic_warning
+
+if TYPE_CHECKING:
+    from unmask.tasks import Task
 
 TRUST_COLUMNS = ["ood_score", "unlike_training", "calibrated", "trained_on", "note"]
 UNLIKE = "this face is unlike the faces the model was trained on"
@@ -36,7 +40,7 @@ def read_trust_fields(ckpt: dict) -> dict:
 class Trust:
     """The trust side of one checkpoint; ``calibrated=False`` keeps the raw softmax / sigmoid."""
 
-    def __init__(self, ckpt: dict, calibrated: bool = True):
+    def __init__(self, ckpt: dict, calibrated: bool = True) -> None:
         fields = read_trust_fields(ckpt)
         self.provenance, self.calibration = fields["provenance"], fields["calibration"]
         self.scorer = Mahalanobis.from_record(fields["ood"])
@@ -44,13 +48,13 @@ class Trust:
         self.trained_on = describe(self.provenance)
         self.warning = synthetic_warning(self.provenance)
 
-    def temperature(self, task) -> float | list[float] | None:
+    def temperature(self, task: Task) -> float | list[float] | None:
         t = self.calibration["temperature"].get(task.name) if self.calibrated else None
         if isinstance(t, list) and len(t) != len(task.labels):  # a model whose task differs from the checkpoint's
             return None
         return t
 
-    def probabilities(self, task, logits: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, task: Task, logits: torch.Tensor) -> torch.Tensor:
         """A task's probabilities from its logits, calibrated unless switched off or unknown."""
         return scale_logits(task.kind, logits, self.temperature(task))
 

@@ -4,16 +4,20 @@ face's entry carries beside its bars (read from the same result rows as ``unmask
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from unmask.predict import Predictor
 
 
-def trust_info(predictor) -> dict:
+def trust_info(predictor: Predictor) -> dict:
     """``/api/info`` fields: ``trust`` (provenance line, warning, calibration, the unlike-training score) and
     ``peers`` (name, what it was trained on)."""
     return {"trust": predictor.trust.summary(),
             "peers": [{"name": p.name, "labels": list(p.labels), "trained_on": p.trained_on} for p in predictor.peers]}
 
 
-def face_trust(predictor, row: dict) -> dict:
+def face_trust(predictor: Predictor, row: dict) -> dict:
     """One face's ``unlike_training``, ``ood_score``, ``calibrated``, ``note`` and ``peers`` (``{name: {pred,
     conf, p}}``) as the page's JSON carries them."""
     score = row.get("ood_score")

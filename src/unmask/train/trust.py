@@ -9,6 +9,9 @@ after), which the report reads beside ``predictions.csv``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -16,10 +19,15 @@ from unmask.calibration import fit_calibration
 from unmask.io import atomic_write_json
 from unmask.ood import fit_ood, pooled_features
 from unmask.provenance import dataset_provenance
+from unmask.tasks import Task
+
+if TYPE_CHECKING:
+    from unmask.train.engine import Member, Trainer
 
 
 @torch.no_grad()
-def fold_features(model: torch.nn.Module, get_features, idx: np.ndarray, batch_size: int) -> np.ndarray:
+def fold_features(model: torch.nn.Module, get_features: Callable[..., torch.Tensor], idx: np.ndarray,
+                  batch_size: int) -> np.ndarray:
     """The pooled backbone features ``[N, D]`` of clips ``idx`` (eval: view 0, whole clips, no augmentation)."""
     out = []
     for start in range(0, len(idx), batch_size):
@@ -28,11 +36,11 @@ def fold_features(model: torch.nn.Module, get_features, idx: np.ndarray, batch_s
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
-def _labels(data, tasks, idx: np.ndarray) -> dict[str, np.ndarray]:
+def _labels(data, tasks: Sequence[Task], idx: np.ndarray) -> dict[str, np.ndarray]:
     return {t.name: data.labels[t.name][idx].numpy() for t in tasks}
 
 
-def fit_trust(trainer, member) -> dict:
+def fit_trust(trainer: Trainer, member: Member) -> dict:
     """The checkpoint fields ``provenance``, ``calibration`` and ``ood`` of a finished fold (``trainer``: the
     engine's :class:`~unmask.train.engine.Trainer` with the fold's best model loaded; ``member`` the fold)."""
     from unmask.train.batches import predict_stack
@@ -58,7 +66,7 @@ def fit_trust(trainer, member) -> dict:
     return {"provenance": prov, "calibration": calibration, "ood": ood}
 
 
-def _prepared_dir(cfg) -> str | None:
+def _prepared_dir(cfg: object) -> str | None:
     return getattr(getattr(cfg, "data", None), "prepared", None)
 
 
