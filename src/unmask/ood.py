@@ -78,8 +78,13 @@ class Mahalanobis:
         labels = np.unique(c)
         means = np.stack([x[c == k].mean(0) for k in labels])
         centred = x - means[np.searchsorted(labels, c)]
+        if not np.abs(centred).max(initial=0.0) > 0:  # one clip per class: no spread left, use the global one
+            centred = x - x.mean(0)
         lw = LedoitWolf(assume_centered=True).fit(centred)
-        out = cls(means, lw.precision_, task=task)
+        cov = lw.covariance_
+        # a small ridge keeps the inverse finite when the features span fewer dimensions than they have
+        cov = cov + np.eye(len(cov)) * max(1e-6 * np.trace(cov) / len(cov), 1e-12)
+        out = cls(means, np.linalg.inv(cov), task=task)
         out.extra = {"n_train": int(len(x)), "shrinkage": float(lw.shrinkage_)}
         return out
 
