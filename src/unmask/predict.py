@@ -72,7 +72,7 @@ from unmask.results import (
     write_results,
 )
 from unmask.tracking import FaceTracker, apex_index
-from unmask.trust import TRUST_COLUMNS
+from unmask.trust import TRUST_COLUMNS, Trust
 
 log = logging.getLogger("unmask")
 
@@ -183,9 +183,7 @@ class Predictor:
         from unmask.peers import Peer  # off-the-shelf models whose columns go beside ours (unmask.peers)
 
         self.peers = [Peer(name, device, batch_size) for name in dict.fromkeys(peers)]
-        from unmask.trust import Trust  # provenance, calibration, the "unlike the training faces" flag
-
-        self.trust = Trust(ckpt, calibrated)
+        self.trust = Trust(ckpt, calibrated)  # provenance, calibration, the "unlike the training faces" flag
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", detector=None, **kwargs) -> Predictor:
