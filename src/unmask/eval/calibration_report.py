@@ -81,7 +81,9 @@ def calibration_section(run: str | Path, tasks: tuple[Task, ...], fig_dir: Path)
     worse = [r["task"] for r in rows if r["ece_calibrated"] > r["ece_raw"]]
     lines.append("")
     if worse:
-        lines.append(f"Calibration did not lower the test ECE of: {', '.join(worse)} (numbers above).")
+        lines.append(f"Calibration did not lower the test ECE of: {', '.join(worse)} (numbers above). The temperatures "
+                     "are fitted on the validation subjects that early stopping also chose the epoch on, so a model "
+                     "looks more accurate there than on new people and a fitted T < 1 sharpens it (docs/trust.md).")
     if missing:
         lines.append(f"Folds without a calibration record (trained before it was written), left out: "
                      f"{', '.join(missing)}.")
