@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     test = json.loads((fold / "metrics.json").read_text())["test"] if (fold / "metrics.json").is_file() else []
     prepared = (p.ckpt.get("config") or {}).get("data", {}).get("prepared")
     for subject in test:
-        if prepared and Path(prepared).is_dir():
+        if p.onset_apex:  # its input is the onset-to-apex clip with its flow, made from the video (b) only
+            pass
+        elif prepared and Path(prepared).is_dir():
             crops = prepared_crops(p, Path(prepared), subject)
             flags = p.trust.scorer.flags(p.predict_crops(crops)["ood"]) if len(crops) else []
             k = int(sum(flags))
