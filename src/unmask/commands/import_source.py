@@ -35,6 +35,10 @@ def run_source(name: str, args: argparse.Namespace) -> int:
 
     source = get_source(name)
     result = source.run(args, args.out, skip_invalid=args.skip_invalid)
+    if result.out is not None:  # training records which adapter the faces came from (unmask.provenance)
+        from unmask.provenance import write_source_record
+
+        write_source_record(result.out, name)
     for p in result.problems:
         print(f"skipped: {p}")
     print(source.describe(result) + (f"; {len(result.problems)} row problem(s) skipped" if result.problems else ""))

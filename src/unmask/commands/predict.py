@@ -52,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peer", action="append", default=[], metavar="NAME",
                    help="add an off-the-shelf model's prediction of the shown emotion beside ours: fer or facex "
                         "(repeatable; columns NAME_pred, NAME_conf, NAME_p_<emotion>; `unmask weights fetch NAME`)")
+    p.add_argument("--no-calibration", action="store_true",
+                   help="the raw softmax / sigmoid, without the temperatures fitted on the validation subjects")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -71,9 +73,14 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, detector=args.detector,
                                           precision=args.precision,
-                                          batch_size=args.batch_size, peers=args.peer)
+                                          batch_size=args.batch_size, peers=args.peer,
+                                          calibrated=not args.no_calibration)
     if not predictor.detector_fallback:  # a fallback was already said, as a warning
         print(predictor.detector_note, file=sys.stderr)
+    from unmask.commands._trust_text import trust_lines
+
+    for line in trust_lines(predictor.trust):  # what the model was trained on, calibration, the warning
+        print(line, file=sys.stderr)
     df = predictor.predict_paths(args.inputs, every=args.every, apex_search=args.apex_search,
                                  progress=not args.no_progress, onset=args.onset, apex=args.apex,
                                  sequences=args.sequence)
@@ -91,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
         per_task = [c for t in predictor.tasks for c in (f"{t.name}_pred", f"{t.name}_conf")]
         per_task += [f"{p.name}_{k}" for p in predictor.peers for k in ("pred", "conf")]  # --peer: beside ours
         table = df[TABLE_COLUMNS[:3] + (["apex"] if df.apex.any() else []) + TABLE_COLUMNS[3:] + per_task
-                   + ["error"]].copy()
+                   + ["ood_score", "unlike_training", "error"]].copy()
+        from unmask.commands._trust_text import table_flags
+
+        table = table_flags(table, predictor.trust)  # unlike_training -> "unlike", the warning beside each reading
         table["source"] = table["source"].map(lambda s: Path(s).name)
         for c in [c for c in per_task if c.endswith("_conf")]:
             table[c] = table[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
@@ -105,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
     for v in videos.to_dict("records"):  # the overall label of each video, from its frames or windows
         labels = " | ".join(f"{t.title}: {v[f'{t.name}_pred'] or '-'} {v[f'{t.name}_conf']:.2f}" for t in predictor.tasks
                             if f"{t.name}_pred" in v)
-        print(f"overall {Path(v['source']).name} ({v['faces']} face rows): {labels}", file=sys.stderr)
+        from unmask.commands._trust_text import video_note
+
+        print(f"overall {Path(v['source']).name} ({v['faces']} face rows): {labels}"
+              + video_note(df, v["source"], predictor.trust), file=sys.stderr)
     if args.out and len(videos):
         out = Path(args.out)
         print(f"{len(videos)} video(s) -> {write_results(videos, out.with_name(f'{out.stem}.videos{out.suffix}'))}")

@@ -26,6 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="uploads waiting or running at once; more are refused until one ends (default 4)")
     p.add_argument("--detector", help="face detector: auto, yuface, haar or none (default: the checkpoint's)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    p.add_argument("--peer", action="append", default=[], metavar="NAME",
+                   help="show an off-the-shelf model's shown-emotion bars beside ours: fer or facex (repeatable; "
+                        "`unmask weights fetch NAME`)")
+    p.add_argument("--no-calibration", action="store_true",
+                   help="show the raw softmax, without the temperatures fitted on the validation subjects")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(max_upload_mb=args.max_upload_mb, max_video_s=args.max_video_s, max_frames=args.max_frames,
                     max_jobs=args.max_jobs)
     path = resolve_checkpoint_path(args.checkpoint)
-    predictor = Predictor.from_checkpoint(path, device=args.device, detector=args.detector)
+    predictor = Predictor.from_checkpoint(path, device=args.device, detector=args.detector, peers=args.peer,
+                                          calibrated=not args.no_calibration)
     # the page names the model by its run folder and fold, never by a full server path
     where = f"{path.parents[2].name}/{path.parent.name}" if path.parent.parent.name == "folds" else path.name
     name = f"{predictor.ckpt['model_args'].get('name', 'model')} ({where})"
@@ -57,5 +63,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"unmask serve: http://{args.host}:{args.port}/ ({predictor.detector_note}); Ctrl+C stops it",
           file=sys.stderr)
+    from unmask.commands._trust_text import trust_lines
+
+    for line in trust_lines(predictor.trust):
+        print(line, file=sys.stderr)
     serve(predictor, args.host, args.port, limits, name)
     return 0

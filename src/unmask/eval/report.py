@@ -161,6 +161,9 @@ def write_report(run: str | Path, summary: dict | None = None) -> Path:
     if summary.get("groups"):
         lines += ["## Per subject group", "", _groups_table(summary), ""]
     lines += ["## Per fold", "", _per_fold_table(summary), ""]
+    from unmask.eval.calibration_report import calibration_section  # an addition: ECE before/after temperatures
+
+    lines += calibration_section(run, tasks_from_list(summary.get("task_defs", [])), fig_dir)
     lines += ["## Figures", ""] + [f"![{name}](figures/{f.name})" for name, f in figs] + [""]
     return atomic_write_text(run / "report.md", "\n".join(lines))
 

@@ -7,7 +7,7 @@ The crops are resized and normalised as training resized and normalised them (th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,10 @@ def clip_frames_of(model: Any, prep: dict[str, Any]) -> int:
     """T, the frames per model input of a clip model (the prepared set's clip frames, 8 when unrecorded); 0 for a
     model of single frames. The model declares which it is (``clip_input``), as it was built for its paradigm."""
     return int(prep.get("clip_frames") or 8) if getattr(model, "clip_input", False) else 0
+
+
+if TYPE_CHECKING:
+    from unmask.trust import Trust
 
 
 class ModelPass:
@@ -42,6 +46,7 @@ class ModelPass:
         # weights takes open_clip's attention off its fused path and was slower than fp32 on a CPU)
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         self.backbone: Any = cast_backbone(model.backbone, dtype, device).eval()
+        self.trust: Trust | None = None  # calibration and the unlike-training score (set by the Predictor)
 
     @torch.no_grad()
     def __call__(self, crops: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -73,8 +78,13 @@ class ModelPass:
                 if self.encodes_clips and f.dim() > 2:  # a video backbone's tokens per time step: one vector per clip
                     f = f.flatten(1, -2).mean(1)
             for task in self.tasks:
-                out.setdefault(task.name, []).append(task.probabilities(o[f"{task.name}_logits"]).cpu())
+                logits = o[f"{task.name}_logits"]
+                probs = self.trust.probabilities(task, logits) if self.trust else task.probabilities(logits)
+                out.setdefault(task.name, []).append(probs.cpu())
             out.setdefault("features", []).append((f.mean(1) if self.clip_frames and not self.encodes_clips else f).cpu())
         if not out:
-            return {"features": np.zeros((0, 0), np.float32)}
-        return {k: torch.cat(v).numpy() for k, v in out.items()}
+            return {"features": np.zeros((0, 0), np.float32), "ood": np.zeros(0)}
+        res = {k: torch.cat(v).numpy() for k, v in out.items()}
+        if self.trust is not None:
+            res["ood"] = self.trust.scores(res["features"])  # [N] "unlike the training faces" scores
+        return res

@@ -41,7 +41,7 @@ class Predictor:
 
     def __init__(self, model: Any, ckpt: dict[str, Any], *, device: torch.device, detector: Any = None,
                  batch_size: int = 32, precision: str = "fp32", neutral_frames: int = 3, smooth_s: float = 0.2,
-                 peers: Iterable[str] = ()):
+                 peers: Iterable[str] = (), calibrated: bool = True):
         if precision not in ("fp32", "bf16"):
             raise UnmaskError(f"unknown precision {precision!r}; expected fp32 or bf16")
         if batch_size < 1:
@@ -66,6 +66,10 @@ class Predictor:
         from unmask.peers import Peer  # off-the-shelf models whose columns go beside ours (unmask.peers)
 
         self.peers = [Peer(name, device, batch_size) for name in dict.fromkeys(peers)]
+        from unmask.trust import Trust
+
+        self.trust = Trust(ckpt, calibrated)  # provenance, calibration, the "unlike the training faces" flag
+        self.model_pass.trust = self.trust
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", detector: Any = None,
@@ -93,7 +97,7 @@ class Predictor:
         self._peers(pending)
         groups, x = (self.inputs.video if video else self.inputs.still)(pending)
         if groups:
-            fill_tasks(groups, self.predict_crops(x), self.tasks, features)
+            fill_tasks(groups, self.predict_crops(x), self.tasks, features, self.trust)
         pending.clear()
 
     def _peers(self, pending: Pending) -> None:
@@ -105,7 +109,7 @@ class Predictor:
                     peer.fill(row, p)
 
     def _frame(self, rows: list[Row]) -> pd.DataFrame:
-        return result_frame(rows, self.tasks, onset_apex=bool(self.onset_apex), peers=self.peers)
+        return result_frame(rows, self.tasks, onset_apex=bool(self.onset_apex), peers=self.peers, trust=self.trust)
 
     # -- public API -------------------------------------------------------------------------------------
     def predict_image(self, img: Any, source: str | None = None) -> pd.DataFrame:
@@ -146,7 +150,7 @@ class Predictor:
         if self.inputs.whole_videos:  # one input per video (onset-to-apex clips), one row at its apex
             row, x = self.inputs.read_video(path, self.detector, onset, apex)
             if x is not None:
-                fill_tasks([[row]], self.predict_crops(x), self.tasks)
+                fill_tasks([[row]], self.predict_crops(x), self.tasks, trust=self.trust)
             return [row]
         if every < 1:
             raise UnmaskError(f"--every must be at least 1 (got {every})")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from unmask.results import BASE_COLUMNS, ONSET_APEX_COLUMNS, task_columns, to_frame
 from unmask.tasks import Task
+from unmask.trust import TRUST_COLUMNS, Trust
 
 Row = dict[str, Any]
 
@@ -32,7 +33,7 @@ def time_of(index: int, t: float | None, fps: float) -> float:
 
 
 def fill_tasks(groups: Sequence[Sequence[Row]], out: Mapping[str, np.ndarray], tasks: Sequence[Task],
-               features: dict[int, np.ndarray] | None = None) -> None:
+               features: dict[int, np.ndarray] | None = None, trust: Trust | None = None) -> None:
     """Model output ``out`` (``{task: [N, C] probabilities, "features": [N, D]}``) into rows: group ``j`` (the
     rows one model input stands for, e.g. a window's frames) all get input ``j``'s ``<task>_pred``,
     ``<task>_conf`` and ``<task>_p_<label>``; ``features`` collects ``id(row)`` -> feature for the apex search."""
@@ -44,18 +45,25 @@ def fill_tasks(groups: Sequence[Sequence[Row]], out: Mapping[str, np.ndarray], t
                 row[f"{task.name}_pred"] = pred if task.kind == "single" else task.format(pred)
                 row[f"{task.name}_conf"] = float(p.max())
                 row.update({f"{task.name}_p_{x}": float(v) for x, v in zip(task.labels, p)})
+            if trust is not None:  # the unlike-training score and flag, provenance, warnings (unmask.trust)
+                trust.fill(row, float(out["ood"][j]))
             if features is not None:
                 features[id(row)] = out["features"][j]
 
 
-def result_columns(tasks: Sequence[Task], *, onset_apex: bool = False, peers: Sequence[Any] = ()) -> list[str]:
+def result_columns(tasks: Sequence[Task], *, onset_apex: bool = False, peers: Sequence[Any] = (),
+                   trust: bool = False) -> list[str]:
     """The result table's columns, in order (see :mod:`unmask.predict`)."""
     cols = BASE_COLUMNS + (ONSET_APEX_COLUMNS if onset_apex else []) + task_columns(tasks)
     cols += [c for peer in peers for c in peer.columns]
-    return cols + ["error"]
+    return cols + (TRUST_COLUMNS if trust else []) + ["error"]
 
 
 def result_frame(rows: list[Row], tasks: Sequence[Task], *, onset_apex: bool = False,
-                 peers: Sequence[Any] = ()) -> pd.DataFrame:
+                 peers: Sequence[Any] = (), trust: Trust | None = None) -> pd.DataFrame:
     """Rows -> the result table (:func:`unmask.results.to_frame`: missing cells filled, dtypes fixed)."""
-    return to_frame(rows, result_columns(tasks, onset_apex=onset_apex, peers=peers))
+    if trust is not None:
+        for row in rows:  # rows without a face (or an error) still say what the model was trained on
+            if "trained_on" not in row:
+                trust.fill(row, None)
+    return to_frame(rows, result_columns(tasks, onset_apex=onset_apex, peers=peers, trust=trust is not None))

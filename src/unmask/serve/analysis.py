@@ -27,6 +27,7 @@ import numpy as np
 
 from unmask.errors import UnmaskError
 from unmask.predict import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, media_kind
+from unmask.serve.trust_view import face_trust
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -183,6 +184,7 @@ def _page_data(predictor: Predictor, name: str, kind: str, rows: list[dict]) -> 
             face["tasks"][t.name] = {"pred": str(r.get(f"{t.name}_pred") or ""),
                                      "conf": None if _missing(conf) else float(conf),  # type: ignore[arg-type]
                                      "p": {label: float(r[f"{t.name}_p_{label}"]) for label in t.labels}}
+        face.update(face_trust(predictor, r))  # the unlike-training flag and score, the note, the peers' bars
         faces.append(face)
     return {"name": name, "kind": kind, "tasks": tasks, "faces": faces, "every": 1, "notes": []}
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from unmask.errors import UnmaskError
 from unmask.serve.analysis import Limits, accepted_extensions
 from unmask.serve.jobs import Busy, JobQueue
+from unmask.serve.trust_view import trust_info
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -86,7 +87,8 @@ def create_app(predictor: "Predictor", limits: Limits = Limits(), model_name: st
                           for t in predictor.tasks],
                 "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_upload_mb": limits.max_upload_mb,
                            "max_video_s": limits.max_video_s, "max_frames": limits.max_frames},
-                "accept": list(accepted_extensions()), "examples": list(shipped)}
+                "accept": list(accepted_extensions()), "examples": list(shipped),
+                **trust_info(predictor)}  # what the model and each peer were trained on, calibration
 
     @app.post("/api/upload", status_code=202)
     async def upload(request: Request, name: str = ""):

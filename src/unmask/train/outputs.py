@@ -7,6 +7,7 @@ Fold folder::
     state.pt         resume state, written atomically at epoch ends (at most every runtime.save_every_s
                      seconds), removed when the fold ends
     checkpoint.pt    the best epoch's model (see unmask.checkpoint)
+    calibration.json the temperatures fitted on the validation subjects (unmask.train.trust)
     predictions.csv  test clips: per task the label, the prediction and the probabilities
     metrics.json     test metrics per task and the tasks themselves; its presence marks the fold finished
 """
@@ -73,6 +74,9 @@ def finish_fold(trainer: Any, m: Any, best_state: dict) -> dict:
     probs = predict_stack(PlainHead(model), model, trainer.get_features, [m.test_idx], cfg.optim.batch_size * 4)[0]
     write_predictions(data, m.test_idx, probs, model.tasks, m.out / "predictions.csv")
     prep = data.source.get("prepared", {})
+    from unmask.train.trust import fit_trust  # provenance, calibration, "unlike the training faces" statistics
+
+    trust = fit_trust(trainer, m)
     save_checkpoint(
         m.out / "checkpoint.pt", model, config=cfg.to_dict(),
         preprocess={"input_size": list(model.data_config["input_size"]), "mean": list(trainer.mean),
@@ -82,7 +86,7 @@ def finish_fold(trainer: Any, m: Any, best_state: dict) -> dict:
                     "frames": prep.get("frames"), "align": prep.get("align"),
                     "flow": prep.get("flow"), "flow_align": prep.get("flow_align")},
         include_backbone=not trainer.frozen or cfg.model.weights is None,
-        extra={"fold": m.fold.name, "epoch": state.best_epoch}, backbone_sha256=trainer.digest)
+        extra={"fold": m.fold.name, "epoch": state.best_epoch, **trust}, backbone_sha256=trainer.digest)
     fold = m.fold
     metrics = {"fold": fold.name, "train": list(fold.train), "val": list(fold.val), "test": list(fold.test),
                "optimistic": fold.optimistic, "best_epoch": state.best_epoch, "epochs_run": state.epoch,

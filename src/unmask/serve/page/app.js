@@ -41,6 +41,7 @@ async function init() {
   }
   const tasks = info.tasks.map((t) => `${t.title} (${t.name})`).join(", ");
   $("model").textContent = `model: ${info.model}; tasks: ${tasks}; ${info.detector}`;
+  showTrust(info);
   $("limits").textContent = `Up to ${info.limits.max_upload_mb} MB; videos up to ${info.limits.max_video_s} s ` +
     `(more than ${info.limits.max_frames} frames are sampled). Uploads are deleted after the analysis.`;
   $("file").accept = info.accept.join(",");
@@ -86,6 +87,25 @@ async function start(request, name) {
   }
 }
 
+// What the model (and each peer) was trained on, how its probabilities are made, the synthetic-training warning.
+function showTrust(info) {
+  const t = info.trust;
+  const lines = [el("div", {id: "trained-on"}, `ours (${info.model}): ${t.trained_on}`)];
+  if (t.warning) lines.push(el("div", {id: "trust-warning", class: "warning"}, `Warning: this model was ${t.warning}.`));
+  lines.push(el("div", {id: "calibration"}, t.calibration), el("div", {id: "ood"}, t.ood));
+  for (const p of info.peers) lines.push(el("div", {class: "peer-info", "data-peer": p.name}, `peer ${p.name}: ${p.trained_on}`));
+  $("trust").replaceChildren(...lines);
+}
+
+// The unlike-training flag of a face, shown beside its bars.
+function flag(f) {
+  const cell = el("div", {class: "flag", "data-unlike": String(f.unlike_training),
+                          "data-score": f.ood_score === null ? "" : String(f.ood_score)});
+  if (f.unlike_training) cell.append(el("b", {class: "warning"}, "this face is unlike the faces the model was trained on"));
+  if (f.ood_score !== null) cell.append(el("div", {class: "score"}, `unlike-training score ${f.ood_score.toFixed(2)}`));
+  return cell;
+}
+
 function bars(task, scores) {
   const cell = el("td", {class: "task", "data-task": task.name});
   const pred = scores.pred || "-";
@@ -117,13 +137,17 @@ function render(result) {
     ? "One row per face track, at the frame where the displayed expression peaks (apex search)."
     : "One row per face, largest detector score first.";
   $("faces-head").replaceChildren(el("th", {}, video ? "track" : "face"), el("th", {}, "where"),
-                                  ...result.tasks.map((t) => el("th", {"data-task": t.name}, `${t.title} (${t.name})`)));
+                                  ...result.tasks.map((t) => el("th", {"data-task": t.name}, `${t.title} (${t.name})`)),
+                                  ...info.peers.map((p) => el("th", {"data-peer": p.name}, `peer ${p.name}: shown`)));
   const rows = result.faces.map((f) => {
     const where = video ? `frame ${f.frame} (${f.time_s === null ? "?" : f.time_s.toFixed(2)} s), ` : "";
     return el("tr", {class: "face-row", "data-face": String(video ? f.track : f.face)},
               el("td", {}, String(video ? f.track : f.face)),
-              el("td", {}, `${where}box ${f.box.join(" ")}`),
-              ...result.tasks.map((t) => bars(t, f.tasks[t.name])));
+              el("td", {}, `${where}box ${f.box.join(" ")}`, flag(f)),
+              ...result.tasks.map((t) => bars(t, f.tasks[t.name])),
+              ...info.peers.map((p) => f.peers[p.name]
+                ? bars({name: p.name, labels: p.labels, kind: "single"}, f.peers[p.name])
+                : el("td", {class: "task", "data-peer": p.name}, "-")));
   });
   $("faces-body").replaceChildren(...rows);
   $("timeline-figure").hidden = !video;
