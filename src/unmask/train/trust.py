@@ -10,7 +10,7 @@ after), which the report reads beside ``predictions.csv``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,9 +20,6 @@ from unmask.io import atomic_write_json
 from unmask.ood import fit_ood, pooled_features
 from unmask.provenance import dataset_provenance
 from unmask.tasks import Task
-
-if TYPE_CHECKING:
-    from unmask.train.engine import Member, Trainer
 
 
 @torch.no_grad()
@@ -40,7 +37,7 @@ def _labels(data: Any, tasks: Sequence[Task], idx: np.ndarray) -> dict[str, np.n
     return {t.name: data.labels[t.name][idx].numpy() for t in tasks}
 
 
-def fit_trust(trainer: Trainer, member: Member) -> dict:
+def fit_trust(trainer: Any, member: Any) -> dict:
     """The checkpoint fields ``provenance``, ``calibration`` and ``ood`` of a finished fold (``trainer``: the
     engine's :class:`~unmask.train.engine.Trainer` with the fold's best model loaded; ``member`` the fold)."""
     from unmask.train.batches import predict_stack
