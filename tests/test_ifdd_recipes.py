@@ -108,7 +108,7 @@ def test_the_video_backbone_trains_end_to_end_and_its_checkpoint_predicts_as_in_
     from unmask.data.prepare import PreparedSet
     from unmask.predict import Predictor
 
-    p = Predictor.from_checkpoint(run / "folds" / "set_2", device="cpu")
+    p = Predictor.from_checkpoint(run / "folds" / "set_2", device="cpu", calibrated=False)  # raw, as predictions.csv
     ps = PreparedSet(dfew / "dfew_prepared")
     ids = pd.read_csv(run / "folds" / "set_2" / "predictions.csv", dtype={"clip_id": str}).clip_id
     crops = np.stack([ps.load_clip(cid) for cid in ids])  # uint8 [n, 16, 64, 64, 3]

@@ -26,10 +26,16 @@ from unmask.tasks import Task
 def fold_features(model: torch.nn.Module, get_features: Callable[..., torch.Tensor], idx: np.ndarray,
                   batch_size: int) -> np.ndarray:
     """The pooled backbone features ``[N, D]`` of clips ``idx`` (eval: view 0, whole clips, no augmentation)."""
+    windows = getattr(get_features, "windows", None)  # T-frame windows of longer clips: averaged, as evaluation does
     out = []
     for start in range(0, len(idx), batch_size):
         chunk = torch.as_tensor(idx[start:start + batch_size], dtype=torch.long)[None]  # [1, B]
-        out.append(pooled_features(model, get_features(chunk, train=False)[0].float()).cpu())
+        if windows is None:
+            out.append(pooled_features(model, get_features(chunk, train=False)[0].float()).cpu())
+            continue
+        feats = [pooled_features(model, get_features(chunk, train=False, starts=s)[0].float())
+                 for s in windows.eval_starts(chunk)]
+        out.append(torch.stack(feats).mean(0).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
