@@ -25,16 +25,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from realface_photos import faces_dir  # noqa: E402  (bench/ is this script's folder: one lookup of the faces)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def faces_dir() -> Path:
-    env = os.environ.get("UNMASK_FACES_DIR")
-    for d in ([Path(env)] if env else []) + [p / "shared/data/faces" for p in ROOT.parents]:
-        if d.is_dir():
-            return d
-    sys.exit("no ../shared/data/faces beside the checkout (set UNMASK_FACES_DIR)")
 
 
 def share(rows) -> str:
