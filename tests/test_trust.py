@@ -205,3 +205,24 @@ def test_the_page_shows_the_peers_bars_beside_ours_and_what_each_was_trained_on(
         bars = face["peers"][peer]
         assert bars["pred"] == row[f"{peer}_pred"] and sum(bars["p"].values()) == pytest.approx(1, abs=1e-4)
         assert bars["p"]["happiness"] == pytest.approx(row[f"{peer}_p_happiness"])
+
+
+def test_the_manifest_fingerprint_does_not_depend_on_where_the_checkout_lives(tmp_path):
+    # CI prepares the same data in another folder: the fingerprint a checkpoint prints must not change with it
+    from unmask.provenance import manifest_fingerprint
+
+    def write(root):
+        (root / "prepared").mkdir(parents=True)
+        m = root / "prepared" / "manifest.csv"
+        m.write_text("clip_id,video,face_box\n"
+                     f"a,{(root / 'synth' / 'videos' / 'a.mp4').resolve()},1 2 3 4\n"
+                     "b,relative/b.mp4,5 6 7 8\n")
+        return m
+
+    here, there = write(tmp_path / "one"), write(tmp_path / "elsewhere" / "two")
+    assert manifest_fingerprint(here) == manifest_fingerprint(there)
+    assert len(manifest_fingerprint(here)) == 16
+    other = tmp_path / "other.csv"
+    other.write_text(there.read_text().replace("5 6 7 8", "5 6 7 9"))
+    assert manifest_fingerprint(other) != manifest_fingerprint(here)  # the rows still count
+    assert manifest_fingerprint(tmp_path / "missing.csv") is None

@@ -9,7 +9,9 @@ A checkpoint's ``provenance`` record::
     source       the source adapter's name (``unmask import NAME`` leaves ``<manifest>.source.json``), or None
     real_faces   True (real people), False (drawn or warped faces), None (unknown)
     faces        "cartoon" | "photo-warped" | "real" | "unknown": what the faces look like
-    manifest     the prepared manifest's path as recorded and its sha256 fingerprint (first 16 hex digits)
+    manifest     the prepared manifest's path as recorded and its fingerprint: the sha256 (first 16 hex digits)
+                 of its rows with every absolute path written relative to the manifest's folder, so the same
+                 data prepared in another checkout or on another machine has the same fingerprint
     subjects, clips              the whole prepared set the run used
     train_subjects, train_clips  the fold's training part
 
@@ -19,8 +21,11 @@ files of the generators and adapters are found next to the manifest ``prepare`` 
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
+import os
 from pathlib import Path
 
 UNKNOWN: dict = {"known": False}
@@ -57,11 +62,22 @@ def _generator_kind(record: str, settings: dict) -> str:
     return GENERATOR_RECORDS[record][2]
 
 
-def _file_sha(path: Path) -> str | None:
+def manifest_fingerprint(path: str | Path) -> str | None:
+    """The first 16 hex digits of the sha256 of a manifest's rows with each absolute path cell rewritten
+    relative to the manifest's folder (the prepared set's own layout, not where the checkout lives); None when
+    the file cannot be read."""
+    path = Path(path)
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    except OSError:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
+    folder = os.path.abspath(path.parent)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in csv.reader(io.StringIO(text)):
+        writer.writerow([Path(os.path.relpath(cell, folder)).as_posix() if os.path.isabs(cell) else cell
+                         for cell in row])
+    return hashlib.sha256(out.getvalue().encode("utf-8")).hexdigest()[:16]
 
 
 def dataset_provenance(prepared: dict, subjects: list[str], train_subjects: list[str] | None = None,
@@ -89,7 +105,7 @@ def dataset_provenance(prepared: dict, subjects: list[str], train_subjects: list
     fingerprint_file = Path(prepared_dir) / "manifest.csv" if prepared_dir else manifest
     return {"known": True, "origin": origin, "generator": generator, "source": source, "real_faces": real,
             "faces": faces, "manifest": {"path": str(manifest) if prepared.get("manifest") else None,
-                                         "sha256": _file_sha(fingerprint_file)},
+                                         "sha256": manifest_fingerprint(fingerprint_file)},
             "subjects": len(set(subjects)), "clips": len(subjects),
             "train_subjects": len(set(train_subjects)) if train_subjects is not None else None,
             "train_clips": train_clips}
@@ -127,5 +143,5 @@ def synthetic_warning(prov: dict) -> str:
     return ""
 
 
-__all__ = ["UNKNOWN", "GENERATOR_RECORDS", "dataset_provenance", "read_provenance", "describe", "synthetic_warning",
-           "write_source_record", "source_record_path"]
+__all__ = ["UNKNOWN", "GENERATOR_RECORDS", "dataset_provenance", "manifest_fingerprint", "read_provenance",
+           "describe", "synthetic_warning", "write_source_record", "source_record_path"]
