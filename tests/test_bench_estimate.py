@@ -12,7 +12,6 @@ sys.path.insert(0, str(BENCH))
 
 import matmul_rate  # noqa: E402
 import paper_protocol_estimate as est  # noqa: E402
-
 from unmask.models.inference import cpu_supports_bf16  # noqa: E402
 
 

@@ -119,3 +119,15 @@ def test_readme_is_short_and_every_page_it_links_is_in_the_site():
         assert (ROOT / "docs" / page).is_file(), page
         assert page in in_site, f"docs/{page} is not in mkdocs.yml's nav"
     assert {p.name for p in (ROOT / "docs").glob("*.md")} <= in_site  # no page left out of the site
+
+
+def test_every_job_runs_with_its_kernels_capped_at_avx2(tmp_path):
+    # hosts of the pool differ (AVX2 only, AVX512 + bf16): a figure must not depend on which one made it
+    code = ("import os; print('| a | b |'); print('|---|---|'); "
+            "print('| ' + os.environ['ATEN_CPU_CAPABILITY'] + ' | ' + os.environ['ONEDNN_MAX_CPU_ISA'] + ' |')")
+    job = figures.Job("toy", ("python", "-c", code, "{out}"), (figures.Block("toy-table", "-"),))
+    got = figures.run_job(job, root=tmp_path, log=lambda *_: None)
+    assert got["toy-table"].splitlines()[-1] == "| avx2 | AVX2 |"
+    code = "import torch; print('| a |'); print('|---|'); print('| ' + torch.backends.cpu.get_cpu_capability() + ' |')"
+    job = figures.Job("toy", ("python", "-c", code, "{out}"), (figures.Block("toy-table", "-"),))
+    assert figures.run_job(job, root=tmp_path, log=lambda *_: None)["toy-table"].splitlines()[-1] == "| AVX2 |"

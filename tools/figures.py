@@ -261,6 +261,14 @@ def render(text: str, path: Path, figures: dict[str, tuple[str, str]]) -> str:
 
 # --- running -----------------------------------------------------------------------------------------------------
 
+#: The figures are made on hosts of a pool whose CPUs differ (some have AVX512 and bf16 instructions, some only
+#: AVX2). torch, oneDNN and MKL pick their kernels by the CPU, and kernels of another width sum floats in
+#: another order, so every job runs with its kernels capped at AVX2, which every host of the pool has: an AVX2
+#: host runs what it runs anyway, a wider one the same kernels. (The synthetic configs also extract in fp32:
+#: features.precision=auto would pick bf16 only where the CPU has it.) A user's own runs are not capped.
+SAME_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
 def run_job(job: Job, *, root: Path = ROOT, keep: bool = False, log=print) -> dict[str, str]:
     """Run a job's command from ``root`` (output folder removed first unless ``keep``); its figures by name."""
     folder = root / job.folder
@@ -271,7 +279,7 @@ def run_job(job: Job, *, root: Path = ROOT, keep: bool = False, log=print) -> di
     argv = [a.replace("{out}", job.folder) for a in job.argv]
     exe = shutil.which(argv[0], path=str(Path(sys.executable).parent)) if argv[0] != "python" else sys.executable
     argv[0] = exe or argv[0]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **SAME_KERNELS}
     (root / OUT).mkdir(parents=True, exist_ok=True)
     out_file, err_file = root / OUT / f"{job.name}.stdout", root / OUT / f"{job.name}.stderr"
     log(f"[{job.name}] {job.command}   (progress: tail -f {OUT}/{job.name}.stderr)")
