@@ -176,7 +176,7 @@ def stack_member_step_ms(model_name: str, backbone: str, sizes: list[int], steps
     as one stack would make."""
     from unmask.train.batches import targets
     from unmask.train.engine import build_model, build_objective
-    from unmask.train.stacked import StackedAdam, StackedHead
+    from unmask.train.stacked import StackedAdam, StackedHead, head_names, init_head
 
     data = paper_sized_data()
     cfg = paper_cfg(model_name, backbone, 1, 1)
@@ -186,6 +186,10 @@ def stack_member_step_ms(model_name: str, backbone: str, sizes: list[int], steps
     out = {}
     for size in sizes:
         stack = StackedHead(model, size)
+        for f in range(size):  # each member from its own initial weights, as the engine starts its folds
+            init_head(model, f)
+            sd = model.state_dict()
+            stack.load_member(f, {k: sd[k] for k in head_names(model)})
         opt = StackedAdam(stack.named_parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         gens = [torch.Generator().manual_seed(i) for i in range(size)]
         g = torch.Generator().manual_seed(0)

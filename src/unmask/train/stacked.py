@@ -33,10 +33,12 @@ _ELEMENTWISE = (nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn
 
 
 class _Batch:
-    """What the current step's members look like: ``mask [F, B]`` (bool), ``generators`` (one per member)."""
+    """What the current step's members look like: ``mask [F, B]`` (bool), ``full`` (all of it True),
+    ``generators`` (one per member)."""
 
     def __init__(self):
         self.mask: torch.Tensor | None = None
+        self.full = False  # every row of the mask valid (no padding, no inactive member)
         self.generators: Sequence[torch.Generator] = ()
 
 
@@ -89,8 +91,12 @@ class StackedBatchNorm1d(nn.Module):
         if self.training:
             m = self._batch.mask.to(x.dtype)[:, :, None]  # [F, B, 1]
             n = m.sum(dim=1, keepdim=True)  # [F, 1, 1]
-            mean = (x * m).sum(dim=1, keepdim=True) / n.clamp_min(1)
-            var = ((x - mean) ** 2 * m).sum(dim=1, keepdim=True) / n.clamp_min(1)
+            if self._batch.full:  # every row valid: x * 1 == x, so the products by the mask can be skipped
+                mean = x.sum(dim=1, keepdim=True) / n.clamp_min(1)
+                var = ((x - mean) ** 2).sum(dim=1, keepdim=True) / n.clamp_min(1)
+            else:
+                mean = (x * m).sum(dim=1, keepdim=True) / n.clamp_min(1)
+                var = ((x - mean) ** 2 * m).sum(dim=1, keepdim=True) / n.clamp_min(1)
             with torch.no_grad():
                 active = n[:, 0] > 0  # [F, 1]
                 unbiased = var[:, 0] * n[:, 0] / (n[:, 0] - 1).clamp_min(1)
@@ -126,13 +132,17 @@ class StackedDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [F, B, C]
         if not self.training or self.p == 0:
             return x
-        keep = torch.zeros_like(x)
+        # each member's uniforms drawn straight into its rows of one buffer (padding rows stay 0: dropped), then
+        # one comparison and one product for the whole stack; the scale is folded into the 0/1 mask, which gives
+        # the same floats as x * keep * scale (x * 1 * s == x * s, x * 0 == x * (0 * s))
+        u = torch.zeros(x.shape, dtype=torch.float32)
         counts = self._batch.mask.sum(dim=1).tolist()
         for f, (g, b) in enumerate(zip(self._batch.generators, counts)):
             if b:
                 # drawn on the CPU (members' generators live there), so CPU and CUDA runs draw the same masks
-                keep[f, :b] = (torch.rand(b, x.shape[2], generator=g) >= self.p).to(x.device)
-        return x * keep * (1.0 / (1.0 - self.p))
+                torch.rand(b, x.shape[2], generator=g, out=u[f, :b])
+        keep = (u >= self.p).to(x.dtype) * (1.0 / (1.0 - self.p))
+        return x * keep.to(x.device)
 
 
 _STACKED = (StackedLinear, StackedBatchNorm1d)
@@ -193,6 +203,7 @@ class StackedHead(nn.Module):
 
     def set_batch(self, mask: torch.Tensor, generators: Sequence[torch.Generator]) -> None:
         self.batch.mask, self.batch.generators = mask, generators
+        self.batch.full = bool(mask.all())
 
     def forward_head(self, features: torch.Tensor) -> dict[str, torch.Tensor]:  # [F, B, D]
         return self.head.forward_head(features)
