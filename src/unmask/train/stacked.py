@@ -25,7 +25,6 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.adam import adam as _adam
 
 from unmask.errors import UnmaskError
 from unmask.runtime import seed_everything
@@ -273,9 +272,14 @@ class StackedAdam:
             slots, ps, m1, m2, steps = ([x[i] for i in use] for x in (slots, ps, m1, m2, steps))
         gs = [grads[k][f] for k, f in slots]
         if ps:
-            _adam(ps, gs, m1, m2, [], steps, fused=True,
-                  amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
-                  weight_decay=self.weight_decay, eps=self.eps, maximize=False)
+            # what torch.optim.adam's fused path runs, minus its per-tensor step increment (one tiny op for each
+            # of F x P step counts): the members' counts are one [F, P] tensor, incremented in one op
+            on = torch.tensor(key, device=self.steps.device)
+            counted = torch.tensor([grads[k] is not None for k in self.params], device=self.steps.device)
+            self.steps += (on[:, None] & counted[None]).to(self.steps.dtype)
+            torch._fused_adam_(ps, gs, m1, m2, [], steps, amsgrad=False, lr=self.lr, beta1=self.betas[0],
+                               beta2=self.betas[1], weight_decay=self.weight_decay, eps=self.eps, maximize=False,
+                               grad_scale=None, found_inf=None)
 
     def member_state(self, f: int) -> dict:
         return {"steps": self.steps[f].clone(),
