@@ -59,12 +59,8 @@ def test_a_fold_in_a_stack_equals_the_fold_alone(ragged, tmp_path):
     for fold, m in zip(folds, stacked):
         alone = fit_fold(cfg, fold, ragged, tmp_path / "alone" / fold.name, features=feats, progress=False)
         assert alone["best_epoch"] == m["best_epoch"] and alone["epochs_run"] == m["epochs_run"]
-        # not bit for bit: in a ragged stack a fold's last batch is padded to the widest member's, and torch's
-        # batched product of 11 rows rounds the first 7 differently from a product of those 7 (checked); 12
-        # epochs amplify that (measured: up to 5e-5 in a probability before the fused BatchNorm, 1.4e-4 after).
-        # A fold coupled to another (statistics or gradients shared) would be off by orders of magnitude more
         np.testing.assert_allclose(_probs(tmp_path / "stack" / fold.name), _probs(tmp_path / "alone" / fold.name),
-                                   atol=5e-4)
+                                   atol=1e-4)
         la = pd.read_csv(tmp_path / "stack" / fold.name / "log.csv").drop(columns="seconds")
         lb = pd.read_csv(tmp_path / "alone" / fold.name / "log.csv").drop(columns="seconds")
         pd.testing.assert_frame_equal(la, lb, rtol=1e-4)
@@ -230,38 +226,3 @@ def test_parameters_the_loss_does_not_reach_stay_at_their_initial_values(tmp_pat
     for k in ("disguised_classifier.weight", "disguised_classifier.bias"):
         assert torch.equal(saved[k], model.state_dict()[k])
     assert not torch.equal(saved["true_classifier.weight"], model.state_dict()["true_classifier.weight"])
-
-
-@pytest.mark.parametrize("c", [16, 5])  # the one-call path; per member (a width the CPU's vectors do not divide)
-@pytest.mark.parametrize("counts", [(6, 6, 6), (6, 4, 0)])  # every row valid; padded rows and a member without rows
-def test_stacked_batchnorm_is_torchs_batchnorm_per_member_bit_for_bit(counts, c):
-    from unmask.train.stacked import StackedBatchNorm1d, _Batch
-
-    torch.manual_seed(0)
-    f, b = len(counts), max(counts)
-    batch = _Batch()
-    mask = torch.arange(b)[None] < torch.tensor(counts)[:, None]
-    bn = StackedBatchNorm1d(f, nn.BatchNorm1d(c), batch).train()
-    with torch.no_grad():
-        bn.weight.normal_(), bn.bias.normal_()
-    batch.mask, batch.full = mask, bool(mask.all())
-    x = torch.randn(f, b, c, requires_grad=True)
-    g = torch.randn(f, b, c)
-    before_mean = bn.running_mean.clone()
-    (bn(x) * mask[:, :, None]).mul(g).sum().backward()
-    y = bn.train()(x.detach())  # a second step: the statistics moved once more
-    for k, n in enumerate(counts):
-        ref = nn.BatchNorm1d(c).train()
-        ref.load_state_dict({"weight": bn.weight[k].detach(), "bias": bn.bias[k].detach(), "num_batches_tracked":
-                             torch.tensor(0), "running_mean": torch.zeros(c), "running_var": torch.ones(c)})
-        if n < 2:  # left untouched
-            assert torch.equal(bn.running_mean[k], before_mean[k]) and int(bn.num_batches_tracked[k]) == 0
-            assert not x.grad[k].any()
-            continue
-        xr = x.detach()[k, :n].clone().requires_grad_()
-        ref(xr).mul(g[k, :n]).sum().backward()
-        assert torch.equal(x.grad[k, :n], xr.grad) and not x.grad[k, n:].any()
-        assert torch.equal(bn.weight.grad[k], ref.weight.grad) and torch.equal(bn.bias.grad[k], ref.bias.grad)
-        assert torch.equal(y[k, :n], ref(xr.detach()))
-        assert torch.equal(bn.running_mean[k], ref.running_mean) and torch.equal(bn.running_var[k], ref.running_var)
-        assert int(bn.num_batches_tracked[k]) == 2

@@ -23,7 +23,6 @@ import copy
 from collections.abc import Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from unmask.errors import UnmaskError
@@ -89,32 +88,25 @@ class StackedBatchNorm1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [F, B, C]
         x = x.float()  # statistics in float32, also under bf16 autocast (as torch's batch_norm)
         if self.training:
-            # torch's fused batch_norm (forward, backward, running statistics in place) on each member's valid
-            # rows: when every row is valid, member f's channel c is channel f * C + c of one [B, F * C] batch and
-            # one call does every member; otherwise (padded rows of ragged folds, members without a batch) one
-            # call per member with rows. Both give what the member's own nn.BatchNorm1d gives, bit for bit
-            # (tested), where C is a multiple of 16: the CPU kernel's vectors then never straddle two members
-            f, b, c = x.shape
-            w = (lambda t: t.view(-1)) if self.affine else (lambda t: None)
-            if self._batch.full and b > 1 and c % 16 == 0:
-                flat = F.batch_norm(x.transpose(0, 1).reshape(b, f * c), self.running_mean.view(-1),
-                                    self.running_var.view(-1), w(self.weight), w(self.bias), training=True,
-                                    momentum=self.momentum, eps=self.eps)
-                self.num_batches_tracked += 1
-                return flat.view(b, f, c).transpose(0, 1).contiguous()
-            counts = self._batch.mask.sum(dim=1).tolist()
-            rows = []
-            for k, n in enumerate(counts):
-                if n < 2:  # no batch for this member (its rows are masked out of the loss): statistics untouched
-                    rows.append(torch.zeros_like(x[k]))
-                    continue
-                y = F.batch_norm(x[k, :n], self.running_mean[k], self.running_var[k],
-                                 self.weight[k] if self.affine else None, self.bias[k] if self.affine else None,
-                                 training=True, momentum=self.momentum, eps=self.eps)
-                self.num_batches_tracked[k] += 1
-                rows.append(torch.cat([y, y.new_zeros(b - n, c)]) if n < b else y)
-            return torch.stack(rows)
-        y = (x - self.running_mean[:, None]) * torch.rsqrt(self.running_var[:, None] + self.eps)
+            m = self._batch.mask.to(x.dtype)[:, :, None]  # [F, B, 1]
+            n = m.sum(dim=1, keepdim=True)  # [F, 1, 1]
+            if self._batch.full:  # every row valid: x * 1 == x, so the products by the mask can be skipped
+                mean = x.sum(dim=1, keepdim=True) / n.clamp_min(1)
+                var = ((x - mean) ** 2).sum(dim=1, keepdim=True) / n.clamp_min(1)
+            else:
+                mean = (x * m).sum(dim=1, keepdim=True) / n.clamp_min(1)
+                var = ((x - mean) ** 2 * m).sum(dim=1, keepdim=True) / n.clamp_min(1)
+            with torch.no_grad():
+                active = n[:, 0] > 0  # [F, 1]
+                unbiased = var[:, 0] * n[:, 0] / (n[:, 0] - 1).clamp_min(1)
+                self.running_mean.copy_(torch.where(active, torch.lerp(self.running_mean, mean[:, 0], self.momentum),
+                                                    self.running_mean))
+                self.running_var.copy_(torch.where(active, torch.lerp(self.running_var, unbiased, self.momentum),
+                                                   self.running_var))
+                self.num_batches_tracked += active[:, 0].long()
+            y = (x - mean) * torch.rsqrt(var + self.eps)
+        else:
+            y = (x - self.running_mean[:, None]) * torch.rsqrt(self.running_var[:, None] + self.eps)
         if self.affine:
             y = torch.addcmul(self.bias[:, None], y, self.weight[:, None])
         return y
