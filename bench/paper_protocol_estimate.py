@@ -27,6 +27,7 @@ upper bound below a target needs a floor well below it.
     python bench/paper_protocol_estimate.py [--epochs-measured 4] [--n 16] [--views 1,2,4,8]
     python bench/paper_protocol_estimate.py --profile    # the DSID stack's matmul share and GFLOP/s
     python bench/paper_protocol_estimate.py --stack-sizes 22,66,132,264   # time per member-step vs stack size
+    python bench/paper_protocol_estimate.py --adam       # the stack's optimiser step vs torch.optim's
 """
 
 from __future__ import annotations
@@ -210,6 +211,56 @@ def stack_member_step_ms(model_name: str, backbone: str, sizes: list[int], steps
     return out
 
 
+def adam_step_ms(rounds: int = 12, steps: int = 20) -> dict[str, float]:
+    """Milliseconds per optimiser step of the DSID stack (22 members): StackedAdam.step (torch's fused kernel,
+    the members' step counts incremented as one tensor) against torch.optim.adam's fused function on the same
+    per-member views (which increments each count on its own); interleaved rounds, median each."""
+    import statistics
+
+    from torch.optim.adam import adam
+
+    from unmask.train.batches import targets
+    from unmask.train.engine import build_model, build_objective
+    from unmask.train.stacked import StackedAdam, StackedHead, head_names, init_head
+
+    data = paper_sized_data()
+    cfg = paper_cfg("dsid", "clip_vit_b16", 1, 1)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.tasks)
+    size, bs = SUBJECTS, cfg.optim.batch_size
+    stack = StackedHead(model, size)
+    for f in range(size):
+        init_head(model, f)
+        sd = model.state_dict()
+        stack.load_member(f, {k: sd[k] for k in head_names(model)})
+    opt = StackedAdam(stack.named_parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    g = torch.Generator().manual_seed(0)
+    mask = torch.ones(size, bs, dtype=torch.bool)
+    stack.train()
+    stack.set_batch(mask, [torch.Generator().manual_seed(i) for i in range(size)])
+    idx = torch.randint(0, len(data), (size, bs), generator=g)
+    terms = build_objective(cfg, model)(stack.forward_head(torch.randn(size, bs, 512, generator=g)),
+                                        targets(model, data, idx, torch.device("cpu")), mask=mask)
+    terms["loss"].sum().backward()
+    active = [True] * size
+    opt.step(active)  # builds the per-member views
+    slots, ps, m1, m2, counts = opt._views[tuple(active)]
+
+    def torch_optim() -> None:
+        grads = [opt.params[k].grad[f] for k, f in slots]
+        adam(ps, grads, m1, m2, [], counts, fused=True, amsgrad=False, beta1=opt.betas[0], beta2=opt.betas[1],
+             lr=opt.lr, weight_decay=opt.weight_decay, eps=opt.eps, maximize=False)
+
+    out: dict[str, list[float]] = {"StackedAdam.step": [], "torch.optim.adam (fused)": []}
+    for _ in range(rounds):
+        for name, fn in (("StackedAdam.step", lambda: opt.step(active)), ("torch.optim.adam (fused)", torch_optim)):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            out[name].append((time.perf_counter() - t0) / steps * 1e3)
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
 def fmt(s: float) -> str:
     return f"{s / 60:.1f} min" if s < 2 * HOUR else f"{s / HOUR:.2f} h"
 
@@ -224,7 +275,15 @@ def main(argv=None) -> None:
                    help="only profile the DSID stack: matmul share of the time and GFLOP/s vs this CPU's fp32 rate")
     p.add_argument("--stack-sizes", default="",
                    help="only time a stacked training step per member for these stack sizes, e.g. 22,66,132,264")
+    p.add_argument("--adam", action="store_true",
+                   help="only time the DSID stack's optimiser step: StackedAdam vs torch.optim.adam's fused function")
     a = p.parse_args(argv)
+    if a.adam:
+        ms = adam_step_ms()
+        print("DSID stack (22 members), ms per optimiser step, median of 12 interleaved rounds of 20 steps, "
+              f"{torch.get_num_threads()} threads: " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items())
+              + f"; torch.optim / StackedAdam: {ms['torch.optim.adam (fused)'] / ms['StackedAdam.step']:.2f}")
+        return
     if a.profile:
         profile_stack(a.epochs_measured)
         return

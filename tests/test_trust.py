@@ -226,3 +226,21 @@ def test_the_manifest_fingerprint_does_not_depend_on_where_the_checkout_lives(tm
     other.write_text(there.read_text().replace("5 6 7 8", "5 6 7 9"))
     assert manifest_fingerprint(other) != manifest_fingerprint(here)  # the rows still count
     assert manifest_fingerprint(tmp_path / "missing.csv") is None
+
+
+def test_the_mahalanobis_score_is_the_distance_to_the_nearest_class_mean():
+    from sklearn.covariance import LedoitWolf
+
+    from unmask.ood import Mahalanobis
+
+    rng = np.random.default_rng(0)
+    x, c = rng.normal(size=(60, 8)), np.repeat(np.arange(3), 20)
+    x[c == 1] += 3.0
+    m = Mahalanobis.fit(x, c)
+    means = np.stack([x[c == k].mean(0) for k in range(3)])
+    cov = LedoitWolf(assume_centered=True).fit(x - means[c]).covariance_
+    cov = cov + np.eye(8) * 1e-6 * np.trace(cov) / 8
+    q = rng.normal(size=(5, 8)) * 2
+    ref = np.array([min(float(np.sqrt((v - mu) @ np.linalg.inv(cov) @ (v - mu))) for mu in means) for v in q])
+    np.testing.assert_allclose(m.score(q), ref, rtol=1e-10)
+    assert m.score(means[1:2])[0] < 1e-6  # a class mean is at distance 0
