@@ -123,7 +123,7 @@ def profile_stack(epochs: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from matmul_rate import matmul_rate
 
-    prof = profile(with_flops=True)
+    prof = profile(with_flops=True, record_shapes=True)
     with tempfile.TemporaryDirectory(prefix="unmask-estimate-") as tmp:
         head_seconds("dsid", "clip_vit_b16", epochs, 4, Path(tmp), around=lambda: prof)
     events = prof.key_averages()
@@ -131,6 +131,8 @@ def profile_stack(epochs: int) -> None:
     mm = [e for e in events if e.key in ("aten::bmm", "aten::baddbmm")]
     mm_us, mm_flops = sum(e.self_cpu_time_total for e in mm), sum(e.flops for e in mm)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8, max_name_column_width=32))
+    print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=12,
+                                                             max_name_column_width=28, max_shapes_column_width=60))
     print(f"DSID stack (22 folds, D=512, {epochs} epochs): bmm + baddbmm {100 * mm_us / total:.0f}% of the profiled "
           f"CPU time at {mm_flops / mm_us / 1e3:.1f} GFLOP/s; fp32 matmul rate of this CPU "
           f"{matmul_rate(torch.float32):.1f} GFLOP/s")
